@@ -1,0 +1,13 @@
+//! The ferrovs packet path.
+//!
+//! Owns everything a worker touches per packet: typed views over packet bytes ([`wire`]),
+//! the shared flow table ([`flow`]), the schedulers ([`sched`]), the published snapshot
+//! of services, routes and neighbors ([`snapshot`]), the burst-processing pipeline
+//! ([`pipeline`]), per-worker counters ([`counters`]) and, behind the `dpdk` feature, the
+//! safe DPDK layer ([`dpdk`]) and the worker loop ([`worker`]).
+//!
+//! Invariants: nothing reachable from `pipeline::process_burst` allocates, locks, logs or
+//! makes a system call; every packet that is not forwarded is counted under one
+//! [`counters::DropReason`]. All packet logic is plain Rust over byte buffers, so it is
+//! tested without DPDK.
+pub mod wire;

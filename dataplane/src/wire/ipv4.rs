@@ -1,0 +1,267 @@
+//! IPv4 headers (RFC 791), options allowed; also the outer header of IP-in-IP (protocol 4).
+use super::{checksum, get_u16, set_u16, Error, Result};
+use core::net::Ipv4Addr;
+
+mod field {
+    pub const VER_IHL: usize = 0;
+    pub const TOS: usize = 1;
+    pub const LENGTH: usize = 2;
+    pub const IDENT: usize = 4;
+    pub const FLG_OFF: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+}
+pub const HEADER_LEN: usize = 20;
+
+/// IP protocol numbers ferrovs handles.
+pub struct IpProtocol;
+impl IpProtocol {
+    pub const ICMP: u8 = 1;
+    pub const IPIP: u8 = 4;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+}
+
+/// A view of an IPv4 packet.
+#[derive(Debug, Clone)]
+pub struct Ipv4Packet<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
+    }
+    /// Checks version 4, `20 <= IHL*4 <= total length <= buffer length`.
+    /// Trailing bytes past the total length (Ethernet padding) are allowed and ignored.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = Self::new_unchecked(buffer);
+        let b = p.buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if b[field::VER_IHL] >> 4 != 4 {
+            return Err(Error::Unsupported);
+        }
+        let hl = p.header_len();
+        if hl < HEADER_LEN || hl > b.len() {
+            return Err(Error::BadHeaderLen);
+        }
+        let tl = p.total_len() as usize;
+        if tl < hl || tl > b.len() {
+            return Err(Error::BadTotalLen);
+        }
+        Ok(p)
+    }
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_IHL] >> 4
+    }
+    /// Header length in bytes (IHL * 4).
+    pub fn header_len(&self) -> usize {
+        ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
+    }
+    pub fn tos(&self) -> u8 {
+        self.buffer.as_ref()[field::TOS]
+    }
+    pub fn total_len(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::LENGTH)
+    }
+    pub fn ident(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::IDENT)
+    }
+    pub fn dont_frag(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLG_OFF) & 0x4000 != 0
+    }
+    pub fn more_frags(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLG_OFF) & 0x2000 != 0
+    }
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> u16 {
+        (get_u16(self.buffer.as_ref(), field::FLG_OFF) & 0x1fff) * 8
+    }
+    /// True for any fragment (first, middle or last).
+    pub fn is_fragment(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLG_OFF) & 0x3fff != 0
+    }
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[field::TTL]
+    }
+    pub fn protocol(&self) -> u8 {
+        self.buffer.as_ref()[field::PROTOCOL]
+    }
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::CHECKSUM)
+    }
+    pub fn src(&self) -> Ipv4Addr {
+        let b = self.buffer.as_ref();
+        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+    }
+    pub fn dst(&self) -> Ipv4Addr {
+        let b = self.buffer.as_ref();
+        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+    }
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
+    }
+    /// True if the header checksum verifies.
+    pub fn verify_checksum(&self) -> bool {
+        checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
+    }
+    /// The payload up to the total length (padding excluded).
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..self.total_len() as usize]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Sets version 4 and the header length in bytes (a multiple of 4, 20..=60).
+    pub fn set_version_and_len(&mut self, header_len: usize) {
+        self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
+    }
+    pub fn set_tos(&mut self, v: u8) {
+        self.buffer.as_mut()[field::TOS] = v;
+    }
+    pub fn set_total_len(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), field::LENGTH, v);
+    }
+    pub fn set_ident(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), field::IDENT, v);
+    }
+    /// Sets the flags and fragment offset word: DF, MF, offset in bytes (multiple of 8).
+    pub fn set_frag(&mut self, df: bool, mf: bool, offset: u16) {
+        let v = ((df as u16) << 14) | ((mf as u16) << 13) | (offset / 8);
+        set_u16(self.buffer.as_mut(), field::FLG_OFF, v);
+    }
+    pub fn set_ttl(&mut self, v: u8) {
+        self.buffer.as_mut()[field::TTL] = v;
+    }
+    pub fn set_protocol(&mut self, v: u8) {
+        self.buffer.as_mut()[field::PROTOCOL] = v;
+    }
+    pub fn set_checksum(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+    pub fn set_src(&mut self, a: Ipv4Addr) {
+        self.buffer.as_mut()[field::SRC..field::SRC + 4].copy_from_slice(&a.octets());
+    }
+    pub fn set_dst(&mut self, a: Ipv4Addr) {
+        self.buffer.as_mut()[field::DST..field::DST + 4].copy_from_slice(&a.octets());
+    }
+    /// Recomputes the header checksum from scratch.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let hl = self.header_len();
+        let c = checksum::checksum(&self.buffer.as_ref()[..hl]);
+        self.set_checksum(c);
+    }
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (h, t) = (self.header_len(), self.total_len() as usize);
+        &mut self.buffer.as_mut()[h..t]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rustfmt::skip]
+    const PACKET: [u8; 28] = [
+        0x46, 0x10, 0x00, 0x1c,  // v4, IHL 6, TOS 0x10, length 28
+        0x12, 0x34, 0x40, 0x00,  // ident, DF
+        0x40, 0x11, 0x00, 0x00,  // TTL 64, UDP, checksum (filled below)
+        0xc0, 0x00, 0x02, 0x01,  // 192.0.2.1
+        0xcb, 0x00, 0x71, 0x0a,  // 203.0.113.10
+        0x01, 0x01, 0x01, 0x00,  // options: NOP NOP NOP EOL
+        0xaa, 0xbb, 0xcc, 0xdd,  // payload
+    ];
+
+    fn fixture() -> [u8; 28] {
+        let mut b = PACKET;
+        let c = checksum::checksum(&b[..24]);
+        b[10..12].copy_from_slice(&c.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn read_fields() {
+        let b = fixture();
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(p.version(), 4);
+        assert_eq!(p.header_len(), 24);
+        assert_eq!(p.tos(), 0x10);
+        assert_eq!(p.total_len(), 28);
+        assert_eq!(p.ident(), 0x1234);
+        assert!(p.dont_frag() && !p.more_frags() && !p.is_fragment());
+        assert_eq!(p.frag_offset(), 0);
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.protocol(), IpProtocol::UDP);
+        assert_eq!(p.src(), Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(p.dst(), Ipv4Addr::new(203, 0, 113, 10));
+        assert_eq!(p.options(), &[1, 1, 1, 0]);
+        assert_eq!(p.payload(), &[0xaa, 0xbb, 0xcc, 0xdd]);
+        assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn build_fixture() {
+        let mut b = [0u8; 28];
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_version_and_len(24);
+        p.set_tos(0x10);
+        p.set_total_len(28);
+        p.set_ident(0x1234);
+        p.set_frag(true, false, 0);
+        p.set_ttl(64);
+        p.set_protocol(IpProtocol::UDP);
+        p.set_src(Ipv4Addr::new(192, 0, 2, 1));
+        p.set_dst(Ipv4Addr::new(203, 0, 113, 10));
+        b[20..24].copy_from_slice(&[1, 1, 1, 0]);
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
+        p.fill_checksum();
+        assert_eq!(b, fixture());
+    }
+
+    #[test]
+    fn fragments() {
+        let mut b = fixture();
+        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
+        p.set_frag(false, true, 1480);
+        assert!(p.is_fragment() && p.more_frags());
+        assert_eq!(p.frag_offset(), 1480);
+    }
+
+    #[test]
+    fn rejects() {
+        let b = fixture();
+        assert_eq!(Ipv4Packet::new_checked(&b[..19]).unwrap_err(), Error::Truncated);
+        let mut v6 = b;
+        v6[0] = 0x60;
+        assert_eq!(Ipv4Packet::new_checked(&v6[..]).unwrap_err(), Error::Unsupported);
+        let mut ihl = b;
+        ihl[0] = 0x44;
+        assert_eq!(Ipv4Packet::new_checked(&ihl[..]).unwrap_err(), Error::BadHeaderLen);
+        let mut ihl = b;
+        ihl[0] = 0x4f; // 60 bytes > buffer
+        assert_eq!(Ipv4Packet::new_checked(&ihl[..]).unwrap_err(), Error::BadHeaderLen);
+        let mut tl = b;
+        tl[3] = 29;
+        assert_eq!(Ipv4Packet::new_checked(&tl[..]).unwrap_err(), Error::BadTotalLen);
+        tl[3] = 23; // shorter than the header
+        assert_eq!(Ipv4Packet::new_checked(&tl[..]).unwrap_err(), Error::BadTotalLen);
+    }
+
+    #[test]
+    fn padding_ignored() {
+        let mut b = [0u8; 40];
+        b[..28].copy_from_slice(&fixture());
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(p.payload().len(), 4);
+    }
+}
