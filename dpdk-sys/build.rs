@@ -57,6 +57,7 @@ fn main() {
         .allowlist_function("ferrovs_.*")
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*")
+        .allowlist_var("RING_F_.*")
         // packed + aligned: rustc rejects them (E0588); ferrovs parses ARP itself.
         .opaque_type("rte_arp_hdr")
         .opaque_type("rte_arp_ipv4")

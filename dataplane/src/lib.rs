@@ -11,3 +11,7 @@
 //! [`counters::DropReason`]. All packet logic is plain Rust over byte buffers, so it is
 //! tested without DPDK.
 pub mod wire;
+pub mod buf;
+pub mod pcap;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
