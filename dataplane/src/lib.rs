@@ -15,3 +15,7 @@ pub mod buf;
 pub mod pcap;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod flow;
+pub mod sched;
+pub mod fastmap;
+pub mod snapshot;

@@ -1,0 +1,939 @@
+//! The shared, fixed-capacity, lock-free flow table.
+//!
+//! # Layout
+//! * `entries`: `capacity` entries of one cache line (64 B) each, preallocated. An entry
+//!   holds the flow (client, VIP, backend, service, mode, TCP state, times) in atomic
+//!   words, so concurrent access is never a data race.
+//! * `slots`: the index, `4 * capacity` rounded up to a power of two, in buckets of 8
+//!   slots (one cache line). A slot is `signature:24 | generation:8 | direction:1 | entry:31`,
+//!   0 = empty. The generation bits make each incarnation of an entry's slot distinct (no ABA).
+//!   A key hashes to two buckets (primary and alternate); its slot is in one of them.
+//!   A NAT flow has two slots (client side and backend side), a DR/TUN flow one.
+//!
+//! Memory per flow: 64 B entry + 4 slots * 8 B = 96 B (up to 128 B where power-of-two
+//! rounding doubles the index), see [`BYTES_PER_FLOW`].
+//!
+//! # Protocol
+//! * **Entries** are guarded by a seqlock generation in word 0 (`gen:32 | state:8 | ...`).
+//!   A writer makes `gen` odd, writes the fields, then makes it even (Release). A reader
+//!   loads word 0 (Acquire), reads the fields, fences, re-reads word 0: if `gen` is odd
+//!   or changed, the read is discarded. So a reader never uses a torn entry, even when
+//!   the entry is freed and reused under it.
+//! * **State changes** are a CAS of word 0 that keeps `gen`: a CAS against a stale
+//!   handle fails once the entry was freed or reused, so it never touches another flow.
+//! * **Lookup** hashes the key, scans both buckets for the signature, validates the entry
+//!   and compares the key. Wait-free: at most 16 slots and a bounded number of retries.
+//! * **Insert** takes a free entry (tagged Treiber stack), writes it, and CASes an empty
+//!   slot (0 -> value). It then rescans both buckets: if another slot holds the same key
+//!   (a racing insert of the same flow), it withdraws its own slot and retries, so the
+//!   table ends with one flow and one backend choice. Two racers that both withdraw retry;
+//!   after a few rounds the insert reports `Contended` and the caller decides statelessly.
+//!   A full table or two full buckets fail fast with `Full`; nothing is ever evicted.
+//! * An entry is PENDING from its write until all its slots are published: visible to
+//!   lookups (so racing inserts see it) but not removable, so a remover can never miss a
+//!   slot that is being published.
+//! * **Remove** CASes word 0 from (gen, live state) to (gen + 1, Free): exactly one remover
+//!   wins. The winner clears the entry's slots (CAS slot -> 0), makes `gen` even and
+//!   pushes the entry on the free stack.
+//! * **Few writes:** a packet of an existing flow writes nothing unless its state changes,
+//!   except `last_seen`, which is stored at most once per second per flow.
+use super::state::{FlowState, Timeouts};
+use core::net::Ipv4Addr;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+/// Bytes of table memory per flow of capacity (entry plus its share of the index),
+/// before power-of-two rounding of the index.
+pub const BYTES_PER_FLOW: usize = 64 + SLOTS_PER_FLOW * 8;
+const SLOTS_PER_FLOW: usize = 4;
+const BUCKET: usize = 8;
+const MAX_INSERT_ROUNDS: usize = 4;
+const MAX_READ_RETRIES: usize = 4;
+const DIR_BIT: u64 = 1 << 31;
+/// Meta flag: the insert is still publishing its slots; the flow cannot be removed yet.
+const PENDING: u64 = 1 << 1;
+const SIG_MASK: u64 = 0xffff_ff00_0000_0000;
+
+/// The slot value of entry `idx` (generation `gen`, even) for a key with signature `sig`.
+#[inline(always)]
+fn slot_value(sig: u32, gen: u32, dir: Direction, idx: u32) -> u64 {
+    ((sig as u64) << 32) & SIG_MASK
+        | (((gen >> 1) & 0xff) as u64) << 32
+        | if dir == Direction::Reverse { DIR_BIT } else { 0 }
+        | idx as u64
+}
+const IDX_MASK: u64 = DIR_BIT - 1;
+const NIL: u32 = u32::MAX;
+
+/// A 5-tuple as seen on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub src_port: u16,
+    pub dst: Ipv4Addr,
+    pub dst_port: u16,
+}
+
+impl FlowKey {
+    #[inline(always)]
+    fn words(&self) -> (u64, u64) {
+        (
+            ((self.src.to_bits() as u64) << 32) | self.dst.to_bits() as u64,
+            ((self.src_port as u64) << 32) | ((self.dst_port as u64) << 16) | self.protocol as u64,
+        )
+    }
+}
+
+/// Which side of a flow a key matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// client -> VIP
+    Forward,
+    /// backend -> client (NAT replies)
+    Reverse,
+}
+
+/// What a new flow is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowInit {
+    pub protocol: u8,
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    pub backend: Ipv4Addr,
+    pub backend_port: u16,
+    /// Index of the service in the snapshot that created it.
+    pub service: u16,
+    /// Identity of the backend, stable across snapshots.
+    pub backend_id: u32,
+    /// Forwarding mode (`snapshot::Forward as u8`).
+    pub mode: u8,
+    /// True for NAT: the backend-side key is indexed too.
+    pub reverse: bool,
+    pub state: FlowState,
+}
+
+impl FlowInit {
+    pub fn forward_key(&self) -> FlowKey {
+        FlowKey { protocol: self.protocol, src: self.client, src_port: self.client_port, dst: self.vip, dst_port: self.vport }
+    }
+    pub fn reverse_key(&self) -> FlowKey {
+        FlowKey { protocol: self.protocol, src: self.backend, src_port: self.backend_port, dst: self.client, dst_port: self.client_port }
+    }
+}
+
+/// A consistent copy of a flow, as read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowInfo {
+    pub init: FlowInit,
+    pub state: FlowState,
+    pub created: u32,
+    pub last_seen: u32,
+}
+
+/// A handle to a live flow found by a lookup: a snapshot of its fields plus what is
+/// needed to update it (entry index and generation).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowRef {
+    pub idx: u32,
+    meta: u64,
+    pub dir: Direction,
+    pub info: FlowInfo,
+}
+
+impl FlowRef {
+    pub fn state(&self) -> FlowState {
+        self.info.state
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// This call created the flow.
+    New(FlowRef),
+    /// The flow already existed (another worker created it first): use it.
+    Existing(FlowRef),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error("flow table full")]
+    Full,
+    #[error("the backend-side key belongs to another flow")]
+    Conflict,
+    #[error("insert lost too many races")]
+    Contended,
+}
+
+impl PartialEq for FlowRef {
+    fn eq(&self, o: &Self) -> bool {
+        self.idx == o.idx && self.meta == o.meta && self.dir == o.dir
+    }
+}
+impl Eq for FlowRef {}
+
+#[repr(C, align(64))]
+#[derive(Default)]
+struct Entry {
+    /// gen:32 | state:8 | mode:8 | protocol:8 | reverse:8
+    meta: AtomicU64,
+    /// client:32 | vip:32
+    addrs: AtomicU64,
+    /// client_port:16 | vport:16 | backend_port:16 | service:16
+    ports: AtomicU64,
+    /// backend:32 | backend_id:32
+    backend: AtomicU64,
+    /// last_seen:32 | created:32
+    times: AtomicU64,
+    /// next free entry (free stack link)
+    next: AtomicU32,
+}
+
+#[inline(always)]
+fn gen_of(meta: u64) -> u32 {
+    (meta >> 32) as u32
+}
+#[inline(always)]
+fn state_of(meta: u64) -> FlowState {
+    FlowState::from_u8((meta >> 24) as u8)
+}
+#[inline(always)]
+fn with_state(meta: u64, s: FlowState) -> u64 {
+    (meta & !(0xff << 24)) | ((s as u64) << 24)
+}
+
+/// The shared flow table. `Sync`: every method takes `&self`.
+pub struct FlowTable {
+    entries: Box<[Entry]>,
+    slots: Box<[AtomicU64]>,
+    bucket_mask: usize,
+    /// tag:32 | index:32 (NIL = empty)
+    free_head: AtomicU64,
+    live: AtomicUsize,
+    sweep_cursor: AtomicUsize,
+    seed: u64,
+}
+
+impl FlowTable {
+    /// Preallocates a table for `capacity` flows (at least 1, at most 2^31 - 1).
+    pub fn new(capacity: usize) -> FlowTable {
+        let capacity = capacity.clamp(1, IDX_MASK as usize);
+        let nslots = (capacity * SLOTS_PER_FLOW).next_power_of_two().max(BUCKET * 2);
+        let entries: Box<[Entry]> = (0..capacity).map(|_| Entry::default()).collect();
+        for (i, e) in entries.iter().enumerate() {
+            e.next.store(if i + 1 < capacity { i as u32 + 1 } else { NIL }, Relaxed);
+        }
+        let slots: Box<[AtomicU64]> = (0..nslots).map(|_| AtomicU64::new(0)).collect();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        FlowTable {
+            entries,
+            slots,
+            bucket_mask: nslots / BUCKET - 1,
+            free_head: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            seed,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+    /// Flows currently in the table.
+    pub fn len(&self) -> usize {
+        self.live.load(Relaxed)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes allocated by the table.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<Entry>() + self.slots.len() * 8
+    }
+
+    /// The hash of a key: the signature (never 0) and the two bucket indexes.
+    #[inline(always)]
+    pub fn hash(&self, k: &FlowKey) -> (u32, usize, usize) {
+        let (a, b) = k.words();
+        let h = mix(a ^ self.seed, b.wrapping_add(self.seed.rotate_left(29)));
+        let sig = ((h >> 32) as u32) | 1;
+        let b1 = (h as usize) & self.bucket_mask;
+        let b2 = (b1 ^ (sig.wrapping_mul(0x5bd1_e995) as usize)) & self.bucket_mask;
+        let b2 = if b2 == b1 { (b1 + 1) & self.bucket_mask } else { b2 };
+        (sig, b1, b2)
+    }
+
+    /// Prefetches the buckets of a hashed key (batched lookups do this for a whole burst).
+    #[inline(always)]
+    pub fn prefetch(&self, b1: usize, b2: usize) {
+        prefetch(&self.slots[b1 * BUCKET]);
+        prefetch(&self.slots[b2 * BUCKET]);
+    }
+
+    /// Looks a key up.
+    #[inline]
+    pub fn lookup(&self, k: &FlowKey) -> Option<FlowRef> {
+        let h = self.hash(k);
+        self.lookup_hashed(k, h)
+    }
+
+    /// Looks up a key whose hash the caller computed (and whose buckets it prefetched).
+    #[inline]
+    pub fn lookup_hashed(&self, k: &FlowKey, (sig, b1, b2): (u32, usize, usize)) -> Option<FlowRef> {
+        for _ in 0..MAX_READ_RETRIES {
+            match self.scan(k, sig, b1, b2, None) {
+                Scan::Found(r, _) => return Some(r),
+                Scan::Missing => return None,
+                Scan::Retry => continue,
+            }
+        }
+        None
+    }
+
+    /// Looks up a burst of keys: hashes all, prefetches all buckets, then probes.
+    pub fn lookup_burst(&self, keys: &[FlowKey], out: &mut [Option<FlowRef>]) {
+        let mut hashes = [(0u32, 0usize, 0usize); 64];
+        for chunk in (0..keys.len()).step_by(64) {
+            let end = (chunk + 64).min(keys.len());
+            for i in chunk..end {
+                let h = self.hash(&keys[i]);
+                self.prefetch(h.1, h.2);
+                hashes[i - chunk] = h;
+            }
+            for i in chunk..end {
+                out[i] = self.lookup_hashed(&keys[i], hashes[i - chunk]);
+            }
+        }
+    }
+
+    /// Scans both buckets for `k`. `skip` ignores one slot position (our own, on the
+    /// post-insert rescan).
+    #[inline(always)]
+    fn scan(&self, k: &FlowKey, sig: u32, b1: usize, b2: usize, skip: Option<usize>) -> Scan {
+        let mut retry = false;
+        for b in [b1, b2] {
+            for pos in b * BUCKET..(b + 1) * BUCKET {
+                let v = self.slots[pos].load(Acquire);
+                if v == 0 || v & SIG_MASK != ((sig as u64) << 32) & SIG_MASK || Some(pos) == skip {
+                    continue;
+                }
+                let dir = if v & DIR_BIT != 0 { Direction::Reverse } else { Direction::Forward };
+                let idx = (v & IDX_MASK) as u32;
+                match self.read(idx) {
+                    // A slot left by an earlier incarnation of this entry: not this flow.
+                    Some((meta, _)) if slot_value(sig, gen_of(meta), dir, idx) != v => {}
+                    Some((meta, info)) => {
+                        let key = match dir {
+                            Direction::Forward => info.init.forward_key(),
+                            Direction::Reverse => info.init.reverse_key(),
+                        };
+                        if key == *k {
+                            return Scan::Found(FlowRef { idx, meta, dir, info }, pos);
+                        }
+                    }
+                    // Being written or freed: the slot is about to be published or removed.
+                    None => retry = true,
+                }
+            }
+        }
+        if retry {
+            Scan::Retry
+        } else {
+            Scan::Missing
+        }
+    }
+
+    /// Reads entry `idx` consistently (seqlock), or None if it is free or being written.
+    #[inline(always)]
+    fn read(&self, idx: u32) -> Option<(u64, FlowInfo)> {
+        let e = &self.entries[idx as usize];
+        let m1 = e.meta.load(Acquire);
+        if gen_of(m1) & 1 == 1 || state_of(m1) == FlowState::Free {
+            return None;
+        }
+        let addrs = e.addrs.load(Relaxed);
+        let ports = e.ports.load(Relaxed);
+        let backend = e.backend.load(Relaxed);
+        let times = e.times.load(Relaxed);
+        fence(Acquire);
+        let m2 = e.meta.load(Relaxed);
+        if gen_of(m1) != gen_of(m2) || state_of(m2) == FlowState::Free {
+            return None;
+        }
+        let init = FlowInit {
+            protocol: (m2 >> 8) as u8,
+            client: Ipv4Addr::from_bits((addrs >> 32) as u32),
+            vip: Ipv4Addr::from_bits(addrs as u32),
+            client_port: (ports >> 48) as u16,
+            vport: (ports >> 32) as u16,
+            backend_port: (ports >> 16) as u16,
+            service: ports as u16,
+            backend: Ipv4Addr::from_bits((backend >> 32) as u32),
+            backend_id: backend as u32,
+            mode: (m2 >> 16) as u8,
+            reverse: m2 & 1 != 0,
+            state: state_of(m2),
+        };
+        Some((m2, FlowInfo { init, state: state_of(m2), created: times as u32, last_seen: (times >> 32) as u32 }))
+    }
+
+    /// Creates a flow, or finds the one a racing worker created first.
+    pub fn insert(&self, init: &FlowInit, now: u32) -> Result<Inserted, InsertError> {
+        let fk = init.forward_key();
+        let fh = self.hash(&fk);
+        for _ in 0..MAX_INSERT_ROUNDS {
+            if let Some(r) = self.lookup_hashed(&fk, fh) {
+                return Ok(Inserted::Existing(r));
+            }
+            let idx = self.pop_free().ok_or(InsertError::Full)?;
+            let meta = self.write_entry(idx, init, now);
+            self.live.fetch_add(1, Relaxed);
+            match self.publish(&fk, fh, idx, gen_of(meta), Direction::Forward) {
+                Publish::Done(pos, fv) => {
+                    if init.reverse {
+                        let rk = init.reverse_key();
+                        match self.publish(&rk, self.hash(&rk), idx, gen_of(meta), Direction::Reverse) {
+                            Publish::Done(..) => {}
+                            other => {
+                                self.unpublish(pos, fv);
+                                self.release(idx, meta);
+                                match other {
+                                    Publish::Full => return Err(InsertError::Full),
+                                    Publish::Raced => return Err(InsertError::Conflict),
+                                    _ => continue,
+                                }
+                            }
+                        }
+                    }
+                    let meta = self.commit(idx, meta);
+                    let info = self.read(idx).map(|(_, i)| i).unwrap_or(FlowInfo {
+                        init: *init,
+                        state: init.state,
+                        created: now,
+                        last_seen: now,
+                    });
+                    return Ok(Inserted::New(FlowRef { idx, meta, dir: Direction::Forward, info }));
+                }
+                Publish::Full => {
+                    self.release(idx, meta);
+                    return Err(InsertError::Full);
+                }
+                Publish::Raced | Publish::Busy => {
+                    self.release(idx, meta);
+                }
+            }
+        }
+        Err(InsertError::Contended)
+    }
+
+    /// Writes a fresh entry (exclusively ours: just popped) and returns its meta word.
+    fn write_entry(&self, idx: u32, f: &FlowInit, now: u32) -> u64 {
+        let e = &self.entries[idx as usize];
+        let g = gen_of(e.meta.load(Relaxed));
+        let odd = g.wrapping_add(1) | 1;
+        e.meta.store((odd as u64) << 32, Relaxed);
+        fence(Release);
+        e.addrs.store(((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64, Relaxed);
+        e.ports.store(
+            ((f.client_port as u64) << 48) | ((f.vport as u64) << 32) | ((f.backend_port as u64) << 16) | f.service as u64,
+            Relaxed,
+        );
+        e.backend.store(((f.backend.to_bits() as u64) << 32) | f.backend_id as u64, Relaxed);
+        e.times.store(((now as u64) << 32) | now as u64, Relaxed);
+        let even = odd.wrapping_add(1);
+        let meta = ((even as u64) << 32)
+            | ((f.state as u64) << 24)
+            | ((f.mode as u64) << 16)
+            | ((f.protocol as u64) << 8)
+            | PENDING
+            | f.reverse as u64;
+        e.meta.store(meta, Release);
+        meta
+    }
+
+    /// Clears PENDING once every slot of the flow is published. Nobody else can free
+    /// the entry while it is pending, so the generation cannot change under us.
+    fn commit(&self, idx: u32, meta: u64) -> u64 {
+        let e = &self.entries[idx as usize];
+        let mut cur = meta;
+        loop {
+            match e.meta.compare_exchange_weak(cur, cur & !PENDING, AcqRel, Acquire) {
+                Ok(_) => return cur & !PENDING,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Publishes a slot for `k` -> `idx`, then checks no other slot holds the same key:
+    /// `Raced` if one does (we withdrew ours), `Busy` if the check could not settle
+    /// (an entry in the buckets is being written or removed right now).
+    fn publish(&self, k: &FlowKey, (sig, b1, b2): (u32, usize, usize), idx: u32, gen: u32, dir: Direction) -> Publish {
+        let v = slot_value(sig, gen, dir, idx);
+        let mut placed = None;
+        'outer: for b in [b1, b2] {
+            for pos in b * BUCKET..(b + 1) * BUCKET {
+                if self.slots[pos].load(Relaxed) == 0
+                    && self.slots[pos].compare_exchange(0, v, SeqCst, Relaxed).is_ok()
+                {
+                    placed = Some(pos);
+                    break 'outer;
+                }
+            }
+        }
+        let Some(pos) = placed else { return Publish::Full };
+        // Rescan: a racing insert of the same key may have published elsewhere.
+        for _ in 0..MAX_READ_RETRIES {
+            match self.scan(k, sig, b1, b2, Some(pos)) {
+                Scan::Missing => return Publish::Done(pos, v),
+                Scan::Found(..) => {
+                    self.unpublish(pos, v);
+                    return Publish::Raced;
+                }
+                Scan::Retry => std::hint::spin_loop(),
+            }
+        }
+        self.unpublish(pos, v);
+        Publish::Busy
+    }
+
+    fn unpublish(&self, pos: usize, v: u64) {
+        let _ = self.slots[pos].compare_exchange(v, 0, SeqCst, Relaxed);
+    }
+
+    /// Takes back an entry whose insert failed. Unless a concurrent remover already took
+    /// it (it was briefly visible), mark it free and push it on the free stack: the CAS
+    /// makes exactly one of us free it.
+    fn release(&self, idx: u32, meta: u64) {
+        let e = &self.entries[idx as usize];
+        let free = (gen_of(meta).wrapping_add(2) as u64) << 32;
+        let mut cur = e.meta.load(Acquire);
+        // Another worker may have changed the state meanwhile (same generation): still ours.
+        while gen_of(cur) == gen_of(meta) && state_of(cur) != FlowState::Free {
+            match e.meta.compare_exchange(cur, free, SeqCst, Acquire) {
+                Ok(_) => {
+                    self.live.fetch_sub(1, Relaxed);
+                    self.push_free(idx);
+                    return;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Applies a TCP state transition computed by the caller. Writes only on change and
+    /// only if the flow is still the one `r` refers to. Returns the state now in force.
+    #[inline]
+    pub fn set_state(&self, r: &mut FlowRef, new: FlowState) -> Option<FlowState> {
+        if new == r.info.state {
+            return Some(new);
+        }
+        let e = &self.entries[r.idx as usize];
+        let want = with_state(r.meta, new);
+        match e.meta.compare_exchange(r.meta, want, AcqRel, Acquire) {
+            Ok(_) => {
+                r.meta = want;
+                r.info.state = new;
+                Some(new)
+            }
+            Err(cur) if gen_of(cur) == gen_of(r.meta) && state_of(cur) != FlowState::Free => {
+                // Another worker changed the state first; take theirs.
+                r.meta = cur;
+                r.info.state = state_of(cur);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Stores `now` as the flow's last-seen time if it moved by a second or more.
+    #[inline(always)]
+    pub fn touch(&self, r: &FlowRef, now: u32) {
+        if now.wrapping_sub(r.info.last_seen) >= 1 {
+            let e = &self.entries[r.idx as usize];
+            let t = e.times.load(Relaxed);
+            if ((t >> 32) as u32) < now && gen_of(e.meta.load(Relaxed)) == gen_of(r.meta) {
+                e.times.store(((now as u64) << 32) | (t & 0xffff_ffff), Relaxed);
+            }
+        }
+    }
+
+    /// Removes the flow `r` refers to. Returns its last state if this call removed it
+    /// (exactly one caller wins), None if it was already gone.
+    pub fn remove(&self, r: &FlowRef) -> Option<FlowInfo> {
+        self.remove_idx(r.idx, Some(gen_of(r.meta)))
+    }
+
+    fn remove_idx(&self, idx: u32, want_gen: Option<u32>) -> Option<FlowInfo> {
+        let e = &self.entries[idx as usize];
+        loop {
+            let m = e.meta.load(Acquire);
+            let g = gen_of(m);
+            if g & 1 == 1 || m & PENDING != 0 || state_of(m) == FlowState::Free || want_gen.is_some_and(|w| w != g) {
+                return None;
+            }
+            let (_, info) = self.read(idx)?;
+            let dying = (g.wrapping_add(1) as u64) << 32;
+            if e.meta.compare_exchange(m, dying, SeqCst, Relaxed).is_err() {
+                continue; // state changed meanwhile: re-read
+            }
+            // We own the removal. Clear the index slots, then free the entry.
+            self.clear_slot(&info.init.forward_key(), idx, g, Direction::Forward);
+            if info.init.reverse {
+                self.clear_slot(&info.init.reverse_key(), idx, g, Direction::Reverse);
+            }
+            e.meta.store((g.wrapping_add(2) as u64) << 32, Release);
+            self.live.fetch_sub(1, Relaxed);
+            self.push_free(idx);
+            return Some(FlowInfo { state: state_of(m), ..info });
+        }
+    }
+
+    fn clear_slot(&self, k: &FlowKey, idx: u32, gen: u32, dir: Direction) {
+        let (sig, b1, b2) = self.hash(k);
+        let want = slot_value(sig, gen, dir, idx);
+        for b in [b1, b2] {
+            for pos in b * BUCKET..(b + 1) * BUCKET {
+                if self.slots[pos].load(SeqCst) == want {
+                    let _ = self.slots[pos].compare_exchange(want, 0, SeqCst, Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn pop_free(&self) -> Option<u32> {
+        let mut head = self.free_head.load(Acquire);
+        loop {
+            let idx = head as u32;
+            // Initially all entries are chained from 0; head word 0 means (tag 0, index 0).
+            if idx == NIL {
+                return None;
+            }
+            let next = self.entries[idx as usize].next.load(Relaxed);
+            let new = (((head >> 32) + 1) << 32) | next as u64;
+            match self.free_head.compare_exchange_weak(head, new, AcqRel, Acquire) {
+                Ok(_) => return Some(idx),
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    fn push_free(&self, idx: u32) {
+        let mut head = self.free_head.load(Acquire);
+        loop {
+            self.entries[idx as usize].next.store(head as u32, Relaxed);
+            let new = (((head >> 32) + 1) << 32) | idx as u64;
+            match self.free_head.compare_exchange_weak(head, new, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Expires flows idle past their state's timeout, examining at most `budget` entries
+    /// from where the last sweep stopped. Calls `on_expire` for each removed flow (the
+    /// caller releases the backend's connection count). Returns how many it removed.
+    pub fn sweep(&self, now: u32, t: &Timeouts, budget: usize, mut on_expire: impl FnMut(&FlowInfo)) -> usize {
+        let n = self.entries.len();
+        let start = self.sweep_cursor.fetch_add(budget, Relaxed) % n;
+        let mut removed = 0;
+        for i in 0..budget.min(n) {
+            let idx = ((start + i) % n) as u32;
+            let Some((meta, info)) = self.read(idx) else { continue };
+            let idle = now.saturating_sub(info.last_seen);
+            if idle > t.for_state(info.state) {
+                if let Some(gone) = self.remove_idx(idx, Some(gen_of(meta))) {
+                    on_expire(&gone);
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Calls `f` for every live flow (management plane; not a consistent snapshot of the
+    /// whole table, but each flow is read consistently).
+    pub fn for_each(&self, mut f: impl FnMut(&FlowInfo)) {
+        for idx in 0..self.entries.len() as u32 {
+            if let Some((_, info)) = self.read(idx) {
+                f(&info);
+            }
+        }
+    }
+
+    /// Removes every flow for which `pred` holds; calls `on_remove` for each.
+    pub fn remove_where(&self, pred: impl Fn(&FlowInfo) -> bool, mut on_remove: impl FnMut(&FlowInfo)) -> usize {
+        let mut n = 0;
+        for idx in 0..self.entries.len() as u32 {
+            if let Some((meta, info)) = self.read(idx) {
+                if pred(&info) {
+                    if let Some(gone) = self.remove_idx(idx, Some(gen_of(meta))) {
+                        on_remove(&gone);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+enum Scan {
+    Found(FlowRef, #[allow(dead_code)] usize),
+    Missing,
+    Retry,
+}
+
+enum Publish {
+    Done(usize, u64),
+    Full,
+    Raced,
+    Busy,
+}
+
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let m = (a as u128).wrapping_mul((b ^ 0xe703_7ed1_a0b4_28db) as u128);
+    let h = (m as u64) ^ ((m >> 64) as u64);
+    let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 32)
+}
+
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const T as *const i8, core::arch::x86_64::_MM_HINT_T0)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nat(client_port: u16) -> FlowInit {
+        FlowInit {
+            protocol: 6,
+            client: Ipv4Addr::new(192, 0, 2, 1),
+            client_port,
+            vip: Ipv4Addr::new(203, 0, 113, 10),
+            vport: 80,
+            backend: Ipv4Addr::new(10, 1, 0, 10),
+            backend_port: 8080,
+            service: 3,
+            backend_id: 7,
+            mode: 0,
+            reverse: true,
+            state: FlowState::SynSent,
+        }
+    }
+
+    fn new_ref(r: Result<Inserted, InsertError>) -> FlowRef {
+        match r {
+            Ok(Inserted::New(r)) => r,
+            other => panic!("expected a new flow, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nat_flow_found_from_both_directions() {
+        let t = FlowTable::new(16);
+        let f = nat(40000);
+        let r = new_ref(t.insert(&f, 100));
+        assert_eq!(t.len(), 1);
+        let fwd = t.lookup(&f.forward_key()).unwrap();
+        assert_eq!((fwd.idx, fwd.dir), (r.idx, Direction::Forward));
+        assert_eq!(fwd.info.init, f);
+        assert_eq!((fwd.info.created, fwd.info.last_seen), (100, 100));
+        let rev = t.lookup(&f.reverse_key()).unwrap();
+        assert_eq!((rev.idx, rev.dir), (r.idx, Direction::Reverse));
+        // Other tuples miss.
+        assert!(t.lookup(&nat(40001).forward_key()).is_none());
+        let mut k = f.forward_key();
+        k.protocol = 17;
+        assert!(t.lookup(&k).is_none());
+    }
+
+    #[test]
+    fn dr_flow_only_client_side() {
+        let t = FlowTable::new(16);
+        let f = FlowInit { reverse: false, mode: 1, ..nat(1) };
+        new_ref(t.insert(&f, 0));
+        assert!(t.lookup(&f.forward_key()).is_some());
+        assert!(t.lookup(&f.reverse_key()).is_none());
+    }
+
+    #[test]
+    fn second_insert_returns_existing() {
+        let t = FlowTable::new(16);
+        let f = nat(1);
+        let a = new_ref(t.insert(&f, 0));
+        let other_backend = FlowInit { backend_id: 9, ..f };
+        match t.insert(&other_backend, 1) {
+            Ok(Inserted::Existing(r)) => {
+                assert_eq!(r.idx, a.idx);
+                assert_eq!(r.info.init.backend_id, 7, "the first backend choice stands");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn full_table_fails_fast_and_never_evicts() {
+        let t = FlowTable::new(4);
+        for p in 0..4 {
+            new_ref(t.insert(&nat(p), 0));
+        }
+        assert_eq!(t.insert(&nat(99), 0), Err(InsertError::Full));
+        for p in 0..4 {
+            assert!(t.lookup(&nat(p).forward_key()).is_some());
+        }
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn reverse_key_conflict_is_reported() {
+        let t = FlowTable::new(8);
+        let a = nat(5);
+        new_ref(t.insert(&a, 0));
+        // Same client ip:port to another VIP, NATed to the same backend ip:port.
+        let b = FlowInit { vip: Ipv4Addr::new(203, 0, 113, 11), ..a };
+        assert_eq!(t.insert(&b, 0), Err(InsertError::Conflict));
+        assert_eq!(t.len(), 1);
+        assert!(t.lookup(&b.forward_key()).is_none());
+    }
+
+    #[test]
+    fn remove_once_and_reuse() {
+        let t = FlowTable::new(2);
+        let f = nat(1);
+        let r = new_ref(t.insert(&f, 0));
+        assert!(t.remove(&r).is_some());
+        assert!(t.remove(&r).is_none(), "a second remove finds nothing");
+        assert!(t.lookup(&f.forward_key()).is_none());
+        assert!(t.lookup(&f.reverse_key()).is_none());
+        assert_eq!(t.len(), 0);
+        // The entry is reused; the stale handle cannot touch the new flow.
+        let g = nat(2);
+        let mut stale = r;
+        let r2 = new_ref(t.insert(&g, 5));
+        new_ref(t.insert(&nat(3), 5));
+        assert_eq!(t.insert(&nat(4), 5), Err(InsertError::Full));
+        assert!(t.set_state(&mut stale, FlowState::Closed).is_none());
+        assert!(t.remove(&stale).is_none());
+        assert_eq!(t.lookup(&g.forward_key()).unwrap().state(), FlowState::SynSent);
+        let _ = r2;
+    }
+
+    #[test]
+    fn state_changes_only_on_transition() {
+        let t = FlowTable::new(4);
+        let mut r = new_ref(t.insert(&nat(1), 0));
+        assert_eq!(t.set_state(&mut r, FlowState::SynSent), Some(FlowState::SynSent));
+        assert_eq!(t.set_state(&mut r, FlowState::Established), Some(FlowState::Established));
+        assert_eq!(t.lookup(&nat(1).reverse_key()).unwrap().state(), FlowState::Established);
+        // A handle with an old view loses the race and learns the current state.
+        let mut old = r;
+        old.meta = with_state(old.meta, FlowState::SynSent);
+        old.info.state = FlowState::SynSent;
+        assert_eq!(t.set_state(&mut old, FlowState::Closing), None);
+        assert_eq!(old.state(), FlowState::Established);
+    }
+
+    #[test]
+    fn touch_at_most_once_a_second() {
+        let t = FlowTable::new(4);
+        let r = new_ref(t.insert(&nat(1), 10));
+        t.touch(&r, 10);
+        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().info.last_seen, 10);
+        t.touch(&r, 12);
+        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().info.last_seen, 12);
+    }
+
+    #[test]
+    fn sweep_expires_by_state_timeout() {
+        let t = FlowTable::new(8);
+        let to = Timeouts { tcp_syn: 5, tcp_established: 50, tcp_closing: 10, udp: 20 };
+        let syn = new_ref(t.insert(&nat(1), 0));
+        let mut est = new_ref(t.insert(&nat(2), 0));
+        t.set_state(&mut est, FlowState::Established);
+        let udp = FlowInit { protocol: 17, state: FlowState::Udp, ..nat(3) };
+        new_ref(t.insert(&udp, 0));
+        let mut expired = Vec::new();
+        assert_eq!(t.sweep(5, &to, 8, |f| expired.push(f.init.client_port)), 0, "not past 5 s yet");
+        assert_eq!(t.sweep(6, &to, 8, |f| expired.push(f.init.client_port)), 1);
+        assert_eq!(expired, vec![1]);
+        assert!(t.lookup(&nat(1).forward_key()).is_none());
+        let _ = syn;
+        assert_eq!(t.sweep(21, &to, 8, |f| expired.push(f.init.client_port)), 1);
+        assert_eq!(t.sweep(51, &to, 8, |f| expired.push(f.init.client_port)), 1);
+        assert_eq!(expired, vec![1, 3, 2]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sweep_budget_is_incremental() {
+        let t = FlowTable::new(100);
+        for p in 0..100 {
+            new_ref(t.insert(&nat(p), 0));
+        }
+        let to = Timeouts { tcp_syn: 1, ..Default::default() };
+        let mut n = 0;
+        for _ in 0..10 {
+            let got = t.sweep(100, &to, 10, |_| {});
+            assert!(got <= 10);
+            n += got;
+        }
+        assert_eq!(n, 100);
+    }
+
+    #[test]
+    fn remove_where_and_for_each() {
+        let t = FlowTable::new(32);
+        for p in 0..10 {
+            new_ref(t.insert(&FlowInit { backend_id: (p % 2) as u32, ..nat(p) }, 0));
+        }
+        let mut seen = 0;
+        t.for_each(|_| seen += 1);
+        assert_eq!(seen, 10);
+        let mut gone = Vec::new();
+        assert_eq!(t.remove_where(|f| f.init.backend_id == 1, |f| gone.push(f.init.client_port)), 5);
+        gone.sort();
+        assert_eq!(gone, vec![1, 3, 5, 7, 9]);
+        assert_eq!(t.len(), 5);
+        for p in 0..10 {
+            assert_eq!(t.lookup(&nat(p).forward_key()).is_some(), p % 2 == 0);
+            assert_eq!(t.lookup(&nat(p).reverse_key()).is_some(), p % 2 == 0);
+        }
+    }
+
+    #[test]
+    fn burst_lookup_matches_single() {
+        let t = FlowTable::new(1000);
+        let keys: Vec<FlowKey> = (0..100).map(|p| nat(p).forward_key()).collect();
+        for p in (0..100).step_by(3) {
+            new_ref(t.insert(&nat(p), 0));
+        }
+        let mut out = vec![None; 100];
+        t.lookup_burst(&keys, &mut out);
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(o.is_some(), i % 3 == 0);
+            assert_eq!(o.map(|r| r.idx), t.lookup(&keys[i]).map(|r| r.idx));
+        }
+    }
+
+    #[test]
+    fn memory_per_flow() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        let t = FlowTable::new(1 << 16);
+        assert_eq!(t.memory_bytes() / t.capacity(), BYTES_PER_FLOW);
+        assert!(BYTES_PER_FLOW <= 128);
+    }
+}

@@ -1,0 +1,386 @@
+//! Schedulers with IPVS's semantics: `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh` (Maglev).
+//!
+//! A scheduler decides only for new flows. Weight 0 means drained: no new flows.
+//! State shared between workers is small and lock-free: a per-service cursor
+//! (rr/wrr, one CAS per new flow, carried across snapshots so a change does not restart
+//! the rotation) and per-backend connection counters (lc/wlc, maintained on flow
+//! create/state change/expiry, indexed by the backend's stable id).
+pub mod maglev;
+
+pub use maglev::Maglev;
+
+use crate::flow::FlowState;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+/// The configured scheduler of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Sh,
+    Mh,
+}
+
+impl SchedulerKind {
+    pub fn parse(s: &str) -> Option<SchedulerKind> {
+        Some(match s {
+            "rr" => SchedulerKind::Rr,
+            "wrr" => SchedulerKind::Wrr,
+            "lc" => SchedulerKind::Lc,
+            "wlc" => SchedulerKind::Wlc,
+            "sh" => SchedulerKind::Sh,
+            "mh" => SchedulerKind::Mh,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Mh => "mh",
+        }
+    }
+}
+
+/// Most backends (over all services) the counters can track.
+pub const MAX_BACKENDS: usize = 1 << 16;
+
+/// Active (established) and inactive (other) connection counts per backend id.
+pub struct ConnCounters {
+    active: Box<[AtomicU32]>,
+    inactive: Box<[AtomicU32]>,
+}
+
+impl Default for ConnCounters {
+    fn default() -> Self {
+        ConnCounters {
+            active: (0..MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
+            inactive: (0..MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+}
+
+impl ConnCounters {
+    fn slot(&self, s: FlowState) -> &[AtomicU32] {
+        if s.is_active() {
+            &self.active
+        } else {
+            &self.inactive
+        }
+    }
+    /// A flow in state `s` was created for backend `id`.
+    #[inline]
+    pub fn on_create(&self, id: u32, s: FlowState) {
+        self.slot(s)[id as usize % MAX_BACKENDS].fetch_add(1, Relaxed);
+    }
+    /// A flow of backend `id` moved from `old` to `new`.
+    #[inline]
+    pub fn on_change(&self, id: u32, old: FlowState, new: FlowState) {
+        if old.is_active() != new.is_active() {
+            self.on_end(id, old);
+            self.on_create(id, new);
+        }
+    }
+    /// A flow of backend `id` in state `s` ended.
+    #[inline]
+    pub fn on_end(&self, id: u32, s: FlowState) {
+        let c = &self.slot(s)[id as usize % MAX_BACKENDS];
+        let _ = c.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+    pub fn active(&self, id: u32) -> u32 {
+        self.active[id as usize % MAX_BACKENDS].load(Relaxed)
+    }
+    pub fn inactive(&self, id: u32) -> u32 {
+        self.inactive[id as usize % MAX_BACKENDS].load(Relaxed)
+    }
+    /// IPVS's overhead: active * 256 + inactive.
+    pub fn overhead(&self, id: u32) -> u64 {
+        (self.active(id) as u64) << 8 | self.inactive(id) as u64
+    }
+    /// Zeroes a backend id's counters (before the id is given to a new backend).
+    pub fn reset(&self, id: u32) {
+        self.active[id as usize % MAX_BACKENDS].store(0, Relaxed);
+        self.inactive[id as usize % MAX_BACKENDS].store(0, Relaxed);
+    }
+}
+
+/// Per-service scheduler position, shared by workers and kept across snapshots.
+/// Packed as `index:32 | current_weight:32` (wrr) or `index:32` (rr).
+#[derive(Debug, Default)]
+pub struct Cursor(AtomicU64);
+
+/// Precomputed per-snapshot scheduler data.
+#[derive(Debug, Clone)]
+pub enum Sched {
+    Rr,
+    Wrr { gcd: u32, max: u32 },
+    Lc,
+    Wlc,
+    /// 256 source-hash buckets -> backend index (u16::MAX: none).
+    Sh(Box<[u16; 256]>),
+    Mh,
+}
+
+impl Sched {
+    pub fn new(kind: SchedulerKind, weights: &[u32]) -> Sched {
+        match kind {
+            SchedulerKind::Rr => Sched::Rr,
+            SchedulerKind::Wrr => {
+                let gcd = weights.iter().filter(|&&w| w > 0).fold(0, |g, &w| gcd(g, w));
+                Sched::Wrr { gcd: gcd.max(1), max: weights.iter().copied().max().unwrap_or(0) }
+            }
+            SchedulerKind::Lc => Sched::Lc,
+            SchedulerKind::Wlc => Sched::Wlc,
+            SchedulerKind::Sh => Sched::Sh(Box::new(sh_table(weights))),
+            SchedulerKind::Mh => Sched::Mh,
+        }
+    }
+
+    /// Picks a backend index for a new flow; None when every backend is drained.
+    /// `ids` and `weights` are the service's backends; `src_hash` hashes the client
+    /// address (sh), `flow_hash` the 5-tuple (mh).
+    #[inline]
+    pub fn pick(
+        &self,
+        ids: &[u32],
+        weights: &[u32],
+        cursor: &Cursor,
+        counters: &ConnCounters,
+        maglev: &Maglev,
+        src_hash: u64,
+        flow_hash: u64,
+    ) -> Option<u16> {
+        let n = weights.len();
+        if n == 0 {
+            return None;
+        }
+        match self {
+            Sched::Rr => {
+                let mut out = None;
+                let _ = cursor.0.fetch_update(Relaxed, Relaxed, |c| {
+                    let start = (c as u32 as usize) % n;
+                    for k in 1..=n {
+                        let i = (start + k) % n;
+                        if weights[i] > 0 {
+                            out = Some(i as u16);
+                            return Some(i as u64);
+                        }
+                    }
+                    out = None;
+                    None
+                });
+                out
+            }
+            Sched::Wrr { gcd, max } => {
+                if *max == 0 {
+                    return None;
+                }
+                let mut out = None;
+                let _ = cursor.0.fetch_update(Relaxed, Relaxed, |c| {
+                    // IPVS's ip_vs_wrr_schedule: walk the list; on wrapping, lower the
+                    // current weight by gcd (back to max below zero); pick the first
+                    // backend whose weight >= current weight.
+                    // The cursor holds (index + 1): 0 is "before the head", as IPVS starts.
+                    let pos = (c >> 32) as usize;
+                    let mut i = if pos == 0 { n - 1 } else { (pos - 1).min(n - 1) };
+                    let mut cw = c as u32 as i64;
+                    for _ in 0..(n + 1) * 2 {
+                        i = (i + 1) % n;
+                        if i == 0 {
+                            cw -= *gcd as i64;
+                            if cw <= 0 {
+                                cw = *max as i64;
+                            }
+                        }
+                        if weights[i] as i64 >= cw && weights[i] > 0 {
+                            out = Some(i as u16);
+                            return Some((((i + 1) as u64) << 32) | cw as u64);
+                        }
+                    }
+                    out = None;
+                    None
+                });
+                out
+            }
+            Sched::Lc | Sched::Wlc => {
+                let weighted = matches!(self, Sched::Wlc);
+                let mut best: Option<(usize, u64)> = None;
+                for i in 0..n {
+                    let w = weights[i] as u64;
+                    if w == 0 {
+                        continue;
+                    }
+                    let oh = counters.overhead(ids[i]);
+                    best = match best {
+                        None => Some((i, oh)),
+                        Some((b, boh)) => {
+                            let better = if weighted {
+                                // oh / w < boh / wb  <=>  oh * wb < boh * w
+                                (oh as u128) * (weights[b] as u128) < (boh as u128) * (w as u128)
+                            } else {
+                                oh < boh
+                            };
+                            if better {
+                                Some((i, oh))
+                            } else {
+                                Some((b, boh))
+                            }
+                        }
+                    };
+                }
+                best.map(|(i, _)| i as u16)
+            }
+            Sched::Sh(t) => {
+                let b = t[(src_hash & 0xff) as usize];
+                (b != u16::MAX).then_some(b)
+            }
+            Sched::Mh => maglev.lookup(flow_hash),
+        }
+    }
+}
+
+impl Cursor {
+    /// Carries a position over to a new backend list of `n` backends (rr/wrr keep going
+    /// from where they were instead of restarting at the first backend).
+    pub fn clamp(&self, n: usize) {
+        let _ = self.0.fetch_update(Relaxed, Relaxed, |c| {
+            let pos = (c >> 32) as usize;
+            (pos > n).then(|| ((n as u64) << 32) | (c & 0xffff_ffff))
+        });
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// IPVS sh: buckets are assigned to backends in turn, each backend taking as many
+/// consecutive turns as its weight; drained backends take none.
+fn sh_table(weights: &[u32]) -> [u16; 256] {
+    let mut t = [u16::MAX; 256];
+    let live: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0).collect();
+    if live.is_empty() {
+        return t;
+    }
+    let (mut k, mut used) = (0usize, 0u32);
+    for slot in t.iter_mut() {
+        let i = live[k % live.len()];
+        *slot = i as u16;
+        used += 1;
+        if used >= weights[i] {
+            used = 0;
+            k += 1;
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: SchedulerKind, weights: &[u32], n: usize) -> Vec<u16> {
+        let ids: Vec<u32> = (0..weights.len() as u32).collect();
+        let s = Sched::new(kind, weights);
+        let (cur, cnt) = (Cursor::default(), ConnCounters::default());
+        let mg = Maglev::build(&ids.iter().zip(weights).map(|(&i, &w)| (i as u64, w)).collect::<Vec<_>>(), 1009);
+        (0..n).map(|k| s.pick(&ids, weights, &cur, &cnt, &mg, k as u64, k as u64 * 7919).unwrap()).collect()
+    }
+
+    #[test]
+    fn rr_cycles_and_skips_drained() {
+        assert_eq!(run(SchedulerKind::Rr, &[1, 1, 1], 6), vec![1, 2, 0, 1, 2, 0]);
+        assert_eq!(run(SchedulerKind::Rr, &[1, 0, 5], 4), vec![2, 0, 2, 0]);
+        let s = Sched::new(SchedulerKind::Rr, &[0, 0]);
+        assert!(s.pick(&[0, 1], &[0, 0], &Cursor::default(), &ConnCounters::default(), &Maglev::build(&[], 7), 0, 0).is_none());
+    }
+
+    #[test]
+    fn wrr_is_ipvs_interleaving() {
+        // IPVS wrr with weights 4,3,2: a A A B A B C A B C  (one full cycle = 9)
+        let seq = run(SchedulerKind::Wrr, &[4, 3, 2], 9);
+        assert_eq!(seq, vec![0, 0, 1, 0, 1, 2, 0, 1, 2]);
+        // Exact proportions over full cycles, drained backend never chosen.
+        let seq = run(SchedulerKind::Wrr, &[1, 2, 0, 3], 600);
+        let mut c = [0; 4];
+        for i in seq {
+            c[i as usize] += 1;
+        }
+        assert_eq!(c, [100, 200, 0, 300]);
+    }
+
+    #[test]
+    fn lc_and_wlc_pick_least_loaded() {
+        let ids = [10u32, 11, 12];
+        let cnt = ConnCounters::default();
+        let (cur, mg) = (Cursor::default(), Maglev::build(&[], 7));
+        for _ in 0..3 {
+            cnt.on_create(10, FlowState::Established);
+        }
+        cnt.on_create(11, FlowState::Established);
+        for _ in 0..2 {
+            cnt.on_create(12, FlowState::Established);
+        }
+        let lc = Sched::new(SchedulerKind::Lc, &[1, 1, 1]);
+        assert_eq!(lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0), Some(1));
+        // wlc: 3/4 < 1/1 and < 2/1
+        let w = [4, 1, 1];
+        let wlc = Sched::new(SchedulerKind::Wlc, &w);
+        assert_eq!(wlc.pick(&ids, &w, &cur, &cnt, &mg, 0, 0), Some(0));
+        // Inactive connections weigh 1/256 of an active one.
+        cnt.on_create(11, FlowState::SynSent);
+        assert_eq!(lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0), Some(1));
+        cnt.on_change(11, FlowState::SynSent, FlowState::Established);
+        assert_eq!((cnt.active(11), cnt.inactive(11)), (2, 0));
+        assert_eq!(lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0), Some(1), "tie goes to the first");
+        cnt.on_end(11, FlowState::Established);
+        cnt.on_end(11, FlowState::Established);
+        cnt.on_end(11, FlowState::Established); // never below zero
+        assert_eq!(cnt.active(11), 0);
+        // Drained backends are skipped even when idle.
+        assert_eq!(lc.pick(&ids, &[1, 0, 1], &cur, &cnt, &mg, 0, 0), Some(2));
+    }
+
+    #[test]
+    fn sh_is_stable_per_source_and_weighted() {
+        let w = [1, 3];
+        let s = Sched::new(SchedulerKind::Sh, &w);
+        let (cur, cnt, mg) = (Cursor::default(), ConnCounters::default(), Maglev::build(&[], 7));
+        for src in 0..1000u64 {
+            let a = s.pick(&[0, 1], &w, &cur, &cnt, &mg, src, 1).unwrap();
+            let b = s.pick(&[0, 1], &w, &cur, &cnt, &mg, src, 2).unwrap();
+            assert_eq!(a, b);
+        }
+        let Sched::Sh(t) = &s else { unreachable!() };
+        assert_eq!(t.iter().filter(|&&b| b == 1).count(), 192);
+        let t0 = sh_table(&[0, 2]);
+        assert!(t0.iter().all(|&b| b == 1));
+    }
+
+    #[test]
+    fn mh_uses_the_maglev_table() {
+        let seq = run(SchedulerKind::Mh, &[1, 1, 1], 3000);
+        let mut c = [0; 3];
+        for i in seq {
+            c[i as usize] += 1;
+        }
+        assert!(c.iter().all(|&x| x > 800), "{c:?}");
+    }
+
+    #[test]
+    fn cursor_survives_shrinking() {
+        let cur = Cursor::default();
+        cur.0.store(5 << 32 | 3, Relaxed);
+        cur.clamp(3);
+        assert_eq!(cur.0.load(Relaxed), 3 << 32 | 3);
+    }
+}

@@ -1,0 +1,455 @@
+//! The published snapshot: everything workers need besides flows, immutable.
+//!
+//! The management thread builds a [`Snapshot`] off the fast path and publishes it with
+//! one atomic swap ([`SnapshotCell::publish`]). A worker compares a version number once
+//! per burst and, when it changed, takes the new `Arc` (the old one is freed when the
+//! last worker lets go of it). Parts that change at different rates (services, routes,
+//! neighbors) are separate `Arc`s, so learning a neighbor does not rebuild Maglev tables.
+//!
+//! Backends and services carry stable ids (assigned by the management plane and kept
+//! while they exist), so flows, which store ids, keep their backend across snapshots.
+use crate::fastmap::FastMap;
+use crate::sched::{ConnCounters, Cursor, Maglev, Sched, SchedulerKind};
+use crate::wire::MacAddr;
+use arc_swap::ArcSwap;
+use core::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most services and backends (over all services) a snapshot may hold; ids are below.
+pub const MAX_SERVICES: usize = 1024;
+pub const MAX_BACKEND_IDS: usize = 4096;
+
+/// LVS forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Forward {
+    Nat = 0,
+    Dr = 1,
+    Tun = 2,
+}
+
+impl Forward {
+    pub fn from_u8(v: u8) -> Forward {
+        match v {
+            1 => Forward::Dr,
+            2 => Forward::Tun,
+            _ => Forward::Nat,
+        }
+    }
+    pub fn parse(s: &str) -> Option<Forward> {
+        Some(match s {
+            "nat" => Forward::Nat,
+            "dr" => Forward::Dr,
+            "tun" => Forward::Tun,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Forward::Nat => "nat",
+            Forward::Dr => "dr",
+            Forward::Tun => "tun",
+        }
+    }
+    /// ipvsadm's word for it.
+    pub fn ipvs_name(self) -> &'static str {
+        match self {
+            Forward::Nat => "Masq",
+            Forward::Dr => "Route",
+            Forward::Tun => "Tunnel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub id: u32,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+}
+
+/// One virtual service with its backends and scheduler.
+#[derive(Debug)]
+pub struct Service {
+    pub id: u16,
+    pub name: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: u8,
+    pub forward: Forward,
+    pub scheduler: SchedulerKind,
+    pub backends: Box<[Backend]>,
+    ids: Box<[u32]>,
+    weights: Box<[u32]>,
+    sched: Sched,
+    /// Built for every service: the stateless decision when the flow table is full, and
+    /// for dr/tun packets of connections that have no flow.
+    pub maglev: Maglev,
+    cursor: Arc<Cursor>,
+}
+
+/// What a service is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub id: u16,
+    pub name: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: u8,
+    pub forward: Forward,
+    pub scheduler: SchedulerKind,
+    pub backends: Vec<Backend>,
+}
+
+impl Service {
+    /// Builds a service; `cursor` is the scheduler position to continue from (the
+    /// previous snapshot's, for the same service).
+    pub fn build(spec: ServiceSpec, cursor: Arc<Cursor>, maglev_size: usize) -> Service {
+        let ids: Box<[u32]> = spec.backends.iter().map(|b| b.id).collect();
+        let weights: Box<[u32]> = spec.backends.iter().map(|b| b.weight).collect();
+        let idents: Vec<(u64, u32)> = spec
+            .backends
+            .iter()
+            .map(|b| (((b.addr.to_bits() as u64) << 16) | b.port as u64, b.weight))
+            .collect();
+        cursor.clamp(spec.backends.len());
+        Service {
+            sched: Sched::new(spec.scheduler, &weights),
+            maglev: Maglev::build(&idents, maglev_size),
+            id: spec.id,
+            name: spec.name,
+            vip: spec.vip,
+            port: spec.port,
+            protocol: spec.protocol,
+            forward: spec.forward,
+            scheduler: spec.scheduler,
+            backends: spec.backends.into_boxed_slice(),
+            ids,
+            weights,
+            cursor,
+        }
+    }
+
+    pub fn cursor(&self) -> &Arc<Cursor> {
+        &self.cursor
+    }
+
+    /// The scheduler's choice for a new flow.
+    #[inline]
+    pub fn schedule(&self, conns: &ConnCounters, src_hash: u64, flow_hash: u64) -> Option<&Backend> {
+        let i = self.sched.pick(&self.ids, &self.weights, &self.cursor, conns, &self.maglev, src_hash, flow_hash)?;
+        self.backends.get(i as usize)
+    }
+
+    /// The stateless (Maglev) choice.
+    #[inline]
+    pub fn stateless(&self, flow_hash: u64) -> Option<&Backend> {
+        self.backends.get(self.maglev.lookup(flow_hash)? as usize)
+    }
+}
+
+#[inline(always)]
+pub fn service_key(vip: Ipv4Addr, port: u16, protocol: u8) -> u64 {
+    ((vip.to_bits() as u64) << 24) | ((port as u64) << 8) | protocol as u64
+}
+
+/// All services, with their per-packet index.
+#[derive(Debug, Default)]
+pub struct Services {
+    pub list: Vec<Service>,
+    by_key: FastMap<u16>,
+    vips: FastMap<()>,
+}
+
+impl Services {
+    pub fn new(list: Vec<Service>) -> Services {
+        let by_key = list.iter().enumerate().map(|(i, s)| (service_key(s.vip, s.port, s.protocol), i as u16)).collect();
+        let vips = list.iter().map(|s| (s.vip.to_bits() as u64, ())).collect();
+        Services { list, by_key, vips }
+    }
+    #[inline]
+    pub fn find(&self, vip: Ipv4Addr, port: u16, protocol: u8) -> Option<&Service> {
+        self.by_key.get(service_key(vip, port, protocol)).map(|i| &self.list[i as usize])
+    }
+    #[inline]
+    pub fn is_vip(&self, a: Ipv4Addr) -> bool {
+        self.vips.get(a.to_bits() as u64).is_some()
+    }
+}
+
+/// A port as the workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConf {
+    pub name: String,
+    pub mac: MacAddr,
+    /// Local addresses with their prefix lengths.
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+    pub mtu: u16,
+}
+
+/// Where to send a packet for a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub port: u16,
+    /// None: the destination is on the port's subnet (connected route).
+    pub via: Option<Ipv4Addr>,
+}
+
+/// Longest-prefix-match routing table: one hash map per prefix length in use, probed
+/// from the longest length down (at most 33 probes, usually a handful).
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    by_len: Vec<(u8, FastMap<Route>)>,
+    entries: Vec<(Ipv4Addr, u8, Route)>,
+}
+
+impl RouteTable {
+    /// Later entries for the same prefix replace earlier ones.
+    pub fn new(entries: Vec<(Ipv4Addr, u8, Route)>) -> RouteTable {
+        let mut lens: Vec<u8> = entries.iter().map(|e| e.1.min(32)).collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        lens.dedup();
+        let by_len = lens
+            .iter()
+            .map(|&l| {
+                let m = entries
+                    .iter()
+                    .filter(|e| e.1.min(32) == l)
+                    .map(|e| ((e.0.to_bits() & mask(l)) as u64, e.2))
+                    .collect();
+                (l, m)
+            })
+            .collect();
+        RouteTable { by_len, entries }
+    }
+    #[inline]
+    pub fn lookup(&self, dst: Ipv4Addr) -> Option<Route> {
+        let d = dst.to_bits();
+        self.by_len.iter().find_map(|(l, m)| m.get((d & mask(*l)) as u64))
+    }
+    pub fn entries(&self) -> &[(Ipv4Addr, u8, Route)] {
+        &self.entries
+    }
+}
+
+#[inline(always)]
+pub fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32) as u32)
+    }
+}
+
+/// Resolved neighbors: IPv4 address -> MAC.
+#[derive(Debug, Clone, Default)]
+pub struct Neighbors {
+    map: FastMap<MacAddr>,
+}
+
+impl Neighbors {
+    pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>) -> Neighbors {
+        Neighbors { map: entries.into_iter().map(|(a, m)| (a.to_bits() as u64, m)).collect() }
+    }
+    #[inline]
+    pub fn get(&self, a: Ipv4Addr) -> Option<MacAddr> {
+        self.map.get(a.to_bits() as u64)
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Everything the workers need besides flows.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: u64,
+    pub services: Arc<Services>,
+    pub ports: Arc<Vec<PortConf>>,
+    /// Local address -> port index.
+    pub local: Arc<FastMap<u16>>,
+    pub routes: Arc<RouteTable>,
+    pub neighbors: Arc<Neighbors>,
+}
+
+impl Snapshot {
+    /// True if `a` is a local address of any port or a VIP.
+    #[inline]
+    pub fn is_ours(&self, a: Ipv4Addr) -> bool {
+        self.local.get(a.to_bits() as u64).is_some() || self.services.is_vip(a)
+    }
+    /// The local-address index for a set of ports.
+    pub fn local_index(ports: &[PortConf]) -> FastMap<u16> {
+        ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.addresses.iter().map(move |(a, _)| (a.to_bits() as u64, i as u16)))
+            .collect()
+    }
+}
+
+/// Where the current snapshot is published.
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+    version: AtomicU64,
+}
+
+impl SnapshotCell {
+    pub fn new(first: Snapshot) -> SnapshotCell {
+        let v = first.version;
+        SnapshotCell { current: ArcSwap::from_pointee(first), version: AtomicU64::new(v) }
+    }
+    /// Publishes `s` with the next version number; returns that version.
+    pub fn publish(&self, mut s: Snapshot) -> u64 {
+        let v = self.version.load(Ordering::Relaxed) + 1;
+        s.version = v;
+        self.current.store(Arc::new(s));
+        self.version.store(v, Ordering::Release);
+        v
+    }
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+    #[inline(always)]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+}
+
+/// A worker's view: the snapshot it uses for the current burst.
+pub struct SnapshotReader {
+    snap: Arc<Snapshot>,
+}
+
+impl SnapshotReader {
+    pub fn new(cell: &SnapshotCell) -> SnapshotReader {
+        SnapshotReader { snap: cell.load() }
+    }
+    /// Picks up the newest snapshot if there is one (once per burst: one shared load).
+    #[inline(always)]
+    pub fn refresh(&mut self, cell: &SnapshotCell) -> &Arc<Snapshot> {
+        if cell.version() != self.snap.version {
+            self.snap = cell.load();
+        }
+        &self.snap
+    }
+    pub fn get(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn spec(id: u16, n: usize) -> ServiceSpec {
+        ServiceSpec {
+            id,
+            name: format!("s{id}"),
+            vip: ip("203.0.113.10"),
+            port: 80 + id,
+            protocol: 6,
+            forward: Forward::Nat,
+            scheduler: SchedulerKind::Rr,
+            backends: (0..n)
+                .map(|i| Backend { id: i as u32, addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8), port: 8080, weight: 1 })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn service_lookup() {
+        let s = Services::new(vec![Service::build(spec(0, 2), Default::default(), 251), Service::build(spec(1, 1), Default::default(), 251)]);
+        assert_eq!(s.find(ip("203.0.113.10"), 80, 6).unwrap().name, "s0");
+        assert_eq!(s.find(ip("203.0.113.10"), 81, 6).unwrap().name, "s1");
+        assert!(s.find(ip("203.0.113.10"), 80, 17).is_none());
+        assert!(s.find(ip("203.0.113.11"), 80, 6).is_none());
+        assert!(s.is_vip(ip("203.0.113.10")) && !s.is_vip(ip("203.0.113.11")));
+    }
+
+    #[test]
+    fn lpm() {
+        let r = |port| Route { port, via: None };
+        let t = RouteTable::new(vec![
+            (ip("0.0.0.0"), 0, Route { port: 0, via: Some(ip("203.0.113.1")) }),
+            (ip("10.1.0.0"), 24, r(1)),
+            (ip("10.8.0.0"), 16, Route { port: 1, via: Some(ip("10.1.0.254")) }),
+            (ip("10.8.3.0"), 24, r(2)),
+        ]);
+        assert_eq!(t.lookup(ip("10.1.0.77")), Some(r(1)));
+        assert_eq!(t.lookup(ip("10.8.9.1")).unwrap().via, Some(ip("10.1.0.254")));
+        assert_eq!(t.lookup(ip("10.8.3.1")), Some(r(2)));
+        assert_eq!(t.lookup(ip("8.8.8.8")).unwrap().via, Some(ip("203.0.113.1")));
+        assert!(RouteTable::new(vec![(ip("10.0.0.0"), 8, r(0))]).lookup(ip("11.0.0.1")).is_none());
+        assert_eq!(mask(0), 0);
+        assert_eq!(mask(32), u32::MAX);
+    }
+
+    #[test]
+    fn rr_position_survives_rebuild() {
+        let conns = ConnCounters::default();
+        let cursor: Arc<Cursor> = Default::default();
+        let a = Service::build(spec(0, 3), cursor.clone(), 251);
+        assert_eq!(a.schedule(&conns, 0, 0).unwrap().id, 1);
+        let b = Service::build(spec(0, 3), a.cursor().clone(), 251);
+        assert_eq!(b.schedule(&conns, 0, 0).unwrap().id, 2, "rr continues, not restarts");
+    }
+
+    /// Readers hammer the snapshot while a writer publishes; every snapshot a reader sees
+    /// is whole (its parts agree with its version).
+    #[test]
+    fn readers_never_see_half_built_snapshots() {
+        let mk = |v: u64| {
+            let n = (v % 5) as usize + 1;
+            let mut s = spec(0, n);
+            s.port = v as u16;
+            Snapshot {
+                version: 0,
+                services: Arc::new(Services::new(vec![Service::build(s, Default::default(), 251)])),
+                ports: Arc::new(vec![PortConf { name: format!("p{v}"), mac: MacAddr::ZERO, addresses: vec![], mtu: 1500 }]),
+                ..Default::default()
+            }
+        };
+        let cell = Arc::new(SnapshotCell::new(mk(0)));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cell, stop) = (cell.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut r = SnapshotReader::new(&cell);
+                    let mut seen = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = r.refresh(&cell);
+                        let svc = &s.services.list[0];
+                        let v = svc.port as u64;
+                        assert_eq!(s.ports[0].name, format!("p{v}"));
+                        assert_eq!(svc.backends.len(), (v % 5) as usize + 1);
+                        assert!(s.services.find(svc.vip, svc.port, 6).is_some());
+                        assert!(s.version >= seen);
+                        seen = s.version;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for v in 1..2000u64 {
+            let mut s = mk(v);
+            s.version = 0;
+            cell.publish(s);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert_eq!(cell.version(), 1999);
+    }
+}
