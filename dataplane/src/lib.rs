@@ -19,3 +19,5 @@ pub mod flow;
 pub mod sched;
 pub mod fastmap;
 pub mod snapshot;
+pub mod counters;
+pub mod pipeline;
