@@ -21,3 +21,5 @@ pub mod fastmap;
 pub mod snapshot;
 pub mod counters;
 pub mod pipeline;
+#[cfg(feature = "dpdk")]
+pub mod worker;

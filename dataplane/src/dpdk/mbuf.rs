@@ -206,3 +206,14 @@ impl Drop for Burst {
         }
     }
 }
+
+impl Burst {
+    /// The burst's mbufs as a slice, for processing in place.
+    #[inline(always)]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout
+        // of *mut rte_mbuf; every pointer in [0, len) is a non-null mbuf the burst owns.
+        // The slice borrows the burst, so no mbuf can be dropped twice through it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr() as *mut Mbuf, self.len) }
+    }
+}

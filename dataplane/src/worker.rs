@@ -1,0 +1,151 @@
+//! The worker loop: one pinned thread per worker core, run to completion.
+//!
+//! A worker owns, by value, RX queue `i` and TX queue `i` of every port it polls. Per
+//! loop: for each RX queue, receive a burst, process it (`pipeline::process_burst`),
+//! buffer the output per port; hand ARP to the management thread (bounded queue,
+//! try-push); transmit what the management thread queued for a port that has no TX
+//! queue of its own for it; flush every TX buffer. The snapshot is picked up once per
+//! loop and the stop flag checked every 1024 loops.
+use crate::counters::{DropReason, WorkerCounters};
+use crate::dpdk::{rdtsc, Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
+use crate::flow::{FlowTable, Timeouts};
+use crate::pipeline::{process_burst, Env, Verdict};
+use crate::sched::ConnCounters;
+use crate::snapshot::{SnapshotCell, SnapshotReader};
+use crossbeam_queue::ArrayQueue;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Packets from workers to the management thread: (port index, frame).
+pub type ToMgmt = ArrayQueue<(u16, Mbuf)>;
+
+/// What all workers and the management thread share.
+pub struct Shared {
+    pub cell: SnapshotCell,
+    pub flows: FlowTable,
+    pub conns: ConnCounters,
+    pub timeouts: Timeouts,
+    /// Seconds since start, advanced by the management thread.
+    pub clock: AtomicU32,
+    pub stop: AtomicBool,
+    /// ARP and other frames for the management thread.
+    pub to_mgmt: ToMgmt,
+    /// Next hops the workers want resolved (deduplicated by the management thread).
+    pub resolve: ArrayQueue<(Ipv4Addr, u16)>,
+    /// Frames the management thread wants sent, per port, by the worker that owns the
+    /// port's TX queue 0 (used when the device has no spare TX queue for it).
+    pub from_mgmt: Vec<ArrayQueue<Mbuf>>,
+    /// Per worker: loops done (liveness, read by the management thread).
+    pub heartbeat: Vec<AtomicU64>,
+}
+
+impl Shared {
+    pub fn new(cell: SnapshotCell, capacity: usize, timeouts: Timeouts, ports: usize, workers: usize) -> Shared {
+        Shared {
+            cell,
+            flows: FlowTable::new(capacity),
+            conns: ConnCounters::default(),
+            timeouts,
+            clock: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+            to_mgmt: ArrayQueue::new(1024),
+            resolve: ArrayQueue::new(1024),
+            from_mgmt: (0..ports).map(|_| ArrayQueue::new(512)).collect(),
+            heartbeat: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// The queues one worker owns.
+pub struct WorkerQueues {
+    /// (port index, RX queue) pairs this worker polls.
+    pub rx: Vec<(u16, RxQueue)>,
+    /// One TX queue per port, indexed by port index.
+    pub tx: Vec<TxQueue>,
+    /// True for the worker that transmits the management thread's frames.
+    pub sends_for_mgmt: bool,
+}
+
+/// Runs a worker until `shared.stop` is set.
+pub fn run(id: usize, shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
+    let mut reader = SnapshotReader::new(&shared.cell);
+    let mut out: Vec<Burst> = q.tx.iter().map(|_| Burst::default()).collect();
+    let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST_SIZE];
+    let mut iter: u64 = 0;
+    loop {
+        iter += 1;
+        if iter & 1023 == 0 {
+            if shared.stop.load(Relaxed) {
+                break;
+            }
+            shared.heartbeat[id].store(iter, Relaxed);
+            c.loops.add(1024);
+        }
+        let t0 = rdtsc();
+        let snap = reader.refresh(&shared.cell);
+        let env = Env {
+            snap,
+            flows: &shared.flows,
+            conns: &shared.conns,
+            timeouts: &shared.timeouts,
+            now: shared.clock.load(Relaxed),
+        };
+        let mut busy = false;
+        for (pidx, rxq) in q.rx.iter_mut() {
+            let mut burst = Burst::default();
+            let n = rxq.rx(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            c.rx.add(n as u64);
+            let mut resolve = |a: Ipv4Addr, p: u16| {
+                let _ = shared.resolve.push((a, p));
+            };
+            process_burst(&env, c, &mut resolve, *pidx, burst.as_mut_slice(), &mut verdicts[..n]);
+            for (m, v) in burst.drain().zip(verdicts.iter()) {
+                match *v {
+                    Verdict::Tx(p) => {
+                        let Some(b) = out.get_mut(p as usize) else {
+                            c.drop(DropReason::NoRoute);
+                            continue;
+                        };
+                        if b.is_full() {
+                            let (sent, lost) = q.tx[p as usize].tx(b);
+                            c.tx.add(sent as u64);
+                            c.drops[DropReason::TxFull as usize].add(lost as u64);
+                        }
+                        let _ = b.push(m);
+                    }
+                    Verdict::Mgmt => {
+                        if shared.to_mgmt.push((*pidx, m)).is_err() {
+                            c.drop(DropReason::MgmtQueueFull);
+                        }
+                    }
+                    Verdict::Drop(_) => drop(m),
+                }
+            }
+        }
+        if q.sends_for_mgmt {
+            for (p, queue) in shared.from_mgmt.iter().enumerate() {
+                while !out[p].is_full() {
+                    let Some(m) = queue.pop() else { break };
+                    let _ = out[p].push(m);
+                }
+            }
+        }
+        for (p, b) in out.iter_mut().enumerate() {
+            if !b.is_empty() {
+                let (sent, lost) = q.tx[p].tx(b);
+                c.tx.add(sent as u64);
+                c.drops[DropReason::TxFull as usize].add(lost as u64);
+            }
+        }
+        let dt = rdtsc().wrapping_sub(t0);
+        c.total_cycles.add(dt);
+        if busy {
+            c.busy_cycles.add(dt);
+        }
+    }
+    shared.heartbeat[id].store(iter, Relaxed);
+}
