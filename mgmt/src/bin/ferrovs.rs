@@ -1,0 +1,36 @@
+//! `ferrovs --config FILE [--check]`: the load balancer daemon.
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(version, about = "ferrovs: a DPDK layer-4 load balancer (LVS NAT/DR/TUN)")]
+struct Args {
+    /// The YAML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Validate the configuration and exit (0 valid; otherwise every error is listed).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if args.check {
+        match mgmt::daemon::check(&args.config) {
+            Ok(_) => println!("{}: valid", args.config.display()),
+            Err(e) => {
+                eprintln!("{e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if let Err(e) = mgmt::daemon::run(args.config) {
+        eprintln!("ferrovs: {e:#}");
+        std::process::exit(1);
+    }
+}

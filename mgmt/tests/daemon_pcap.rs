@@ -1,0 +1,100 @@
+//! The real `ferrovs` binary on a net_pcap port: an input capture with ARP requests
+//! (VIP, local, foreign), client traffic for each mode and malformed frames; after
+//! SIGTERM the output capture holds exactly the expected packets.
+use dataplane::wire::builder::{arp_frame, tcp_frame, FrameSpec};
+use dataplane::wire::{arp, MacAddr, TcpFlags};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn daemon_forwards_and_answers_arp_from_a_capture() {
+    let dir = std::env::temp_dir().join(format!("ferrovs-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (inp, out, cfgp) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("ferrovs.yaml"));
+    let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+    let cli = MacAddr([2, 0, 0, 0, 0, 0x50]);
+    let be = |n: u8| MacAddr([2, 0, 0, 0, 0x10, n]);
+    let syn = |vip: &str, sport: u16| FrameSpec { src_mac: cli, dst_mac: lb, src_ip: ip("10.0.0.50"), dst_ip: ip(vip), src_port: sport, dst_port: 80, ..Default::default() };
+    let input = vec![
+        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.10")), // VIP
+        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.1")),  // local
+        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.77")), // foreign
+        tcp_frame(&syn("10.0.0.10", 40000), TcpFlags::SYN, b""),                            // nat
+        tcp_frame(&syn("10.0.0.11", 40001), TcpFlags::SYN, b""),                            // dr
+        {
+            let mut f = tcp_frame(&syn("10.0.0.10", 40002), TcpFlags::SYN, b"");
+            f.truncate(30); // malformed
+            f
+        },
+        tcp_frame(&syn("10.0.0.10", 40003), TcpFlags::ACK, b""), // nat, no flow
+    ];
+    dataplane::pcap::write(std::fs::File::create(&inp).unwrap(), &input).unwrap();
+    std::fs::write(
+        &cfgp,
+        format!(
+            r#"
+dpdk: {{ cores: "0-1", hugepages: false, memory_mb: 256, file_prefix: "ferrovs-pcap-{pid}" }}
+ports:
+  - {{ name: p0, device: "net_pcap0,rx_pcap={inp},tx_pcap={out}", mac: "02:00:00:00:0a:01", addresses: ["10.0.0.1/24"] }}
+neighbors:
+  - {{ address: 10.0.0.20, mac: "02:00:00:00:10:20", port: p0 }}
+  - {{ address: 10.0.0.21, mac: "02:00:00:00:10:21", port: p0 }}
+  - {{ address: 10.0.0.50, mac: "02:00:00:00:00:50", port: p0 }}
+api: {{ listen: "127.0.0.1:0" }}
+services:
+  - {{ name: web, vip: 10.0.0.10, port: 80, scheduler: rr, forward: nat, backends: [ {{ address: 10.0.0.20, port: 8080 }} ] }}
+  - {{ name: direct, vip: 10.0.0.11, port: 80, scheduler: rr, forward: dr, backends: [ {{ address: 10.0.0.21 }} ] }}
+"#,
+            pid = std::process::id(),
+            inp = inp.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+
+    let bin = env!("CARGO_BIN_EXE_ferrovs");
+    let check = Command::new(bin).args(["--check", "--config"]).arg(&cfgp).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    let mut child = Command::new(bin).arg("--config").arg(&cfgp).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: sends SIGTERM to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("ferrovs did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(status.success(), "exit {status:?}\n{log}");
+
+    let mut got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
+    let nat_out = FrameSpec { src_mac: lb, dst_mac: be(0x20), dst_ip: ip("10.0.0.20"), dst_port: 8080, ttl: 63, ..syn("10.0.0.10", 40000) };
+    let dr_out = FrameSpec { src_mac: lb, dst_mac: be(0x21), ttl: 63, ..syn("10.0.0.11", 40001) };
+    let mut want = vec![
+        // gratuitous ARP for each VIP at start
+        arp_frame(arp::OP_REQUEST, lb, ip("10.0.0.10"), MacAddr::ZERO, ip("10.0.0.10")),
+        arp_frame(arp::OP_REQUEST, lb, ip("10.0.0.11"), MacAddr::ZERO, ip("10.0.0.11")),
+        // replies for the VIP and the local address, none for the foreign one
+        arp_frame(arp::OP_REPLY, lb, ip("10.0.0.10"), cli, ip("10.0.0.50")),
+        arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), cli, ip("10.0.0.50")),
+        tcp_frame(&nat_out, TcpFlags::SYN, b""),
+        tcp_frame(&dr_out, TcpFlags::SYN, b""),
+    ];
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "output capture:\n{got:02x?}\nlog:\n{log}");
+    assert_eq!(got, want);
+    std::fs::remove_dir_all(&dir).ok();
+}
