@@ -43,7 +43,11 @@ fn main() {
         .collect();
 
     let mut build = cc::Build::new();
-    build.file("shim.c").include(".").opt_level(3).warnings(false);
+    build
+        .file("shim.c")
+        .include(".")
+        .opt_level(3)
+        .warnings(false);
     for f in &cflags {
         build.flag(f);
     }
@@ -79,7 +83,12 @@ fn main() {
 struct U64Flags;
 impl bindgen::callbacks::ParseCallbacks for U64Flags {
     fn int_macro(&self, name: &str, _value: i64) -> Option<bindgen::callbacks::IntKind> {
-        const PREFIXES: &[&str] = &["RTE_ETH_RX_OFFLOAD_", "RTE_ETH_TX_OFFLOAD_", "RTE_ETH_RSS_", "RTE_MBUF_F_"];
+        const PREFIXES: &[&str] = &[
+            "RTE_ETH_RX_OFFLOAD_",
+            "RTE_ETH_TX_OFFLOAD_",
+            "RTE_ETH_RSS_",
+            "RTE_MBUF_F_",
+        ];
         PREFIXES
             .iter()
             .any(|p| name.starts_with(p))

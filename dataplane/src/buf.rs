@@ -31,7 +31,10 @@ impl VecBuf {
     pub fn new(frame: &[u8]) -> Self {
         let mut buf = vec![0u8; HEADROOM + frame.len()];
         buf[HEADROOM..].copy_from_slice(frame);
-        VecBuf { buf, start: HEADROOM }
+        VecBuf {
+            buf,
+            start: HEADROOM,
+        }
     }
     /// Replaces the contents, keeping the allocation when it is large enough.
     pub fn reset(&mut self, frame: &[u8]) {

@@ -71,7 +71,10 @@ impl<V: Copy> FastMap<V> {
         self.len == 0
     }
     pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
-        self.keys.iter().zip(self.vals.iter()).filter_map(|(&k, v)| v.map(|v| (k, v)))
+        self.keys
+            .iter()
+            .zip(self.vals.iter())
+            .filter_map(|(&k, v)| v.map(|v| (k, v)))
     }
 }
 
@@ -80,7 +83,10 @@ mod tests {
     use super::FastMap;
     #[test]
     fn get_and_replace() {
-        let m: FastMap<u16> = (0..1000u64).map(|k| (k * 7, k as u16)).chain([(0, 9)]).collect();
+        let m: FastMap<u16> = (0..1000u64)
+            .map(|k| (k * 7, k as u16))
+            .chain([(0, 9)])
+            .collect();
         assert_eq!(m.len(), 1000);
         assert_eq!(m.get(0), Some(9));
         for k in 1..1000u64 {

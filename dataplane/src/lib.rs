@@ -10,16 +10,16 @@
 //! makes a system call; every packet that is not forwarded is counted under one
 //! [`counters::DropReason`]. All packet logic is plain Rust over byte buffers, so it is
 //! tested without DPDK.
-pub mod wire;
 pub mod buf;
-pub mod pcap;
+pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
-pub mod flow;
-pub mod sched;
 pub mod fastmap;
-pub mod snapshot;
-pub mod counters;
+pub mod flow;
+pub mod pcap;
 pub mod pipeline;
+pub mod sched;
+pub mod snapshot;
+pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

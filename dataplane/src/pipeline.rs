@@ -6,12 +6,14 @@
 //! requested through a caller-supplied non-blocking hook (a bounded queue's try-push).
 pub use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
-use crate::flow::{Direction, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted, Timeouts};
+use crate::flow::{
+    Direction, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted, Timeouts,
+};
 use crate::sched::ConnCounters;
 use crate::snapshot::{Forward, Snapshot};
 use crate::wire::{
-    checksum, icmp, rewrite, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
-    TcpPacket, UdpPacket,
+    checksum, icmp, rewrite, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr,
+    TcpFlags, TcpPacket, UdpPacket,
 };
 use core::net::Ipv4Addr;
 
@@ -128,9 +130,13 @@ fn classify<B: PacketBuf>(
     if !pkt.is_contiguous() {
         return Verdict::Drop(MultiSegment);
     }
-    let Some(port) = env.snap.ports.get(in_port as usize) else { return Verdict::Drop(NotForUs) };
+    let Some(port) = env.snap.ports.get(in_port as usize) else {
+        return Verdict::Drop(NotForUs);
+    };
     let d = pkt.data();
-    let Ok(eth) = EthernetFrame::new_checked(d) else { return Verdict::Drop(Malformed) };
+    let Ok(eth) = EthernetFrame::new_checked(d) else {
+        return Verdict::Drop(Malformed);
+    };
     let dst_mac = eth.dst();
     if dst_mac != port.mac && !dst_mac.is_broadcast() {
         return Verdict::Drop(NotForUs);
@@ -147,7 +153,9 @@ fn classify<B: PacketBuf>(
         EtherType::IPV4 => return Verdict::Drop(NotForUs),
         _ => return Verdict::Drop(NotIpv4),
     }
-    let Ok(ip) = Ipv4Packet::new_checked(&d[ETH..]) else { return Verdict::Drop(Malformed) };
+    let Ok(ip) = Ipv4Packet::new_checked(&d[ETH..]) else {
+        return Verdict::Drop(Malformed);
+    };
     let (ihl, total) = (ip.header_len(), ip.total_len() as usize);
     if ip.is_fragment() {
         return Verdict::Drop(Fragment);
@@ -173,7 +181,13 @@ fn classify<B: PacketBuf>(
         return Verdict::Drop(Malformed);
     }
     let len = (ETH + total) as u64;
-    let key = FlowKey { protocol: proto, src, src_port: sport, dst, dst_port: dport };
+    let key = FlowKey {
+        protocol: proto,
+        src,
+        src_port: sport,
+        dst,
+        dst_port: dport,
+    };
     let h = match pre {
         Some((k, h)) if k == key => h,
         _ => env.flows.hash(&key),
@@ -187,7 +201,11 @@ fn classify<B: PacketBuf>(
         if !(from_client && syn_only && r.state().reusable()) {
             if is_tcp {
                 let old = r.state();
-                let new = if mode == Forward::Nat { old.bidirectional(from_client, flags) } else { old.input_only(flags) };
+                let new = if mode == Forward::Nat {
+                    old.bidirectional(from_client, flags)
+                } else {
+                    old.input_only(flags)
+                };
                 if new != old && env.flows.set_state(&mut r, new) == Some(new) {
                     env.conns.on_change(r.info.init.backend_id, old, new);
                 }
@@ -209,7 +227,11 @@ fn classify<B: PacketBuf>(
     }
 
     let Some(svc) = env.snap.services.find(dst, dport, proto) else {
-        return Verdict::Drop(if env.snap.is_ours(dst) { NoService } else { NotOurs });
+        return Verdict::Drop(if env.snap.is_ours(dst) {
+            NoService
+        } else {
+            NotOurs
+        });
     };
     let fh = flow_hash(&key);
     let mut init = FlowInit {
@@ -224,11 +246,19 @@ fn classify<B: PacketBuf>(
         backend_id: 0,
         mode: svc.forward as u8,
         reverse: svc.forward == Forward::Nat,
-        state: if is_tcp { FlowState::SynSent } else { FlowState::Udp },
+        state: if is_tcp {
+            FlowState::SynSent
+        } else {
+            FlowState::Udp
+        },
     };
     let set_backend = |init: &mut FlowInit, b: &crate::snapshot::Backend| {
         init.backend = b.addr;
-        init.backend_port = if svc.forward == Forward::Nat { b.port } else { dport };
+        init.backend_port = if svc.forward == Forward::Nat {
+            b.port
+        } else {
+            dport
+        };
         init.backend_id = b.id;
     };
     if is_tcp && !syn_only {
@@ -236,13 +266,17 @@ fn classify<B: PacketBuf>(
         if svc.forward == Forward::Nat {
             return Verdict::Drop(NoFlow);
         }
-        let Some(b) = svc.stateless(fh) else { return Verdict::Drop(NoBackend) };
+        let Some(b) = svc.stateless(fh) else {
+            return Verdict::Drop(NoBackend);
+        };
         set_backend(&mut init, b);
         c.stateless.inc();
         count_in(c, &init, len);
         return forward_to_backend(env, c, resolve, pkt, &init, ihl);
     }
-    let Some(b) = svc.schedule(env.conns, src_hash(src), fh) else { return Verdict::Drop(NoBackend) };
+    let Some(b) = svc.schedule(env.conns, src_hash(src), fh) else {
+        return Verdict::Drop(NoBackend);
+    };
     set_backend(&mut init, b);
     match env.flows.insert(&init, env.now) {
         Ok(Inserted::New(_)) => {
@@ -253,7 +287,9 @@ fn classify<B: PacketBuf>(
         }
         Ok(Inserted::Existing(r)) => init = r.info.init,
         Err(InsertError::Full | InsertError::Contended) => {
-            let Some(b) = svc.stateless(fh) else { return Verdict::Drop(NoBackend) };
+            let Some(b) = svc.stateless(fh) else {
+                return Verdict::Drop(NoBackend);
+            };
             set_backend(&mut init, b);
             c.table_full.inc();
         }
@@ -293,7 +329,9 @@ fn forward_to_backend<B: PacketBuf>(
     f: &FlowInit,
     ihl: usize,
 ) -> Verdict {
-    let Some(route) = env.snap.routes.lookup(f.backend) else { return Verdict::Drop(DropReason::NoRoute) };
+    let Some(route) = env.snap.routes.lookup(f.backend) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     let mode = Forward::from_u8(f.mode);
     if mode == Forward::Dr && route.via.is_some() {
         return Verdict::Drop(DropReason::NoRoute);
@@ -303,7 +341,9 @@ fn forward_to_backend<B: PacketBuf>(
         resolve(next_hop, route.port);
         return Verdict::Drop(DropReason::NoNeighbor);
     };
-    let Some(out) = env.snap.ports.get(route.port as usize) else { return Verdict::Drop(DropReason::NoRoute) };
+    let Some(out) = env.snap.ports.get(route.port as usize) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     if mode == Forward::Tun {
         // Checked on the packet as received, so an ICMP error quotes it unchanged.
         let d = pkt.data();
@@ -322,7 +362,11 @@ fn forward_to_backend<B: PacketBuf>(
         Forward::Nat => rewrite::nat_dst(&mut d[ETH..], ihl, f.backend, f.backend_port),
         Forward::Dr => {}
         Forward::Tun => {
-            let src = out.addresses.first().map(|a| a.0).unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let src = out
+                .addresses
+                .first()
+                .map(|a| a.0)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             if !pkt.prepend(20) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
@@ -345,13 +389,17 @@ fn reply_to_client<B: PacketBuf>(
     f: &FlowInit,
     ihl: usize,
 ) -> Verdict {
-    let Some(route) = env.snap.routes.lookup(f.client) else { return Verdict::Drop(DropReason::NoRoute) };
+    let Some(route) = env.snap.routes.lookup(f.client) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     let next_hop = route.via.unwrap_or(f.client);
     let Some(mac) = env.snap.neighbors.get(next_hop) else {
         resolve(next_hop, route.port);
         return Verdict::Drop(DropReason::NoNeighbor);
     };
-    let Some(out) = env.snap.ports.get(route.port as usize) else { return Verdict::Drop(DropReason::NoRoute) };
+    let Some(out) = env.snap.ports.get(route.port as usize) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     let d = pkt.data_mut();
     if !rewrite::decrement_ttl(&mut d[ETH..]) {
         return Verdict::Drop(DropReason::TtlExceeded);
@@ -363,9 +411,18 @@ fn reply_to_client<B: PacketBuf>(
 
 /// Answers an ICMP echo request to a local address or VIP, in place, out of the port it
 /// came in on. Other ICMP to us is dropped as `NoService`.
-fn echo_reply<B: PacketBuf>(env: &Env, c: &WorkerCounters, in_port: u16, pkt: &mut B, ihl: usize, total: usize) -> Verdict {
+fn echo_reply<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    in_port: u16,
+    pkt: &mut B,
+    ihl: usize,
+    total: usize,
+) -> Verdict {
     let d = pkt.data();
-    let Ok(ic) = IcmpPacket::new_checked(&d[ETH + ihl..ETH + total]) else { return Verdict::Drop(DropReason::Malformed) };
+    let Ok(ic) = IcmpPacket::new_checked(&d[ETH + ihl..ETH + total]) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
     if ic.msg_type() != icmp::TYPE_ECHO_REQUEST {
         return Verdict::Drop(DropReason::NoService);
     }
@@ -385,7 +442,11 @@ fn echo_reply<B: PacketBuf>(env: &Env, c: &WorkerCounters, in_port: u16, pkt: &m
     let i = ETH + ihl;
     let old = u16::from_be_bytes([d[i], d[i + 1]]);
     d[i] = icmp::TYPE_ECHO_REPLY;
-    let cs = checksum::update16(u16::from_be_bytes([d[i + 2], d[i + 3]]), old, u16::from_be_bytes([d[i], d[i + 1]]));
+    let cs = checksum::update16(
+        u16::from_be_bytes([d[i + 2], d[i + 3]]),
+        old,
+        u16::from_be_bytes([d[i], d[i + 1]]),
+    );
     d[i + 2..i + 4].copy_from_slice(&cs.to_be_bytes());
     c.icmp_replies.inc();
     Verdict::Tx(in_port)
@@ -406,14 +467,20 @@ fn frag_needed<B: PacketBuf>(
     let quote_len = (ihl + 8).min(d.len() - ETH);
     let mut quote = [0u8; 68];
     quote[..quote_len].copy_from_slice(&d[ETH..ETH + quote_len]);
-    let Some(route) = env.snap.routes.lookup(client) else { return Verdict::Drop(DropReason::NoRoute) };
+    let Some(route) = env.snap.routes.lookup(client) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
     let next_hop = route.via.unwrap_or(client);
     let Some(mac) = env.snap.neighbors.get(next_hop) else {
         resolve(next_hop, route.port);
         return Verdict::Drop(DropReason::NoNeighbor);
     };
     let out = &env.snap.ports[route.port as usize];
-    let src = out.addresses.first().map(|a| a.0).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let src = out
+        .addresses
+        .first()
+        .map(|a| a.0)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let new_len = ETH + 20 + 8 + quote_len;
     if !pkt.truncate(new_len) {
         return Verdict::Drop(DropReason::Malformed);

@@ -138,8 +138,21 @@ impl Service {
 
     /// The scheduler's choice for a new flow.
     #[inline]
-    pub fn schedule(&self, conns: &ConnCounters, src_hash: u64, flow_hash: u64) -> Option<&Backend> {
-        let i = self.sched.pick(&self.ids, &self.weights, &self.cursor, conns, &self.maglev, src_hash, flow_hash)?;
+    pub fn schedule(
+        &self,
+        conns: &ConnCounters,
+        src_hash: u64,
+        flow_hash: u64,
+    ) -> Option<&Backend> {
+        let i = self.sched.pick(
+            &self.ids,
+            &self.weights,
+            &self.cursor,
+            conns,
+            &self.maglev,
+            src_hash,
+            flow_hash,
+        )?;
         self.backends.get(i as usize)
     }
 
@@ -165,13 +178,19 @@ pub struct Services {
 
 impl Services {
     pub fn new(list: Vec<Service>) -> Services {
-        let by_key = list.iter().enumerate().map(|(i, s)| (service_key(s.vip, s.port, s.protocol), i as u16)).collect();
+        let by_key = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (service_key(s.vip, s.port, s.protocol), i as u16))
+            .collect();
         let vips = list.iter().map(|s| (s.vip.to_bits() as u64, ())).collect();
         Services { list, by_key, vips }
     }
     #[inline]
     pub fn find(&self, vip: Ipv4Addr, port: u16, protocol: u8) -> Option<&Service> {
-        self.by_key.get(service_key(vip, port, protocol)).map(|i| &self.list[i as usize])
+        self.by_key
+            .get(service_key(vip, port, protocol))
+            .map(|i| &self.list[i as usize])
     }
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
@@ -227,7 +246,9 @@ impl RouteTable {
     #[inline]
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<Route> {
         let d = dst.to_bits();
-        self.by_len.iter().find_map(|(l, m)| m.get((d & mask(*l)) as u64))
+        self.by_len
+            .iter()
+            .find_map(|(l, m)| m.get((d & mask(*l)) as u64))
     }
     pub fn entries(&self) -> &[(Ipv4Addr, u8, Route)] {
         &self.entries
@@ -251,7 +272,12 @@ pub struct Neighbors {
 
 impl Neighbors {
     pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>) -> Neighbors {
-        Neighbors { map: entries.into_iter().map(|(a, m)| (a.to_bits() as u64, m)).collect() }
+        Neighbors {
+            map: entries
+                .into_iter()
+                .map(|(a, m)| (a.to_bits() as u64, m))
+                .collect(),
+        }
     }
     #[inline]
     pub fn get(&self, a: Ipv4Addr) -> Option<MacAddr> {
@@ -288,7 +314,11 @@ impl Snapshot {
         ports
             .iter()
             .enumerate()
-            .flat_map(|(i, p)| p.addresses.iter().map(move |(a, _)| (a.to_bits() as u64, i as u16)))
+            .flat_map(|(i, p)| {
+                p.addresses
+                    .iter()
+                    .map(move |(a, _)| (a.to_bits() as u64, i as u16))
+            })
             .collect()
     }
 }
@@ -302,7 +332,10 @@ pub struct SnapshotCell {
 impl SnapshotCell {
     pub fn new(first: Snapshot) -> SnapshotCell {
         let v = first.version;
-        SnapshotCell { current: ArcSwap::from_pointee(first), version: AtomicU64::new(v) }
+        SnapshotCell {
+            current: ArcSwap::from_pointee(first),
+            version: AtomicU64::new(v),
+        }
     }
     /// Publishes `s` with the next version number; returns that version.
     pub fn publish(&self, mut s: Snapshot) -> u64 {
@@ -361,14 +394,22 @@ mod tests {
             forward: Forward::Nat,
             scheduler: SchedulerKind::Rr,
             backends: (0..n)
-                .map(|i| Backend { id: i as u32, addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8), port: 8080, weight: 1 })
+                .map(|i| Backend {
+                    id: i as u32,
+                    addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8),
+                    port: 8080,
+                    weight: 1,
+                })
                 .collect(),
         }
     }
 
     #[test]
     fn service_lookup() {
-        let s = Services::new(vec![Service::build(spec(0, 2), Default::default(), 251), Service::build(spec(1, 1), Default::default(), 251)]);
+        let s = Services::new(vec![
+            Service::build(spec(0, 2), Default::default(), 251),
+            Service::build(spec(1, 1), Default::default(), 251),
+        ]);
         assert_eq!(s.find(ip("203.0.113.10"), 80, 6).unwrap().name, "s0");
         assert_eq!(s.find(ip("203.0.113.10"), 81, 6).unwrap().name, "s1");
         assert!(s.find(ip("203.0.113.10"), 80, 17).is_none());
@@ -380,16 +421,38 @@ mod tests {
     fn lpm() {
         let r = |port| Route { port, via: None };
         let t = RouteTable::new(vec![
-            (ip("0.0.0.0"), 0, Route { port: 0, via: Some(ip("203.0.113.1")) }),
+            (
+                ip("0.0.0.0"),
+                0,
+                Route {
+                    port: 0,
+                    via: Some(ip("203.0.113.1")),
+                },
+            ),
             (ip("10.1.0.0"), 24, r(1)),
-            (ip("10.8.0.0"), 16, Route { port: 1, via: Some(ip("10.1.0.254")) }),
+            (
+                ip("10.8.0.0"),
+                16,
+                Route {
+                    port: 1,
+                    via: Some(ip("10.1.0.254")),
+                },
+            ),
             (ip("10.8.3.0"), 24, r(2)),
         ]);
         assert_eq!(t.lookup(ip("10.1.0.77")), Some(r(1)));
-        assert_eq!(t.lookup(ip("10.8.9.1")).unwrap().via, Some(ip("10.1.0.254")));
+        assert_eq!(
+            t.lookup(ip("10.8.9.1")).unwrap().via,
+            Some(ip("10.1.0.254"))
+        );
         assert_eq!(t.lookup(ip("10.8.3.1")), Some(r(2)));
-        assert_eq!(t.lookup(ip("8.8.8.8")).unwrap().via, Some(ip("203.0.113.1")));
-        assert!(RouteTable::new(vec![(ip("10.0.0.0"), 8, r(0))]).lookup(ip("11.0.0.1")).is_none());
+        assert_eq!(
+            t.lookup(ip("8.8.8.8")).unwrap().via,
+            Some(ip("203.0.113.1"))
+        );
+        assert!(RouteTable::new(vec![(ip("10.0.0.0"), 8, r(0))])
+            .lookup(ip("11.0.0.1"))
+            .is_none());
         assert_eq!(mask(0), 0);
         assert_eq!(mask(32), u32::MAX);
     }
@@ -401,7 +464,11 @@ mod tests {
         let a = Service::build(spec(0, 3), cursor.clone(), 251);
         assert_eq!(a.schedule(&conns, 0, 0).unwrap().id, 1);
         let b = Service::build(spec(0, 3), a.cursor().clone(), 251);
-        assert_eq!(b.schedule(&conns, 0, 0).unwrap().id, 2, "rr continues, not restarts");
+        assert_eq!(
+            b.schedule(&conns, 0, 0).unwrap().id,
+            2,
+            "rr continues, not restarts"
+        );
     }
 
     /// Readers hammer the snapshot while a writer publishes; every snapshot a reader sees
@@ -414,8 +481,17 @@ mod tests {
             s.port = v as u16;
             Snapshot {
                 version: 0,
-                services: Arc::new(Services::new(vec![Service::build(s, Default::default(), 251)])),
-                ports: Arc::new(vec![PortConf { name: format!("p{v}"), mac: MacAddr::ZERO, addresses: vec![], mtu: 1500 }]),
+                services: Arc::new(Services::new(vec![Service::build(
+                    s,
+                    Default::default(),
+                    251,
+                )])),
+                ports: Arc::new(vec![PortConf {
+                    name: format!("p{v}"),
+                    mac: MacAddr::ZERO,
+                    addresses: vec![],
+                    mtu: 1500,
+                }]),
                 ..Default::default()
             }
         };

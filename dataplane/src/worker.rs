@@ -40,7 +40,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(cell: SnapshotCell, capacity: usize, timeouts: Timeouts, ports: usize, workers: usize) -> Shared {
+    pub fn new(
+        cell: SnapshotCell,
+        capacity: usize,
+        timeouts: Timeouts,
+        ports: usize,
+        workers: usize,
+    ) -> Shared {
         Shared {
             cell,
             flows: FlowTable::new(capacity),
@@ -102,7 +108,14 @@ pub fn run(id: usize, shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) 
             let mut resolve = |a: Ipv4Addr, p: u16| {
                 let _ = shared.resolve.push((a, p));
             };
-            process_burst(&env, c, &mut resolve, *pidx, burst.as_mut_slice(), &mut verdicts[..n]);
+            process_burst(
+                &env,
+                c,
+                &mut resolve,
+                *pidx,
+                burst.as_mut_slice(),
+                &mut verdicts[..n],
+            );
             for (m, v) in burst.drain().zip(verdicts.iter()) {
                 match *v {
                     Verdict::Tx(p) => {

@@ -12,8 +12,17 @@ fn eal() -> &'static (Eal, Mempool) {
     EAL.get_or_init(|| {
         let prefix = format!("ferrovs-smoke-{}", std::process::id());
         let eal = Eal::init(&[
-            "--no-huge", "--no-pci", "--no-shconf", "-m", "256", "-l", "0",
-            "--file-prefix", &prefix, "--log-level", "*:warning",
+            "--no-huge",
+            "--no-pci",
+            "--no-shconf",
+            "-m",
+            "256",
+            "-l",
+            "0",
+            "--file-prefix",
+            &prefix,
+            "--log-level",
+            "*:warning",
         ])
         .expect("EAL init");
         let pool = Mempool::new(&eal, "smoke", 8191, 256, 2176).expect("mempool");
@@ -24,7 +33,11 @@ fn eal() -> &'static (Eal, Mempool) {
 fn frames(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let spec = FrameSpec { src_port: 10000 + i as u16, ident: i as u16, ..Default::default() };
+            let spec = FrameSpec {
+                src_port: 10000 + i as u16,
+                ident: i as u16,
+                ..Default::default()
+            };
             udp_frame(&spec, &vec![i as u8; i % 50])
         })
         .collect()
@@ -48,7 +61,10 @@ fn ring_pair_burst_comes_back_identical() {
     let mut got = Burst::default();
     assert_eq!(brx[0].rx(&mut got), 32);
     let received: Vec<Vec<u8>> = got.drain().map(|m| m.data().to_vec()).collect();
-    assert_eq!(received, sent, "ring port must deliver the burst byte-identical and in order");
+    assert_eq!(
+        received, sent,
+        "ring port must deliver the burst byte-identical and in order"
+    );
 
     // The rate the ring smoke path sees (reported, not asserted: machines are noisy).
     let avail_before = pool.available();
@@ -64,9 +80,16 @@ fn ring_pair_burst_comes_back_identical() {
         moved += brx[0].rx(&mut rb) as u64;
     }
     let secs = t.elapsed().as_secs_f64();
-    eprintln!("ring smoke: {moved} packets in {secs:.2}s = {:.1} Mpps (alloc+tx+rx+free, --no-huge)", moved as f64 / secs / 1e6);
+    eprintln!(
+        "ring smoke: {moved} packets in {secs:.2}s = {:.1} Mpps (alloc+tx+rx+free, --no-huge)",
+        moved as f64 / secs / 1e6
+    );
     assert!(moved > 0);
-    assert_eq!(pool.available(), avail_before, "every mbuf went back to the pool");
+    assert_eq!(
+        pool.available(),
+        avail_before,
+        "every mbuf went back to the pool"
+    );
 }
 
 #[test]
@@ -78,11 +101,19 @@ fn pcap_port_reads_and_writes_captures() {
     let sent = frames(5);
     dataplane::pcap::write(std::fs::File::create(&inp).unwrap(), &sent).unwrap();
 
-    let spec = format!("net_pcap_smoke,rx_pcap={},tx_pcap={}", inp.display(), out.display());
+    let spec = format!(
+        "net_pcap_smoke,rx_pcap={},tx_pcap={}",
+        inp.display(),
+        out.display()
+    );
     {
         let mut port = eal.add_vdev(&spec).unwrap();
         let info = port.info().unwrap();
-        assert_eq!((info.max_rx_queues, info.max_tx_queues), (1, 1), "net_pcap: one queue pair");
+        assert_eq!(
+            (info.max_rx_queues, info.max_tx_queues),
+            (1, 1),
+            "net_pcap: one queue pair"
+        );
         let (mut rx, mut tx, rss) = port.configure(1, 1, 256, pool).unwrap();
         assert!(!rss);
         port.start().unwrap();
@@ -91,7 +122,11 @@ fn pcap_port_reads_and_writes_captures() {
         while got.len() < sent.len() && Instant::now() < deadline {
             rx[0].rx(&mut got);
         }
-        assert_eq!(got.len(), sent.len(), "all frames of the capture are received");
+        assert_eq!(
+            got.len(),
+            sent.len(),
+            "all frames of the capture are received"
+        );
         // Echo them back with the first byte changed, to prove the output is what we sent.
         let mut back = Burst::default();
         for mut m in got.drain() {

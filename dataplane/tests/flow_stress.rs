@@ -56,7 +56,9 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
                     match (r >> 32) % 4 {
                         0 | 1 => match table.insert(&f, 0) {
                             Ok(Inserted::New(_)) => created += 1,
-                            Ok(Inserted::Existing(e)) => assert_eq!(e.info.init.forward_key(), f.forward_key()),
+                            Ok(Inserted::Existing(e)) => {
+                                assert_eq!(e.info.init.forward_key(), f.forward_key())
+                            }
                             Err(InsertError::Full) => full += 1,
                             Err(e) => {
                                 if e != InsertError::Contended {
@@ -68,7 +70,11 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
                         },
                         2 => {
                             if let Some(mut e) = table.lookup(&f.reverse_key()) {
-                                assert_eq!(e.info.init.forward_key(), f.forward_key(), "reverse lookup found the wrong flow");
+                                assert_eq!(
+                                    e.info.init.forward_key(),
+                                    f.forward_key(),
+                                    "reverse lookup found the wrong flow"
+                                );
                                 table.set_state(&mut e, FlowState::Established);
                             }
                         }
@@ -99,7 +105,10 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
         ops += o;
     }
     eprintln!("stress: {ops} ops, {created} created, {removed} removed, {full} full");
-    assert!(created > 1000 && removed > 1000, "the test must really exercise the table");
+    assert!(
+        created > 1000 && removed > 1000,
+        "the test must really exercise the table"
+    );
 
     // No lost or duplicated flows: counts match, every live key is unique and is found
     // from both directions at the same entry.
@@ -108,9 +117,17 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
     let mut live = 0;
     table.for_each(|f| {
         live += 1;
-        assert!(keys.insert(f.init.forward_key()), "duplicate flow {:?}", f.init.forward_key());
-        let a = table.lookup(&f.init.forward_key()).expect("forward index lost");
-        let b = table.lookup(&f.init.reverse_key()).expect("reverse index lost");
+        assert!(
+            keys.insert(f.init.forward_key()),
+            "duplicate flow {:?}",
+            f.init.forward_key()
+        );
+        let a = table
+            .lookup(&f.init.forward_key())
+            .expect("forward index lost");
+        let b = table
+            .lookup(&f.init.reverse_key())
+            .expect("reverse index lost");
         assert_eq!(a.idx, b.idx);
     });
     assert_eq!(live, table.len());
@@ -121,7 +138,10 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
     assert!(table.is_empty());
     for p in 0..table.capacity() {
         let f = flow(p as u16, 200 + (p >> 16) as u8, 0);
-        assert!(matches!(table.insert(&f, 0), Ok(Inserted::New(_))), "entry {p} lost");
+        assert!(
+            matches!(table.insert(&f, 0), Ok(Inserted::New(_))),
+            "entry {p} lost"
+        );
     }
     assert_eq!(table.insert(&flow(1, 250, 0), 0), Err(InsertError::Full));
 }
@@ -144,17 +164,25 @@ fn racing_creators_end_with_one_flow_and_one_backend() {
             })
             .map(|h| h.join().unwrap())
             .collect();
-        let new: Vec<_> = results.iter().filter(|r| matches!(r, Ok(Inserted::New(_)))).collect();
+        let new: Vec<_> = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Inserted::New(_))))
+            .collect();
         assert!(new.len() <= 1, "round {rounds}: {} creators", new.len());
         let live = table.lookup(&flow(rounds, 9, 0).forward_key());
         if let Some(l) = live {
             for r in &results {
                 if let Ok(Inserted::Existing(e) | Inserted::New(e)) = r {
-                    assert_eq!(e.info.init.backend_id, l.info.init.backend_id, "one backend choice");
+                    assert_eq!(
+                        e.info.init.backend_id, l.info.init.backend_id,
+                        "one backend choice"
+                    );
                 }
             }
         } else {
-            assert!(results.iter().all(|r| matches!(r, Err(InsertError::Contended))));
+            assert!(results
+                .iter()
+                .all(|r| matches!(r, Err(InsertError::Contended))));
         }
         rounds += 1;
     }

@@ -38,7 +38,16 @@ fn be_mac(last: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0x10, last])
 }
 
-fn svc(id: u16, name: &str, vip: &str, port: u16, proto: u8, fwd: Forward, s: SchedulerKind, bes: &[(u32, &str, u16, u32)]) -> Service {
+fn svc(
+    id: u16,
+    name: &str,
+    vip: &str,
+    port: u16,
+    proto: u8,
+    fwd: Forward,
+    s: SchedulerKind,
+    bes: &[(u32, &str, u16, u32)],
+) -> Service {
     Service::build(
         ServiceSpec {
             id,
@@ -48,7 +57,15 @@ fn svc(id: u16, name: &str, vip: &str, port: u16, proto: u8, fwd: Forward, s: Sc
             protocol: proto,
             forward: fwd,
             scheduler: s,
-            backends: bes.iter().map(|&(id, a, p, w)| Backend { id, addr: ip(a), port: p, weight: w }).collect(),
+            backends: bes
+                .iter()
+                .map(|&(id, a, p, w)| Backend {
+                    id,
+                    addr: ip(a),
+                    port: p,
+                    weight: w,
+                })
+                .collect(),
         },
         Default::default(),
         251,
@@ -57,13 +74,44 @@ fn svc(id: u16, name: &str, vip: &str, port: u16, proto: u8, fwd: Forward, s: Sc
 
 fn snapshot() -> Snapshot {
     let ports = vec![
-        PortConf { name: "wan".into(), mac: wan_mac(), addresses: vec![(ip("203.0.113.2"), 24)], mtu: 1500 },
-        PortConf { name: "lan".into(), mac: lan_mac(), addresses: vec![(ip("10.1.0.1"), 24)], mtu: 1500 },
+        PortConf {
+            name: "wan".into(),
+            mac: wan_mac(),
+            addresses: vec![(ip("203.0.113.2"), 24)],
+            mtu: 1500,
+        },
+        PortConf {
+            name: "lan".into(),
+            mac: lan_mac(),
+            addresses: vec![(ip("10.1.0.1"), 24)],
+            mtu: 1500,
+        },
     ];
     let routes = RouteTable::new(vec![
-        (ip("203.0.113.0"), 24, Route { port: WAN, via: None }),
-        (ip("10.1.0.0"), 24, Route { port: LAN, via: None }),
-        (ip("0.0.0.0"), 0, Route { port: WAN, via: Some(ip("203.0.113.1")) }),
+        (
+            ip("203.0.113.0"),
+            24,
+            Route {
+                port: WAN,
+                via: None,
+            },
+        ),
+        (
+            ip("10.1.0.0"),
+            24,
+            Route {
+                port: LAN,
+                via: None,
+            },
+        ),
+        (
+            ip("0.0.0.0"),
+            0,
+            Route {
+                port: WAN,
+                via: Some(ip("203.0.113.1")),
+            },
+        ),
     ]);
     let neighbors = Neighbors::new([
         (ip("203.0.113.1"), gw_mac()),
@@ -71,12 +119,66 @@ fn snapshot() -> Snapshot {
         (ip("10.1.0.11"), be_mac(11)),
     ]);
     let services = vec![
-        svc(0, "web", "203.0.113.10", 80, 6, Forward::Nat, SchedulerKind::Wrr, &[(0, "10.1.0.10", 8080, 1), (1, "10.1.0.11", 8080, 2)]),
-        svc(1, "dns", "203.0.113.10", 53, 17, Forward::Nat, SchedulerKind::Rr, &[(2, "10.1.0.10", 5353, 1), (3, "10.1.0.11", 5353, 1)]),
-        svc(2, "dr", "203.0.113.20", 80, 6, Forward::Dr, SchedulerKind::Rr, &[(4, "10.1.0.10", 80, 1)]),
-        svc(3, "tun", "203.0.113.30", 80, 6, Forward::Tun, SchedulerKind::Rr, &[(5, "10.1.0.11", 80, 1)]),
-        svc(4, "unresolved", "203.0.113.40", 80, 6, Forward::Nat, SchedulerKind::Rr, &[(6, "10.1.0.99", 80, 1)]),
-        svc(5, "drained", "203.0.113.50", 80, 6, Forward::Nat, SchedulerKind::Lc, &[(7, "10.1.0.10", 80, 0)]),
+        svc(
+            0,
+            "web",
+            "203.0.113.10",
+            80,
+            6,
+            Forward::Nat,
+            SchedulerKind::Wrr,
+            &[(0, "10.1.0.10", 8080, 1), (1, "10.1.0.11", 8080, 2)],
+        ),
+        svc(
+            1,
+            "dns",
+            "203.0.113.10",
+            53,
+            17,
+            Forward::Nat,
+            SchedulerKind::Rr,
+            &[(2, "10.1.0.10", 5353, 1), (3, "10.1.0.11", 5353, 1)],
+        ),
+        svc(
+            2,
+            "dr",
+            "203.0.113.20",
+            80,
+            6,
+            Forward::Dr,
+            SchedulerKind::Rr,
+            &[(4, "10.1.0.10", 80, 1)],
+        ),
+        svc(
+            3,
+            "tun",
+            "203.0.113.30",
+            80,
+            6,
+            Forward::Tun,
+            SchedulerKind::Rr,
+            &[(5, "10.1.0.11", 80, 1)],
+        ),
+        svc(
+            4,
+            "unresolved",
+            "203.0.113.40",
+            80,
+            6,
+            Forward::Nat,
+            SchedulerKind::Rr,
+            &[(6, "10.1.0.99", 80, 1)],
+        ),
+        svc(
+            5,
+            "drained",
+            "203.0.113.50",
+            80,
+            6,
+            Forward::Nat,
+            SchedulerKind::Lc,
+            &[(7, "10.1.0.10", 80, 0)],
+        ),
     ];
     Snapshot {
         version: 1,
@@ -109,10 +211,23 @@ impl Rig {
         }
     }
     fn run(&mut self, port: u16, frame: &[u8]) -> (Verdict, Vec<u8>) {
-        let env = Env { snap: &self.snap, flows: &self.flows, conns: &self.conns, timeouts: &self.timeouts, now: 100 };
+        let env = Env {
+            snap: &self.snap,
+            flows: &self.flows,
+            conns: &self.conns,
+            timeouts: &self.timeouts,
+            now: 100,
+        };
         let mut b = VecBuf::new(frame);
         let resolved = &mut self.resolved;
-        let v = process(&env, &self.c, &mut |a, p| resolved.push((a, p)), port, &mut b, None);
+        let v = process(
+            &env,
+            &self.c,
+            &mut |a, p| resolved.push((a, p)),
+            port,
+            &mut b,
+            None,
+        );
         (v, b.data().to_vec())
     }
 }
@@ -133,7 +248,14 @@ fn client(vip: &str, dport: u16, sport: u16, ttl: u8) -> FrameSpec {
 
 /// The same packet as it must leave toward a backend (NAT: new destination).
 fn to_backend(s: &FrameSpec, be: &str, be_last: u8, port: u16) -> FrameSpec {
-    FrameSpec { src_mac: lan_mac(), dst_mac: be_mac(be_last), dst_ip: ip(be), dst_port: port, ttl: s.ttl - 1, ..s.clone() }
+    FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(be_last),
+        dst_ip: ip(be),
+        dst_port: port,
+        ttl: s.ttl - 1,
+        ..s.clone()
+    }
 }
 
 struct Case {
@@ -170,18 +292,66 @@ fn nat_both_directions_and_wrr() {
         ttl: 64,
         ..Default::default()
     };
-    let reply_out = FrameSpec { src_mac: wan_mac(), dst_mac: gw_mac(), src_ip: ip("203.0.113.10"), src_port: 80, ttl: 63, ..reply.clone() };
+    let reply_out = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: ip("203.0.113.10"),
+        src_port: 80,
+        ttl: 63,
+        ..reply.clone()
+    };
     check(
         &mut rig,
         vec![
             // IPVS wrr with weights 1,2 starts with the heavier backend: B A B ...
-            Case { name: "nat syn -> be 11 (wrr first)", port: WAN, input: tcp_frame(&syn, SYN, b""), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&to_backend(&syn, "10.1.0.11", 11, 8080), SYN, b"")) },
-            Case { name: "nat syn-ack reply -> client from vip", port: LAN, input: tcp_frame(&reply, SYNACK, b""), verdict: Verdict::Tx(WAN), output: Some(tcp_frame(&reply_out, SYNACK, b"")) },
-            Case { name: "nat ack keeps backend", port: WAN, input: tcp_frame(&syn, ACK, b"GET /"), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&to_backend(&syn, "10.1.0.11", 11, 8080), ACK, b"GET /")) },
-            Case { name: "nat data reply", port: LAN, input: tcp_frame(&reply, ACK, b"200 OK"), verdict: Verdict::Tx(WAN), output: Some(tcp_frame(&reply_out, ACK, b"200 OK")) },
+            Case {
+                name: "nat syn -> be 11 (wrr first)",
+                port: WAN,
+                input: tcp_frame(&syn, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(
+                    &to_backend(&syn, "10.1.0.11", 11, 8080),
+                    SYN,
+                    b"",
+                )),
+            },
+            Case {
+                name: "nat syn-ack reply -> client from vip",
+                port: LAN,
+                input: tcp_frame(&reply, SYNACK, b""),
+                verdict: Verdict::Tx(WAN),
+                output: Some(tcp_frame(&reply_out, SYNACK, b"")),
+            },
+            Case {
+                name: "nat ack keeps backend",
+                port: WAN,
+                input: tcp_frame(&syn, ACK, b"GET /"),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(
+                    &to_backend(&syn, "10.1.0.11", 11, 8080),
+                    ACK,
+                    b"GET /",
+                )),
+            },
+            Case {
+                name: "nat data reply",
+                port: LAN,
+                input: tcp_frame(&reply, ACK, b"200 OK"),
+                verdict: Verdict::Tx(WAN),
+                output: Some(tcp_frame(&reply_out, ACK, b"200 OK")),
+            },
         ],
     );
-    let f = rig.flows.lookup(&dataplane::flow::FlowKey { protocol: 6, src: ip("192.0.2.1"), src_port: 40000, dst: ip("203.0.113.10"), dst_port: 80 }).unwrap();
+    let f = rig
+        .flows
+        .lookup(&dataplane::flow::FlowKey {
+            protocol: 6,
+            src: ip("192.0.2.1"),
+            src_port: 40000,
+            dst: ip("203.0.113.10"),
+            dst_port: 80,
+        })
+        .unwrap();
     assert_eq!(f.state(), FlowState::Established);
     assert_eq!((rig.conns.active(1), rig.conns.inactive(1)), (1, 0));
     // wrr continues: A then B for the next two clients.
@@ -190,9 +360,27 @@ fn nat_both_directions_and_wrr() {
     check(
         &mut rig,
         vec![
-            Case { name: "wrr second -> be 10", port: WAN, input: tcp_frame(&s2, SYN, b""), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&to_backend(&s2, "10.1.0.10", 10, 8080), SYN, b"")) },
-            Case { name: "wrr third -> be 11", port: WAN, input: tcp_frame(&s3, SYN, b""), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&to_backend(&s3, "10.1.0.11", 11, 8080), SYN, b"")) },
-            Case { name: "nat mid-connection without flow", port: WAN, input: tcp_frame(&client("203.0.113.10", 80, 40999, 64), ACK, b""), verdict: Verdict::Drop(DropReason::NoFlow), output: None },
+            Case {
+                name: "wrr second -> be 10",
+                port: WAN,
+                input: tcp_frame(&s2, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(&to_backend(&s2, "10.1.0.10", 10, 8080), SYN, b"")),
+            },
+            Case {
+                name: "wrr third -> be 11",
+                port: WAN,
+                input: tcp_frame(&s3, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(&to_backend(&s3, "10.1.0.11", 11, 8080), SYN, b"")),
+            },
+            Case {
+                name: "nat mid-connection without flow",
+                port: WAN,
+                input: tcp_frame(&client("203.0.113.10", 80, 40999, 64), ACK, b""),
+                verdict: Verdict::Drop(DropReason::NoFlow),
+                output: None,
+            },
         ],
     );
     assert_eq!(rig.c.new_flows.get(), 3);
@@ -211,9 +399,27 @@ fn udp_nat_rr() {
     check(
         &mut rig,
         vec![
-            Case { name: "udp rr first -> be 11", port: WAN, input: udp_frame(&q1, b"query"), verdict: Verdict::Tx(LAN), output: Some(udp_frame(&to_backend(&q1, "10.1.0.11", 11, 5353), b"query")) },
-            Case { name: "udp rr second -> be 10", port: WAN, input: udp_frame(&q2, b"query"), verdict: Verdict::Tx(LAN), output: Some(udp_frame(&to_backend(&q2, "10.1.0.10", 10, 5353), b"query")) },
-            Case { name: "udp same flow same backend", port: WAN, input: udp_frame(&q1, b"again"), verdict: Verdict::Tx(LAN), output: Some(udp_frame(&to_backend(&q1, "10.1.0.11", 11, 5353), b"again")) },
+            Case {
+                name: "udp rr first -> be 11",
+                port: WAN,
+                input: udp_frame(&q1, b"query"),
+                verdict: Verdict::Tx(LAN),
+                output: Some(udp_frame(&to_backend(&q1, "10.1.0.11", 11, 5353), b"query")),
+            },
+            Case {
+                name: "udp rr second -> be 10",
+                port: WAN,
+                input: udp_frame(&q2, b"query"),
+                verdict: Verdict::Tx(LAN),
+                output: Some(udp_frame(&to_backend(&q2, "10.1.0.10", 10, 5353), b"query")),
+            },
+            Case {
+                name: "udp same flow same backend",
+                port: WAN,
+                input: udp_frame(&q1, b"again"),
+                verdict: Verdict::Tx(LAN),
+                output: Some(udp_frame(&to_backend(&q1, "10.1.0.11", 11, 5353), b"again")),
+            },
         ],
     );
 }
@@ -222,15 +428,43 @@ fn udp_nat_rr() {
 fn dr_rewrites_only_mac() {
     let mut rig = Rig::new(64);
     let s = client("203.0.113.20", 80, 41000, 64);
-    let out = FrameSpec { src_mac: lan_mac(), dst_mac: be_mac(10), ttl: 63, ..s.clone() };
+    let out = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        ttl: 63,
+        ..s.clone()
+    };
     let other = client("203.0.113.20", 80, 41001, 64);
-    let other_out = FrameSpec { src_mac: lan_mac(), dst_mac: be_mac(10), ttl: 63, ..other.clone() };
+    let other_out = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        ttl: 63,
+        ..other.clone()
+    };
     check(
         &mut rig,
         vec![
-            Case { name: "dr syn", port: WAN, input: tcp_frame(&s, SYN, b""), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&out, SYN, b"")) },
-            Case { name: "dr ack", port: WAN, input: tcp_frame(&s, ACK, b"x"), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&out, ACK, b"x")) },
-            Case { name: "dr ack without flow: maglev, no flow", port: WAN, input: tcp_frame(&other, ACK, b""), verdict: Verdict::Tx(LAN), output: Some(tcp_frame(&other_out, ACK, b"")) },
+            Case {
+                name: "dr syn",
+                port: WAN,
+                input: tcp_frame(&s, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(&out, SYN, b"")),
+            },
+            Case {
+                name: "dr ack",
+                port: WAN,
+                input: tcp_frame(&s, ACK, b"x"),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(&out, ACK, b"x")),
+            },
+            Case {
+                name: "dr ack without flow: maglev, no flow",
+                port: WAN,
+                input: tcp_frame(&other, ACK, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp_frame(&other_out, ACK, b"")),
+            },
         ],
     );
     assert_eq!(rig.c.stateless.get(), 1);
@@ -245,20 +479,38 @@ fn tun_encapsulates_and_sends_frag_needed() {
     let s = client("203.0.113.30", 80, 42000, 64);
     let (v, out) = rig.run(WAN, &tcp_frame(&s, SYN, b"abc"));
     assert_eq!(v, Verdict::Tx(LAN));
-    let inner = tcp_frame(&FrameSpec { ttl: 63, ..s.clone() }, SYN, b"abc");
+    let inner = tcp_frame(
+        &FrameSpec {
+            ttl: 63,
+            ..s.clone()
+        },
+        SYN,
+        b"abc",
+    );
     assert_eq!(&out[..6], &be_mac(11).0);
     assert_eq!(&out[6..12], &lan_mac().0);
     assert_eq!(&out[12..14], &[0x08, 0x00]);
     let outer = &out[14..34];
     assert_eq!(outer[0], 0x45);
     assert_eq!(outer[9], 4, "IP-in-IP");
-    assert_eq!(u16::from_be_bytes([outer[2], outer[3]]) as usize, inner.len() - 14 + 20);
-    assert_eq!(&outer[12..16], &[10, 1, 0, 1], "outer source is the egress port's address");
+    assert_eq!(
+        u16::from_be_bytes([outer[2], outer[3]]) as usize,
+        inner.len() - 14 + 20
+    );
+    assert_eq!(
+        &outer[12..16],
+        &[10, 1, 0, 1],
+        "outer source is the egress port's address"
+    );
     assert_eq!(&outer[16..20], &[10, 1, 0, 11]);
     assert_eq!(outer[6] & 0x40, 0x40, "DF copied");
     assert_eq!(outer[8], 63, "outer TTL from the inner");
     assert_eq!(checksum::checksum(outer), 0);
-    assert_eq!(&out[34..], &inner[14..], "inner packet unchanged but for TTL");
+    assert_eq!(
+        &out[34..],
+        &inner[14..],
+        "inner packet unchanged but for TTL"
+    );
 
     // 1481-byte inner packet with DF: outer would be 1501 > MTU 1500.
     let big = client("203.0.113.30", 80, 42001, 64);
@@ -269,7 +521,11 @@ fn tun_encapsulates_and_sends_frag_needed() {
     let icmp = &out[34..];
     assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
     assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1480);
-    assert_eq!(&icmp[8..8 + 28], &frame[14..14 + 28], "quotes the IP header + 8 bytes");
+    assert_eq!(
+        &icmp[8..8 + 28],
+        &frame[14..14 + 28],
+        "quotes the IP header + 8 bytes"
+    );
     assert_eq!(checksum::checksum(icmp), 0);
     assert_eq!(&out[30..34], &[192, 0, 2, 1]);
     assert_eq!(rig.c.drops[DropReason::FragNeeded as usize].get(), 1);
@@ -290,24 +546,110 @@ fn drops_by_reason() {
     let mut bad_tcp = tcp_frame(&ok, SYN, b"");
     bad_tcp[14 + 20 + 12] = 0xf0; // data offset 60 > segment
     let cases = vec![
-        Case { name: "ttl 1", port: WAN, input: tcp_frame(&client("203.0.113.10", 80, 43001, 1), SYN, b""), verdict: Verdict::Drop(DropReason::TtlExceeded), output: None },
-        Case { name: "not our mac", port: WAN, input: wrong_mac, verdict: Verdict::Drop(DropReason::NotForUs), output: None },
-        Case { name: "truncated ip", port: WAN, input: tcp_frame(&ok, SYN, b"")[..30].to_vec(), verdict: Verdict::Drop(DropReason::Malformed), output: None },
-        Case { name: "bad tcp offset", port: WAN, input: bad_tcp, verdict: Verdict::Drop(DropReason::Malformed), output: None },
-        Case { name: "short frame", port: WAN, input: vec![1, 2, 3], verdict: Verdict::Drop(DropReason::Malformed), output: None },
-        Case { name: "fragment", port: WAN, input: frag, verdict: Verdict::Drop(DropReason::Fragment), output: None },
-        Case { name: "vlan", port: WAN, input: vlan, verdict: Verdict::Drop(DropReason::Vlan), output: None },
-        Case { name: "ipv6", port: WAN, input: ipv6, verdict: Verdict::Drop(DropReason::NotIpv4), output: None },
-        Case { name: "vip, unknown port", port: WAN, input: tcp_frame(&client("203.0.113.10", 81, 1, 64), SYN, b""), verdict: Verdict::Drop(DropReason::NoService), output: None },
-        Case { name: "not ours", port: WAN, input: tcp_frame(&client("198.51.100.1", 80, 1, 64), SYN, b""), verdict: Verdict::Drop(DropReason::NotOurs), output: None },
-        Case { name: "drained only backend", port: WAN, input: tcp_frame(&client("203.0.113.50", 80, 1, 64), SYN, b""), verdict: Verdict::Drop(DropReason::NoBackend), output: None },
-        Case { name: "unresolved backend", port: WAN, input: tcp_frame(&client("203.0.113.40", 80, 1, 64), SYN, b""), verdict: Verdict::Drop(DropReason::NoNeighbor), output: None },
+        Case {
+            name: "ttl 1",
+            port: WAN,
+            input: tcp_frame(&client("203.0.113.10", 80, 43001, 1), SYN, b""),
+            verdict: Verdict::Drop(DropReason::TtlExceeded),
+            output: None,
+        },
+        Case {
+            name: "not our mac",
+            port: WAN,
+            input: wrong_mac,
+            verdict: Verdict::Drop(DropReason::NotForUs),
+            output: None,
+        },
+        Case {
+            name: "truncated ip",
+            port: WAN,
+            input: tcp_frame(&ok, SYN, b"")[..30].to_vec(),
+            verdict: Verdict::Drop(DropReason::Malformed),
+            output: None,
+        },
+        Case {
+            name: "bad tcp offset",
+            port: WAN,
+            input: bad_tcp,
+            verdict: Verdict::Drop(DropReason::Malformed),
+            output: None,
+        },
+        Case {
+            name: "short frame",
+            port: WAN,
+            input: vec![1, 2, 3],
+            verdict: Verdict::Drop(DropReason::Malformed),
+            output: None,
+        },
+        Case {
+            name: "fragment",
+            port: WAN,
+            input: frag,
+            verdict: Verdict::Drop(DropReason::Fragment),
+            output: None,
+        },
+        Case {
+            name: "vlan",
+            port: WAN,
+            input: vlan,
+            verdict: Verdict::Drop(DropReason::Vlan),
+            output: None,
+        },
+        Case {
+            name: "ipv6",
+            port: WAN,
+            input: ipv6,
+            verdict: Verdict::Drop(DropReason::NotIpv4),
+            output: None,
+        },
+        Case {
+            name: "vip, unknown port",
+            port: WAN,
+            input: tcp_frame(&client("203.0.113.10", 81, 1, 64), SYN, b""),
+            verdict: Verdict::Drop(DropReason::NoService),
+            output: None,
+        },
+        Case {
+            name: "not ours",
+            port: WAN,
+            input: tcp_frame(&client("198.51.100.1", 80, 1, 64), SYN, b""),
+            verdict: Verdict::Drop(DropReason::NotOurs),
+            output: None,
+        },
+        Case {
+            name: "drained only backend",
+            port: WAN,
+            input: tcp_frame(&client("203.0.113.50", 80, 1, 64), SYN, b""),
+            verdict: Verdict::Drop(DropReason::NoBackend),
+            output: None,
+        },
+        Case {
+            name: "unresolved backend",
+            port: WAN,
+            input: tcp_frame(&client("203.0.113.40", 80, 1, 64), SYN, b""),
+            verdict: Verdict::Drop(DropReason::NoNeighbor),
+            output: None,
+        },
     ];
     let n = cases.len() as u64;
     check(&mut rig, cases);
-    assert_eq!(rig.resolved, vec![(ip("10.1.0.99"), LAN)], "resolution asked for the backend");
+    assert_eq!(
+        rig.resolved,
+        vec![(ip("10.1.0.99"), LAN)],
+        "resolution asked for the backend"
+    );
     assert_eq!(rig.c.drops_total(), n);
-    for r in [DropReason::TtlExceeded, DropReason::NotForUs, DropReason::Fragment, DropReason::Vlan, DropReason::NotIpv4, DropReason::NoService, DropReason::NotOurs, DropReason::NoBackend, DropReason::NoNeighbor] {
+    for r in [
+        DropReason::TtlExceeded,
+        DropReason::NotForUs,
+        DropReason::Fragment,
+        DropReason::Vlan,
+        DropReason::NotIpv4,
+        DropReason::NoService,
+        DropReason::NotOurs,
+        DropReason::NoBackend,
+        DropReason::NoNeighbor,
+    ] {
         assert_eq!(rig.c.drops[r as usize].get(), 1, "{}", r.name());
     }
     assert_eq!(rig.c.drops[DropReason::Malformed as usize].get(), 3);
@@ -316,18 +658,66 @@ fn drops_by_reason() {
 #[test]
 fn arp_to_mgmt_and_icmp_echo() {
     let mut rig = Rig::new(64);
-    let arp = arp_frame(1, gw_mac(), ip("203.0.113.1"), MacAddr::ZERO, ip("203.0.113.10"));
-    let echo = FrameSpec { src_mac: gw_mac(), dst_mac: wan_mac(), src_ip: ip("203.0.113.1"), dst_ip: ip("203.0.113.2"), ..Default::default() };
-    let want = FrameSpec { src_mac: wan_mac(), dst_mac: gw_mac(), src_ip: ip("203.0.113.2"), dst_ip: ip("203.0.113.1"), ..Default::default() };
-    let vip_echo = FrameSpec { dst_ip: ip("203.0.113.10"), ..echo.clone() };
-    let vip_want = FrameSpec { src_ip: ip("203.0.113.10"), ..want.clone() };
+    let arp = arp_frame(
+        1,
+        gw_mac(),
+        ip("203.0.113.1"),
+        MacAddr::ZERO,
+        ip("203.0.113.10"),
+    );
+    let echo = FrameSpec {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        src_ip: ip("203.0.113.1"),
+        dst_ip: ip("203.0.113.2"),
+        ..Default::default()
+    };
+    let want = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: ip("203.0.113.2"),
+        dst_ip: ip("203.0.113.1"),
+        ..Default::default()
+    };
+    let vip_echo = FrameSpec {
+        dst_ip: ip("203.0.113.10"),
+        ..echo.clone()
+    };
+    let vip_want = FrameSpec {
+        src_ip: ip("203.0.113.10"),
+        ..want.clone()
+    };
     check(
         &mut rig,
         vec![
-            Case { name: "arp", port: WAN, input: arp, verdict: Verdict::Mgmt, output: None },
-            Case { name: "echo to local address", port: WAN, input: icmp_echo_frame(&echo, 8, 7, 1, b"ping"), verdict: Verdict::Tx(WAN), output: Some(icmp_echo_frame(&want, 0, 7, 1, b"ping")) },
-            Case { name: "echo to vip", port: WAN, input: icmp_echo_frame(&vip_echo, 8, 7, 2, b"ping"), verdict: Verdict::Tx(WAN), output: Some(icmp_echo_frame(&vip_want, 0, 7, 2, b"ping")) },
-            Case { name: "echo reply to us", port: WAN, input: icmp_echo_frame(&echo, 0, 7, 1, b""), verdict: Verdict::Drop(DropReason::NoService), output: None },
+            Case {
+                name: "arp",
+                port: WAN,
+                input: arp,
+                verdict: Verdict::Mgmt,
+                output: None,
+            },
+            Case {
+                name: "echo to local address",
+                port: WAN,
+                input: icmp_echo_frame(&echo, 8, 7, 1, b"ping"),
+                verdict: Verdict::Tx(WAN),
+                output: Some(icmp_echo_frame(&want, 0, 7, 1, b"ping")),
+            },
+            Case {
+                name: "echo to vip",
+                port: WAN,
+                input: icmp_echo_frame(&vip_echo, 8, 7, 2, b"ping"),
+                verdict: Verdict::Tx(WAN),
+                output: Some(icmp_echo_frame(&vip_want, 0, 7, 2, b"ping")),
+            },
+            Case {
+                name: "echo reply to us",
+                port: WAN,
+                input: icmp_echo_frame(&echo, 0, 7, 1, b""),
+                verdict: Verdict::Drop(DropReason::NoService),
+                output: None,
+            },
         ],
     );
     assert_eq!(rig.c.icmp_replies.get(), 2);
@@ -339,12 +729,21 @@ fn syn_on_closed_flow_is_rescheduled() {
     let s = client("203.0.113.10", 80, 44000, 64);
     assert_eq!(rig.run(WAN, &tcp_frame(&s, SYN, b"")).0, Verdict::Tx(LAN)); // -> .11
     assert_eq!(rig.run(WAN, &tcp_frame(&s, RST, b"")).0, Verdict::Tx(LAN));
-    let key = dataplane::flow::FlowKey { protocol: 6, src: ip("192.0.2.1"), src_port: 44000, dst: ip("203.0.113.10"), dst_port: 80 };
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: ip("192.0.2.1"),
+        src_port: 44000,
+        dst: ip("203.0.113.10"),
+        dst_port: 80,
+    };
     assert_eq!(rig.flows.lookup(&key).unwrap().state(), FlowState::Closed);
     // Port reuse: the new SYN ends the closed flow and is scheduled afresh (wrr -> .10).
     let (v, out) = rig.run(WAN, &tcp_frame(&s, SYN, b""));
     assert_eq!(v, Verdict::Tx(LAN));
-    assert_eq!(out, tcp_frame(&to_backend(&s, "10.1.0.10", 10, 8080), SYN, b""));
+    assert_eq!(
+        out,
+        tcp_frame(&to_backend(&s, "10.1.0.10", 10, 8080), SYN, b"")
+    );
     assert_eq!(rig.flows.lookup(&key).unwrap().state(), FlowState::SynSent);
     assert_eq!(rig.flows.len(), 1);
     assert_eq!((rig.conns.inactive(1), rig.conns.inactive(0)), (0, 1));
@@ -377,7 +776,13 @@ fn burst_equals_one_by_one() {
     let mut a = Rig::new(256);
     let one: Vec<(Verdict, Vec<u8>)> = frames.iter().map(|f| a.run(WAN, f)).collect();
     let b = Rig::new(256);
-    let env = Env { snap: &b.snap, flows: &b.flows, conns: &b.conns, timeouts: &b.timeouts, now: 100 };
+    let env = Env {
+        snap: &b.snap,
+        flows: &b.flows,
+        conns: &b.conns,
+        timeouts: &b.timeouts,
+        now: 100,
+    };
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
     let mut out = vec![Verdict::Drop(DropReason::Malformed); bufs.len()];
     for (chunk, o) in bufs.chunks_mut(32).zip(out.chunks_mut(32)) {

@@ -22,7 +22,20 @@ fn ip(s: &str) -> Ipv4Addr {
 #[test]
 fn worker_forwards_mixed_traffic_over_ring_ports() {
     let prefix = format!("ferrovs-worker-{}", std::process::id());
-    let eal = Eal::init(&["--no-huge", "--no-pci", "--no-shconf", "-m", "256", "-l", "0", "--file-prefix", &prefix, "--log-level", "*:warning"]).unwrap();
+    let eal = Eal::init(&[
+        "--no-huge",
+        "--no-pci",
+        "--no-shconf",
+        "-m",
+        "256",
+        "-l",
+        "0",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "*:warning",
+    ])
+    .unwrap();
     let pool = Mempool::new(&eal, "wpool", 4095, 64, 2176).unwrap();
     // Test side (a) <-> load balancer side (b), for wan and lan.
     let (mut wan_t, mut wan_lb) = Port::ring_pair(&eal, "wan", 1, 1024).unwrap();
@@ -38,8 +51,18 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     let be_mac = MacAddr([2, 0, 0, 0, 0x10, 10]);
     let gw_mac = MacAddr([2, 0, 0, 0, 0, 1]);
     let ports = vec![
-        PortConf { name: "wan".into(), mac: wan_mac, addresses: vec![(ip("203.0.113.2"), 24)], mtu: 1500 },
-        PortConf { name: "lan".into(), mac: lan_mac, addresses: vec![(ip("10.1.0.1"), 24)], mtu: 1500 },
+        PortConf {
+            name: "wan".into(),
+            mac: wan_mac,
+            addresses: vec![(ip("203.0.113.2"), 24)],
+            mtu: 1500,
+        },
+        PortConf {
+            name: "lan".into(),
+            mac: lan_mac,
+            addresses: vec![(ip("10.1.0.1"), 24)],
+            mtu: 1500,
+        },
     ];
     let svc = Service::build(
         ServiceSpec {
@@ -50,7 +73,12 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
             protocol: 6,
             forward: Forward::Nat,
             scheduler: SchedulerKind::Rr,
-            backends: vec![Backend { id: 0, addr: ip("10.1.0.10"), port: 8080, weight: 1 }],
+            backends: vec![Backend {
+                id: 0,
+                addr: ip("10.1.0.10"),
+                port: 8080,
+                weight: 1,
+            }],
         },
         Default::default(),
         251,
@@ -63,15 +91,34 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
         routes: Arc::new(RouteTable::new(vec![
             (ip("203.0.113.0"), 24, Route { port: 0, via: None }),
             (ip("10.1.0.0"), 24, Route { port: 1, via: None }),
-            (ip("0.0.0.0"), 0, Route { port: 0, via: Some(ip("203.0.113.1")) }),
+            (
+                ip("0.0.0.0"),
+                0,
+                Route {
+                    port: 0,
+                    via: Some(ip("203.0.113.1")),
+                },
+            ),
         ])),
-        neighbors: Arc::new(Neighbors::new([(ip("10.1.0.10"), be_mac), (ip("203.0.113.1"), gw_mac)])),
+        neighbors: Arc::new(Neighbors::new([
+            (ip("10.1.0.10"), be_mac),
+            (ip("203.0.113.1"), gw_mac),
+        ])),
     };
-    let shared = Arc::new(Shared::new(SnapshotCell::new(snap), 1024, Timeouts::default(), 2, 1));
+    let shared = Arc::new(Shared::new(
+        SnapshotCell::new(snap),
+        1024,
+        Timeouts::default(),
+        2,
+        1,
+    ));
     let counters = Arc::new(WorkerCounters::default());
     let q = WorkerQueues {
         rx: vec![(0, wan_rx.remove(0)), (1, lan_rx.remove(0))],
-        tx: vec![wan_tx.into_iter().next().unwrap(), lan_tx.into_iter().next().unwrap()],
+        tx: vec![
+            wan_tx.into_iter().next().unwrap(),
+            lan_tx.into_iter().next().unwrap(),
+        ],
         sends_for_mgmt: true,
     };
     let (s2, c2) = (shared.clone(), counters.clone());
@@ -84,7 +131,15 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     // 10 NAT SYNs, 5 malformed frames, 3 ARP requests.
     let mut frames = Vec::new();
     for i in 0..10u16 {
-        let s = FrameSpec { src_mac: gw_mac, dst_mac: wan_mac, src_ip: ip("192.0.2.1"), dst_ip: ip("203.0.113.10"), src_port: 50000 + i, dst_port: 80, ..Default::default() };
+        let s = FrameSpec {
+            src_mac: gw_mac,
+            dst_mac: wan_mac,
+            src_ip: ip("192.0.2.1"),
+            dst_ip: ip("203.0.113.10"),
+            src_port: 50000 + i,
+            dst_port: 80,
+            ..Default::default()
+        };
         frames.push(tcp_frame(&s, TcpFlags::SYN, b""));
     }
     for i in 0..5 {
@@ -94,7 +149,13 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
         frames.push(f);
     }
     for _ in 0..3 {
-        frames.push(arp_frame(1, gw_mac, ip("203.0.113.1"), MacAddr::ZERO, ip("203.0.113.10")));
+        frames.push(arp_frame(
+            1,
+            gw_mac,
+            ip("203.0.113.1"),
+            MacAddr::ZERO,
+            ip("203.0.113.10"),
+        ));
     }
     let mut b = Burst::default();
     for f in &frames {
@@ -110,7 +171,10 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
         got.extend(r.drain().map(|m| m.data().to_vec()));
     }
     // The management thread's frame goes out through the worker too.
-    shared.from_mgmt[0].push(pool.alloc_with(&[0xaa; 60]).unwrap()).ok().unwrap();
+    shared.from_mgmt[0]
+        .push(pool.alloc_with(&[0xaa; 60]).unwrap())
+        .ok()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while counters.tx.get() < 11 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -121,7 +185,11 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     assert_eq!(got.len(), 10);
     for (i, f) in got.iter().enumerate() {
         assert_eq!(&f[..6], &be_mac.0);
-        assert_eq!(&f[30..34], &[10, 1, 0, 10], "packet {i}: NATed to the backend");
+        assert_eq!(
+            &f[30..34],
+            &[10, 1, 0, 10],
+            "packet {i}: NATed to the backend"
+        );
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 8080);
     }
     assert_eq!(counters.rx.get(), 18);
@@ -132,7 +200,9 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     assert_eq!(counters.to_mgmt.get(), 3);
     assert_eq!(shared.to_mgmt.len(), 3);
     assert_eq!(shared.flows.len(), 10);
-    assert!(counters.busy_cycles.get() > 0 && counters.total_cycles.get() >= counters.busy_cycles.get());
+    assert!(
+        counters.busy_cycles.get() > 0 && counters.total_cycles.get() >= counters.busy_cycles.get()
+    );
     while let Some(m) = shared.to_mgmt.pop() {
         drop(m);
     }

@@ -4,7 +4,12 @@
 //!
 //! Nothing here is safe to call without reading DPDK's documentation; ferrovs uses these
 //! only through `dataplane::dpdk`.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 #![allow(unsafe_op_in_unsafe_fn, improper_ctypes)]
 

@@ -22,7 +22,9 @@ impl Registry {
             return s.clone();
         }
         let used: Vec<u16> = self.services.values().map(|s| s.0).collect();
-        let id = (0..MAX_SERVICES as u16).find(|i| !used.contains(i)).expect("validated: service count");
+        let id = (0..MAX_SERVICES as u16)
+            .find(|i| !used.contains(i))
+            .expect("validated: service count");
         let e = (id, Arc::new(Cursor::default()));
         self.services.insert(name.to_owned(), e.clone());
         e
@@ -34,19 +36,25 @@ impl Registry {
         }
         let mut used: Vec<u32> = self.backends.values().copied().collect();
         used.sort_unstable();
-        let id = (0..MAX_BACKEND_IDS as u32).find(|i| used.binary_search(i).is_err()).expect("validated: backend count");
+        let id = (0..MAX_BACKEND_IDS as u32)
+            .find(|i| used.binary_search(i).is_err())
+            .expect("validated: backend count");
         self.backends.insert(k, id);
         id
     }
     /// Forgets services and backends that are no longer configured; returns the ids of
     /// the backends that went away (their flows must be ended).
     pub fn retain(&mut self, cfg: &Config) -> Vec<u32> {
-        self.services.retain(|n, _| cfg.services.iter().any(|s| &s.name == n));
+        self.services
+            .retain(|n, _| cfg.services.iter().any(|s| &s.name == n));
         let mut gone = Vec::new();
         self.backends.retain(|(svc, a, p), id| {
             let keep = cfg.services.iter().any(|s| {
                 &s.name == svc
-                    && s.backends.iter().any(|b| b.address.parse::<Ipv4Addr>().ok() == Some(*a) && b.port.unwrap_or(s.port) as u16 == *p)
+                    && s.backends.iter().any(|b| {
+                        b.address.parse::<Ipv4Addr>().ok() == Some(*a)
+                            && b.port.unwrap_or(s.port) as u16 == *p
+                    })
             });
             if !keep {
                 gone.push(*id);
@@ -75,17 +83,37 @@ pub fn routes(cfg: &Config, ports: &[PortConf]) -> RouteTable {
     let mut entries = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         for &(a, l) in &p.addresses {
-            entries.push((Ipv4Addr::from_bits(a.to_bits() & mask(l)), l, Route { port: i as u16, via: None }));
+            entries.push((
+                Ipv4Addr::from_bits(a.to_bits() & mask(l)),
+                l,
+                Route {
+                    port: i as u16,
+                    via: None,
+                },
+            ));
         }
     }
     for r in &cfg.routes {
-        let (Some((net, len)), Ok(via)) = (parse_cidr(&r.prefix), r.via.parse::<Ipv4Addr>()) else { continue };
+        let (Some((net, len)), Ok(via)) = (parse_cidr(&r.prefix), r.via.parse::<Ipv4Addr>()) else {
+            continue;
+        };
         let port = match &r.port {
             Some(n) => ports.iter().position(|p| &p.name == n),
-            None => ports.iter().position(|p| p.addresses.iter().any(|&(a, l)| a.to_bits() & mask(l) == via.to_bits() & mask(l))),
+            None => ports.iter().position(|p| {
+                p.addresses
+                    .iter()
+                    .any(|&(a, l)| a.to_bits() & mask(l) == via.to_bits() & mask(l))
+            }),
         };
         if let Some(port) = port {
-            entries.push((net, len, Route { port: port as u16, via: Some(via) }));
+            entries.push((
+                net,
+                len,
+                Route {
+                    port: port as u16,
+                    via: Some(via),
+                },
+            ));
         }
     }
     RouteTable::new(entries)
@@ -103,7 +131,12 @@ pub fn services(cfg: &Config, reg: &mut Registry) -> Services {
                 .map(|b| {
                     let addr: Ipv4Addr = b.address.parse().expect("validated");
                     let port = b.port.unwrap_or(s.port) as u16;
-                    Backend { id: reg.backend(&s.name, addr, port), addr, port, weight: b.weight as u32 }
+                    Backend {
+                        id: reg.backend(&s.name, addr, port),
+                        addr,
+                        port,
+                        weight: b.weight as u32,
+                    }
                 })
                 .collect();
             let spec = ServiceSpec {

@@ -36,7 +36,13 @@ pub struct DpdkConf {
 }
 impl Default for DpdkConf {
     fn default() -> Self {
-        DpdkConf { cores: "0-2".into(), memory_mb: 1024, hugepages: true, file_prefix: "ferrovs".into(), extra_args: vec![] }
+        DpdkConf {
+            cores: "0-2".into(),
+            memory_mb: 1024,
+            hugepages: true,
+            file_prefix: "ferrovs".into(),
+            extra_args: vec![],
+        }
     }
 }
 
@@ -78,7 +84,10 @@ pub struct FlowsConf {
 }
 impl Default for FlowsConf {
     fn default() -> Self {
-        FlowsConf { capacity: 1_048_576, timeouts: TimeoutsConf::default() }
+        FlowsConf {
+            capacity: 1_048_576,
+            timeouts: TimeoutsConf::default(),
+        }
     }
 }
 
@@ -92,7 +101,12 @@ pub struct TimeoutsConf {
 }
 impl Default for TimeoutsConf {
     fn default() -> Self {
-        TimeoutsConf { tcp_syn: 30, tcp_established: 900, tcp_closing: 120, udp: 300 }
+        TimeoutsConf {
+            tcp_syn: 30,
+            tcp_established: 900,
+            tcp_closing: 120,
+            udp: 300,
+        }
     }
 }
 
@@ -104,7 +118,10 @@ pub struct ApiConf {
 }
 impl Default for ApiConf {
     fn default() -> Self {
-        ApiConf { listen: "127.0.0.1:9180".into(), token_file: None }
+        ApiConf {
+            listen: "127.0.0.1:9180".into(),
+            token_file: None,
+        }
     }
 }
 
@@ -166,7 +183,11 @@ pub fn parse(text: &str) -> Result<Config, Errors> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        Errors(vec![if path == "." { inner } else { format!("{path}: {inner}") }])
+        Errors(vec![if path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        }])
     })
 }
 
@@ -274,13 +295,16 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("routes[{i}]");
             if parse_cidr(&r.prefix).is_none() {
-                e.push(format!("{k}.prefix: `{}` is not a prefix like 10.8.0.0/16", r.prefix));
+                e.push(format!(
+                    "{k}.prefix: `{}` is not a prefix like 10.8.0.0/16",
+                    r.prefix
+                ));
             }
             match r.via.parse::<Ipv4Addr>() {
                 Err(_) => e.push(format!("{k}.via: `{}` is not an IPv4 address", r.via)),
-                Ok(v) if r.port.is_none() && !connected(v) => {
-                    e.push(format!("{k}.via: {v} is not on a connected subnet of any port (name `port:`)"))
-                }
+                Ok(v) if r.port.is_none() && !connected(v) => e.push(format!(
+                    "{k}.via: {v} is not on a connected subnet of any port (name `port:`)"
+                )),
                 _ => {}
             }
             if let Some(p) = &r.port {
@@ -292,7 +316,10 @@ impl Config {
         for (i, n) in self.neighbors.iter().enumerate() {
             let k = format!("neighbors[{i}]");
             if n.address.parse::<Ipv4Addr>().is_err() {
-                e.push(format!("{k}.address: `{}` is not an IPv4 address", n.address));
+                e.push(format!(
+                    "{k}.address: `{}` is not an IPv4 address",
+                    n.address
+                ));
             }
             if let Err(why) = n.mac.parse::<MacAddr>() {
                 e.push(format!("{k}.mac: `{}`: {why}", n.mac));
@@ -305,13 +332,21 @@ impl Config {
             e.push("flows.capacity: must be 1..=2147483647".into());
         }
         let t = &self.flows.timeouts;
-        for (n, v) in [("tcp_syn", t.tcp_syn), ("tcp_established", t.tcp_established), ("tcp_closing", t.tcp_closing), ("udp", t.udp)] {
+        for (n, v) in [
+            ("tcp_syn", t.tcp_syn),
+            ("tcp_established", t.tcp_established),
+            ("tcp_closing", t.tcp_closing),
+            ("udp", t.udp),
+        ] {
             if !(1..=86400 * 7).contains(&v) {
                 e.push(format!("flows.timeouts.{n}: must be 1..=604800 seconds"));
             }
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            e.push(format!("api.listen: `{}` is not an address:port", self.api.listen));
+            e.push(format!(
+                "api.listen: `{}` is not an address:port",
+                self.api.listen
+            ));
         }
         let mut snames = HashSet::new();
         let mut keys = HashMap::new();
@@ -324,16 +359,25 @@ impl Config {
             }
             if let Ok(vip) = s.vip.parse::<Ipv4Addr>() {
                 if let Some(prev) = keys.insert((vip, s.port, s.protocol.clone()), s.name.clone()) {
-                    e.push(format!("{k}: {}:{}/{} is already service `{prev}`", s.vip, s.port, s.protocol));
+                    e.push(format!(
+                        "{k}: {}:{}/{} is already service `{prev}`",
+                        s.vip, s.port, s.protocol
+                    ));
                 }
             }
             nbackends += s.backends.len();
         }
         if self.services.len() > dataplane::snapshot::MAX_SERVICES {
-            e.push(format!("services: at most {} services", dataplane::snapshot::MAX_SERVICES));
+            e.push(format!(
+                "services: at most {} services",
+                dataplane::snapshot::MAX_SERVICES
+            ));
         }
         if nbackends > dataplane::snapshot::MAX_BACKEND_IDS {
-            e.push(format!("services: at most {} backends in all", dataplane::snapshot::MAX_BACKEND_IDS));
+            e.push(format!(
+                "services: at most {} backends in all",
+                dataplane::snapshot::MAX_BACKEND_IDS
+            ));
         }
         if e.is_empty() {
             Ok(())
@@ -348,10 +392,16 @@ impl Config {
 }
 
 /// Checks one service (also used for API writes), prefixing errors with `k`.
-pub fn validate_service(s: &ServiceConf, k: &str, connected: &dyn Fn(Ipv4Addr) -> bool) -> Vec<String> {
+pub fn validate_service(
+    s: &ServiceConf,
+    k: &str,
+    connected: &dyn Fn(Ipv4Addr) -> bool,
+) -> Vec<String> {
     let mut e = Vec::new();
     if s.name.is_empty() || s.name.contains(['/', ' ']) {
-        e.push(format!("{k}.name: must be a non-empty name without '/' or spaces"));
+        e.push(format!(
+            "{k}.name: must be a non-empty name without '/' or spaces"
+        ));
     }
     if s.vip.parse::<Ipv4Addr>().is_err() {
         e.push(format!("{k}.vip: `{}` is not an IPv4 address", s.vip));
@@ -363,18 +413,27 @@ pub fn validate_service(s: &ServiceConf, k: &str, connected: &dyn Fn(Ipv4Addr) -
         e.push(format!("{k}.protocol: `{}` must be tcp or udp", s.protocol));
     }
     if SchedulerKind::parse(&s.scheduler).is_none() {
-        e.push(format!("{k}.scheduler: `{}` must be one of rr, wrr, lc, wlc, sh, mh", s.scheduler));
+        e.push(format!(
+            "{k}.scheduler: `{}` must be one of rr, wrr, lc, wlc, sh, mh",
+            s.scheduler
+        ));
     }
     let fwd = Forward::parse(&s.forward);
     if fwd.is_none() {
-        e.push(format!("{k}.forward: `{}` must be nat, dr or tun", s.forward));
+        e.push(format!(
+            "{k}.forward: `{}` must be nat, dr or tun",
+            s.forward
+        ));
     }
     let mut seen = HashSet::new();
     for (j, b) in s.backends.iter().enumerate() {
         let bk = format!("{k}.backends[{j}]");
         let addr = b.address.parse::<Ipv4Addr>();
         if addr.is_err() {
-            e.push(format!("{bk}.address: `{}` is not an IPv4 address", b.address));
+            e.push(format!(
+                "{bk}.address: `{}` is not an IPv4 address",
+                b.address
+            ));
         }
         let port = b.port.unwrap_or(s.port);
         if !(1..=65535).contains(&port) {
@@ -384,11 +443,16 @@ pub fn validate_service(s: &ServiceConf, k: &str, connected: &dyn Fn(Ipv4Addr) -
             e.push(format!("{bk}.weight: must be 0..=65535"));
         }
         if matches!(fwd, Some(Forward::Dr | Forward::Tun)) && port != s.port {
-            e.push(format!("{bk}.port: must equal the service port {} in {} mode (the port is not rewritten)", s.port, s.forward));
+            e.push(format!(
+                "{bk}.port: must equal the service port {} in {} mode (the port is not rewritten)",
+                s.port, s.forward
+            ));
         }
         if let Ok(a) = addr {
             if fwd == Some(Forward::Dr) && !connected(a) {
-                e.push(format!("{bk}.address: {a} must be on a connected subnet of some port in dr mode"));
+                e.push(format!(
+                    "{bk}.address: {a} must be on a connected subnet of some port in dr mode"
+                ));
             }
             if !seen.insert((a, port)) {
                 e.push(format!("{bk}: {a}:{port} is listed twice"));
@@ -436,31 +500,91 @@ services:
     #[test]
     fn invalid_configs_name_the_key() {
         let cases: &[(&str, &str, &str)] = &[
-            ("weight", "weight: 0 }", "services[0].backends[1].weight: must be 0..=65535"),
-            ("unknown key", "dpdk: { cores: \"0-1\", hugepages: false, memory_mb: 256 }", "dpdk: unknown field `hugepage`"),
-            ("scheduler", "forward: dr, scheduler: mh", "services[1].scheduler: `xx` must be one of"),
-            ("forward", "forward: dr, scheduler: mh", "services[1].forward: `fnat`"),
-            ("dr port", "address: 10.1.0.10 } ] }", "services[1].backends[0].port: must equal the service port 80"),
-            ("dr connected", "address: 10.1.0.10 } ] }", "services[1].backends[0].address: 10.9.0.10 must be on a connected subnet"),
+            (
+                "weight",
+                "weight: 0 }",
+                "services[0].backends[1].weight: must be 0..=65535",
+            ),
+            (
+                "unknown key",
+                "dpdk: { cores: \"0-1\", hugepages: false, memory_mb: 256 }",
+                "dpdk: unknown field `hugepage`",
+            ),
+            (
+                "scheduler",
+                "forward: dr, scheduler: mh",
+                "services[1].scheduler: `xx` must be one of",
+            ),
+            (
+                "forward",
+                "forward: dr, scheduler: mh",
+                "services[1].forward: `fnat`",
+            ),
+            (
+                "dr port",
+                "address: 10.1.0.10 } ] }",
+                "services[1].backends[0].port: must equal the service port 80",
+            ),
+            (
+                "dr connected",
+                "address: 10.1.0.10 } ] }",
+                "services[1].backends[0].address: 10.9.0.10 must be on a connected subnet",
+            ),
             ("cores", "cores: \"0-1\"", "dpdk.cores: `0` has 1 core(s)"),
-            ("mac", "mac: \"02:00:00:00:0b:01\"", "ports[1].mac: `02:00:00:00:0b`"),
-            ("overlap", "addresses: [\"10.1.0.1/24\"]", "ports[1].addresses[0]: `203.0.113.9/24` overlaps"),
-            ("route port", "via: \"203.0.113.1\" }", "routes[0].port: no port named `nope`"),
-            ("neighbor", "port: wan }", "neighbors[0].port: no port named `x`"),
-            ("vip", "vip: 203.0.113.10", "services[0].vip: `203.0.113.300`"),
-            ("type", "port: 80\n    backends", "services[0].port: invalid type"),
+            (
+                "mac",
+                "mac: \"02:00:00:00:0b:01\"",
+                "ports[1].mac: `02:00:00:00:0b`",
+            ),
+            (
+                "overlap",
+                "addresses: [\"10.1.0.1/24\"]",
+                "ports[1].addresses[0]: `203.0.113.9/24` overlaps",
+            ),
+            (
+                "route port",
+                "via: \"203.0.113.1\" }",
+                "routes[0].port: no port named `nope`",
+            ),
+            (
+                "neighbor",
+                "port: wan }",
+                "neighbors[0].port: no port named `x`",
+            ),
+            (
+                "vip",
+                "vip: 203.0.113.10",
+                "services[0].vip: `203.0.113.300`",
+            ),
+            (
+                "type",
+                "port: 80\n    backends",
+                "services[0].port: invalid type",
+            ),
         ];
         let edits: &[(&str, &str)] = &[
             ("weight: 0 }", "weight: 70000 }"),
-            ("dpdk: { cores: \"0-1\", hugepages: false, memory_mb: 256 }", "dpdk: { cores: \"0-1\", hugepage: false }"),
+            (
+                "dpdk: { cores: \"0-1\", hugepages: false, memory_mb: 256 }",
+                "dpdk: { cores: \"0-1\", hugepage: false }",
+            ),
             ("forward: dr, scheduler: mh", "forward: dr, scheduler: xx"),
             ("forward: dr, scheduler: mh", "forward: fnat, scheduler: mh"),
-            ("address: 10.1.0.10 } ] }", "address: 10.1.0.10, port: 81 } ] }"),
+            (
+                "address: 10.1.0.10 } ] }",
+                "address: 10.1.0.10, port: 81 } ] }",
+            ),
             ("address: 10.1.0.10 } ] }", "address: 10.9.0.10 } ] }"),
             ("cores: \"0-1\"", "cores: \"0\""),
             ("mac: \"02:00:00:00:0b:01\"", "mac: \"02:00:00:00:0b\""),
-            ("addresses: [\"10.1.0.1/24\"]", "addresses: [\"203.0.113.9/24\"]"),
-            ("via: \"203.0.113.1\" }", "via: \"203.0.113.1\", port: nope }"),
+            (
+                "addresses: [\"10.1.0.1/24\"]",
+                "addresses: [\"203.0.113.9/24\"]",
+            ),
+            (
+                "via: \"203.0.113.1\" }",
+                "via: \"203.0.113.1\", port: nope }",
+            ),
             ("port: wan }", "port: x }"),
             ("vip: 203.0.113.10", "vip: 203.0.113.300"),
             ("port: 80\n    backends", "port: eighty\n    backends"),
@@ -469,13 +593,18 @@ services:
             assert!(GOOD.contains(from), "{name}: fixture");
             let bad = GOOD.replacen(from, to, 1);
             let errs = load(&bad).expect_err(name);
-            assert!(errs.0.iter().any(|e| e.contains(want)), "{name}: want `{want}` in {errs:?}");
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "{name}: want `{want}` in {errs:?}"
+            );
         }
     }
 
     #[test]
     fn all_errors_are_listed() {
-        let bad = GOOD.replace("weight: 0 }", "weight: -1 }").replace("scheduler: mh", "scheduler: zz");
+        let bad = GOOD
+            .replace("weight: 0 }", "weight: -1 }")
+            .replace("scheduler: mh", "scheduler: zz");
         let errs = load(&bad).unwrap_err();
         assert_eq!(errs.0.len(), 2, "{errs:?}");
     }

@@ -37,17 +37,31 @@ fn install_signals() {
 /// True for a PCI address such as 0000:3b:00.0 (else the device is a vdev spec).
 pub fn is_pci(dev: &str) -> bool {
     let b = dev.as_bytes();
-    dev.len() >= 7 && dev.contains(':') && dev.contains('.') && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
+    dev.len() >= 7
+        && dev.contains(':')
+        && dev.contains('.')
+        && b.iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
 }
 
 /// EAL arguments for a config.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let d = &cfg.dpdk;
-    let mut a = vec!["-l".into(), d.cores.clone(), "--file-prefix".into(), d.file_prefix.clone()];
+    let mut a = vec![
+        "-l".into(),
+        d.cores.clone(),
+        "--file-prefix".into(),
+        d.file_prefix.clone(),
+    ];
     if d.hugepages {
         a.extend(["-m".into(), d.memory_mb.to_string(), "--in-memory".into()]);
     } else {
-        a.extend(["--no-huge".into(), "-m".into(), d.memory_mb.to_string(), "--no-shconf".into()]);
+        a.extend([
+            "--no-huge".into(),
+            "-m".into(),
+            d.memory_mb.to_string(),
+            "--no-shconf".into(),
+        ]);
     }
     let mut any_pci = false;
     for p in &cfg.ports {
@@ -96,8 +110,10 @@ pub struct Daemon {
 }
 
 pub fn run(path: PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    let cfg = config::load(&text).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let cfg = config::load(&text)
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
     install_signals();
     let args = eal_args(&cfg);
     tracing::info!(?args, "starting EAL");
@@ -117,30 +133,52 @@ pub fn run(path: PathBuf) -> Result<()> {
 fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     let cores = cfg.cores();
     let want_workers = cores.len() - 1;
-    let pool = Arc::new(Mempool::new(eal, "ferrovs_pool", 16383, 256, 2176).map_err(anyhow::Error::msg)?);
+    let pool =
+        Arc::new(Mempool::new(eal, "ferrovs_pool", 16383, 256, 2176).map_err(anyhow::Error::msg)?);
     let mut ports = Vec::new();
     let mut infos = Vec::new();
     for p in &cfg.ports {
-        let name = if is_pci(&p.device) { p.device.as_str() } else { p.device.split(',').next().unwrap_or("") };
-        let port = Port::by_name(name).with_context(|| format!("port `{}` ({})", p.name, p.device))?;
+        let name = if is_pci(&p.device) {
+            p.device.as_str()
+        } else {
+            p.device.split(',').next().unwrap_or("")
+        };
+        let port =
+            Port::by_name(name).with_context(|| format!("port `{}` ({})", p.name, p.device))?;
         infos.push(port.info().map_err(anyhow::Error::msg)?);
         ports.push(port);
     }
     // Queue plan: as many workers as every port can give a TX queue and (where it can)
     // an RX queue; one more TX queue for the management thread where there is one.
-    let max_tx = infos.iter().map(|i| i.max_tx_queues as usize).min().unwrap_or(1);
+    let max_tx = infos
+        .iter()
+        .map(|i| i.max_tx_queues as usize)
+        .min()
+        .unwrap_or(1);
     let workers = want_workers.min(max_tx).max(1);
     if workers < want_workers {
-        tracing::warn!(want_workers, workers, "a port offers fewer TX queues than worker cores: running fewer workers");
+        tracing::warn!(
+            want_workers,
+            workers,
+            "a port offers fewer TX queues than worker cores: running fewer workers"
+        );
     }
     let mut macs = Vec::new();
-    let mut per_worker: Vec<WorkerQueues> = (0..workers).map(|_| WorkerQueues { rx: vec![], tx: vec![], sends_for_mgmt: false }).collect();
+    let mut per_worker: Vec<WorkerQueues> = (0..workers)
+        .map(|_| WorkerQueues {
+            rx: vec![],
+            tx: vec![],
+            sends_for_mgmt: false,
+        })
+        .collect();
     let mut mgmt_tx = Vec::new();
     for (i, (port, info)) in ports.iter_mut().zip(&infos).enumerate() {
         let pc = &cfg.ports[i];
         let rxq = workers.min(info.max_rx_queues as usize).max(1);
         let txq = (workers + 1).min(info.max_tx_queues as usize);
-        let (rx, tx, rss) = port.configure(rxq as u16, txq as u16, 1024, &pool).map_err(anyhow::Error::msg)?;
+        let (rx, tx, rss) = port
+            .configure(rxq as u16, txq as u16, 1024, &pool)
+            .map_err(anyhow::Error::msg)?;
         let mut software_mac = false;
         if let Some(m) = &pc.mac {
             let mac: MacAddr = m.parse().map_err(|e: &str| anyhow::anyhow!(e))?;
@@ -195,7 +233,13 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         ports: Arc::new(port_confs),
         neighbors: Arc::new(Neighbors::default()),
     };
-    let shared = Arc::new(Shared::new(SnapshotCell::new(first), cfg.flows.capacity as usize, timeouts, ports.len(), workers));
+    let shared = Arc::new(Shared::new(
+        SnapshotCell::new(first),
+        cfg.flows.capacity as usize,
+        timeouts,
+        ports.len(),
+        workers,
+    ));
     let mut d = Daemon {
         cfg,
         path,
@@ -206,7 +250,9 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         mgmt_tx,
         neighbors: HashMap::new(),
         pending: HashMap::new(),
-        counters: (0..workers).map(|_| Arc::new(WorkerCounters::default())).collect(),
+        counters: (0..workers)
+            .map(|_| Arc::new(WorkerCounters::default()))
+            .collect(),
         start: Instant::now(),
     };
     d.load_static_neighbors();
@@ -214,16 +260,24 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     let mut handles = Vec::new();
     for (w, q) in per_worker.into_iter().enumerate() {
         let (s, c, core) = (shared.clone(), d.counters[w].clone(), cores[w + 1]);
-        handles.push(std::thread::Builder::new().name(format!("worker{w}")).spawn(move || {
-            if let Err(e) = dpdk::register_thread(Some(core)) {
-                tracing::warn!(worker = w, "register/pin: {e}; running unpinned");
-                let _ = dpdk::register_thread(None);
-            }
-            worker::run(w, &s, q, &c);
-            dpdk::unregister_thread();
-        })?);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker{w}"))
+                .spawn(move || {
+                    if let Err(e) = dpdk::register_thread(Some(core)) {
+                        tracing::warn!(worker = w, "register/pin: {e}; running unpinned");
+                        let _ = dpdk::register_thread(None);
+                    }
+                    worker::run(w, &s, q, &c);
+                    dpdk::unregister_thread();
+                })?,
+        );
     }
-    tracing::info!(workers, flows = d.shared.flows.capacity(), "ferrovs running");
+    tracing::info!(
+        workers,
+        flows = d.shared.flows.capacity(),
+        "ferrovs running"
+    );
     d.gratuitous_arp();
     d.manage();
     tracing::info!("stopping");
@@ -243,8 +297,17 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
 impl Daemon {
     fn load_static_neighbors(&mut self) {
         for n in &self.cfg.neighbors {
-            let (Ok(a), Ok(mac)) = (n.address.parse(), n.mac.parse()) else { continue };
-            self.neighbors.insert(a, Neighbor { mac, is_static: true, seen: Instant::now() });
+            let (Ok(a), Ok(mac)) = (n.address.parse(), n.mac.parse()) else {
+                continue;
+            };
+            self.neighbors.insert(
+                a,
+                Neighbor {
+                    mac,
+                    is_static: true,
+                    seen: Instant::now(),
+                },
+            );
         }
     }
 
@@ -256,13 +319,17 @@ impl Daemon {
             ports: cur.ports.clone(),
             local: cur.local.clone(),
             routes: cur.routes.clone(),
-            neighbors: Arc::new(Neighbors::new(self.neighbors.iter().map(|(a, n)| (*a, n.mac)))),
+            neighbors: Arc::new(Neighbors::new(
+                self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
+            )),
         };
         self.shared.cell.publish(snap);
     }
 
     fn send(&mut self, port: u16, frame: &[u8]) {
-        let Some(m) = self.pool.alloc_with(frame) else { return };
+        let Some(m) = self.pool.alloc_with(frame) else {
+            return;
+        };
         match self.mgmt_tx.get_mut(port as usize) {
             Some(Some(q)) => {
                 q.send_one(m);
@@ -279,7 +346,10 @@ impl Daemon {
         let p = snap.ports.get(port as usize)?;
         p.addresses
             .iter()
-            .find(|(a, l)| a.to_bits() & dataplane::snapshot::mask(*l) == ip.to_bits() & dataplane::snapshot::mask(*l))
+            .find(|(a, l)| {
+                a.to_bits() & dataplane::snapshot::mask(*l)
+                    == ip.to_bits() & dataplane::snapshot::mask(*l)
+            })
             .or(p.addresses.first())
             .map(|a| a.0)
     }
@@ -291,9 +361,15 @@ impl Daemon {
             .list
             .iter()
             .filter_map(|s| {
-                let route = snap.routes.lookup(s.vip).or_else(|| snap.routes.lookup(Ipv4Addr::UNSPECIFIED))?;
+                let route = snap
+                    .routes
+                    .lookup(s.vip)
+                    .or_else(|| snap.routes.lookup(Ipv4Addr::UNSPECIFIED))?;
                 let mac = snap.ports[route.port as usize].mac;
-                Some((route.port, arp_frame(arp::OP_REQUEST, mac, s.vip, MacAddr::ZERO, s.vip)))
+                Some((
+                    route.port,
+                    arp_frame(arp::OP_REQUEST, mac, s.vip, MacAddr::ZERO, s.vip),
+                ))
             })
             .collect();
         for (p, f) in frames {
@@ -302,10 +378,16 @@ impl Daemon {
     }
 
     fn handle_arp(&mut self, port: u16, frame: &[u8]) -> bool {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else { return false };
-        let Ok(a) = ArpPacket::new_checked(eth.payload()) else { return false };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return false;
+        };
+        let Ok(a) = ArpPacket::new_checked(eth.payload()) else {
+            return false;
+        };
         let snap = self.shared.cell.load();
-        let Some(pc) = snap.ports.get(port as usize) else { return false };
+        let Some(pc) = snap.ports.get(port as usize) else {
+            return false;
+        };
         let target = a.target_ip();
         let local_here = pc.addresses.iter().any(|(x, _)| *x == target);
         let ours = local_here || snap.services.is_vip(target);
@@ -319,7 +401,14 @@ impl Daemon {
                         tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
                         changed = true;
                     }
-                    self.neighbors.insert(sender, Neighbor { mac: a.sender_mac(), is_static: false, seen: Instant::now() });
+                    self.neighbors.insert(
+                        sender,
+                        Neighbor {
+                            mac: a.sender_mac(),
+                            is_static: false,
+                            seen: Instant::now(),
+                        },
+                    );
                 }
                 self.pending.remove(&sender);
             }
@@ -336,7 +425,10 @@ impl Daemon {
             return;
         }
         let now = Instant::now();
-        let p = self.pending.entry(ip).or_insert(Pending { tries: 0, last: now - Duration::from_secs(10) });
+        let p = self.pending.entry(ip).or_insert(Pending {
+            tries: 0,
+            last: now - Duration::from_secs(10),
+        });
         // Back-off: 100 ms, 200 ms, 400 ms, ... then give up for a while.
         let wait = Duration::from_millis(100 << p.tries.min(6));
         if p.tries >= ARP_RETRIES || now.duration_since(p.last) < wait {
@@ -347,10 +439,15 @@ impl Daemon {
         }
         p.tries += 1;
         p.last = now;
-        let Some(src) = self.source_for(port, ip) else { return };
+        let Some(src) = self.source_for(port, ip) else {
+            return;
+        };
         let mac = self.shared.cell.load().ports[port as usize].mac;
         tracing::debug!(%ip, "ARP request");
-        self.send(port, &arp_frame(arp::OP_REQUEST, mac, src, MacAddr::ZERO, ip));
+        self.send(
+            port,
+            &arp_frame(arp::OP_REQUEST, mac, src, MacAddr::ZERO, ip),
+        );
     }
 
     fn reload(&mut self) {
@@ -369,7 +466,12 @@ impl Daemon {
         let cur = self.shared.cell.load();
         let services = Arc::new(build::services(&cfg, &mut self.reg));
         let routes = Arc::new(build::routes(&cfg, &cur.ports));
-        self.cfg = Config { ports: self.cfg.ports.clone(), dpdk: self.cfg.dpdk.clone(), flows: self.cfg.flows.clone(), ..cfg };
+        self.cfg = Config {
+            ports: self.cfg.ports.clone(),
+            dpdk: self.cfg.dpdk.clone(),
+            flows: self.cfg.flows.clone(),
+            ..cfg
+        };
         self.neighbors.retain(|_, n| !n.is_static);
         self.load_static_neighbors();
         let snap = Snapshot {
@@ -378,12 +480,17 @@ impl Daemon {
             ports: cur.ports.clone(),
             local: cur.local.clone(),
             routes,
-            neighbors: Arc::new(Neighbors::new(self.neighbors.iter().map(|(a, n)| (*a, n.mac)))),
+            neighbors: Arc::new(Neighbors::new(
+                self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
+            )),
         };
         let v = self.shared.cell.publish(snap);
         // Removed backends' flows end; drained ones (weight 0) keep theirs.
         let conns = &self.shared.conns;
-        let ended = self.shared.flows.remove_where(|f| gone.contains(&f.init.backend_id), |f| conns.on_end(f.init.backend_id, f.state));
+        let ended = self.shared.flows.remove_where(
+            |f| gone.contains(&f.init.backend_id),
+            |f| conns.on_end(f.init.backend_id, f.state),
+        );
         for id in gone {
             self.shared.conns.reset(id);
         }
@@ -425,7 +532,8 @@ impl Daemon {
             if last_age.elapsed() > Duration::from_secs(1) {
                 last_age = Instant::now();
                 let before = self.neighbors.len();
-                self.neighbors.retain(|_, n| n.is_static || n.seen.elapsed() < NEIGHBOR_TTL);
+                self.neighbors
+                    .retain(|_, n| n.is_static || n.seen.elapsed() < NEIGHBOR_TTL);
                 changed |= before != self.neighbors.len();
             }
             if changed {
@@ -435,7 +543,11 @@ impl Daemon {
                 last_sweep = Instant::now();
                 let budget = (self.shared.flows.capacity() / 100).max(1024);
                 let conns = &self.shared.conns;
-                self.shared.flows.sweep(secs, &self.shared.timeouts, budget, |f| conns.on_end(f.init.backend_id, f.state));
+                self.shared
+                    .flows
+                    .sweep(secs, &self.shared.timeouts, budget, |f| {
+                        conns.on_end(f.init.backend_id, f.state)
+                    });
             }
             std::thread::sleep(Duration::from_micros(500));
         }

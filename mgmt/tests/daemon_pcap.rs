@@ -15,17 +15,47 @@ fn ip(s: &str) -> Ipv4Addr {
 fn daemon_forwards_and_answers_arp_from_a_capture() {
     let dir = std::env::temp_dir().join(format!("ferrovs-daemon-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (inp, out, cfgp) = (dir.join("in.pcap"), dir.join("out.pcap"), dir.join("ferrovs.yaml"));
+    let (inp, out, cfgp) = (
+        dir.join("in.pcap"),
+        dir.join("out.pcap"),
+        dir.join("ferrovs.yaml"),
+    );
     let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
     let cli = MacAddr([2, 0, 0, 0, 0, 0x50]);
     let be = |n: u8| MacAddr([2, 0, 0, 0, 0x10, n]);
-    let syn = |vip: &str, sport: u16| FrameSpec { src_mac: cli, dst_mac: lb, src_ip: ip("10.0.0.50"), dst_ip: ip(vip), src_port: sport, dst_port: 80, ..Default::default() };
+    let syn = |vip: &str, sport: u16| FrameSpec {
+        src_mac: cli,
+        dst_mac: lb,
+        src_ip: ip("10.0.0.50"),
+        dst_ip: ip(vip),
+        src_port: sport,
+        dst_port: 80,
+        ..Default::default()
+    };
     let input = vec![
-        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.10")), // VIP
-        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.1")),  // local
-        arp_frame(arp::OP_REQUEST, cli, ip("10.0.0.50"), MacAddr::ZERO, ip("10.0.0.77")), // foreign
-        tcp_frame(&syn("10.0.0.10", 40000), TcpFlags::SYN, b""),                            // nat
-        tcp_frame(&syn("10.0.0.11", 40001), TcpFlags::SYN, b""),                            // dr
+        arp_frame(
+            arp::OP_REQUEST,
+            cli,
+            ip("10.0.0.50"),
+            MacAddr::ZERO,
+            ip("10.0.0.10"),
+        ), // VIP
+        arp_frame(
+            arp::OP_REQUEST,
+            cli,
+            ip("10.0.0.50"),
+            MacAddr::ZERO,
+            ip("10.0.0.1"),
+        ), // local
+        arp_frame(
+            arp::OP_REQUEST,
+            cli,
+            ip("10.0.0.50"),
+            MacAddr::ZERO,
+            ip("10.0.0.77"),
+        ), // foreign
+        tcp_frame(&syn("10.0.0.10", 40000), TcpFlags::SYN, b""), // nat
+        tcp_frame(&syn("10.0.0.11", 40001), TcpFlags::SYN, b""), // dr
         {
             let mut f = tcp_frame(&syn("10.0.0.10", 40002), TcpFlags::SYN, b"");
             f.truncate(30); // malformed
@@ -58,10 +88,23 @@ services:
     .unwrap();
 
     let bin = env!("CARGO_BIN_EXE_ferrovs");
-    let check = Command::new(bin).args(["--check", "--config"]).arg(&cfgp).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = Command::new(bin)
+        .args(["--check", "--config"])
+        .arg(&cfgp)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
-    let mut child = Command::new(bin).arg("--config").arg(&cfgp).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(&cfgp)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: sends SIGTERM to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -80,12 +123,36 @@ services:
     assert!(status.success(), "exit {status:?}\n{log}");
 
     let mut got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
-    let nat_out = FrameSpec { src_mac: lb, dst_mac: be(0x20), dst_ip: ip("10.0.0.20"), dst_port: 8080, ttl: 63, ..syn("10.0.0.10", 40000) };
-    let dr_out = FrameSpec { src_mac: lb, dst_mac: be(0x21), ttl: 63, ..syn("10.0.0.11", 40001) };
+    let nat_out = FrameSpec {
+        src_mac: lb,
+        dst_mac: be(0x20),
+        dst_ip: ip("10.0.0.20"),
+        dst_port: 8080,
+        ttl: 63,
+        ..syn("10.0.0.10", 40000)
+    };
+    let dr_out = FrameSpec {
+        src_mac: lb,
+        dst_mac: be(0x21),
+        ttl: 63,
+        ..syn("10.0.0.11", 40001)
+    };
     let mut want = vec![
         // gratuitous ARP for each VIP at start
-        arp_frame(arp::OP_REQUEST, lb, ip("10.0.0.10"), MacAddr::ZERO, ip("10.0.0.10")),
-        arp_frame(arp::OP_REQUEST, lb, ip("10.0.0.11"), MacAddr::ZERO, ip("10.0.0.11")),
+        arp_frame(
+            arp::OP_REQUEST,
+            lb,
+            ip("10.0.0.10"),
+            MacAddr::ZERO,
+            ip("10.0.0.10"),
+        ),
+        arp_frame(
+            arp::OP_REQUEST,
+            lb,
+            ip("10.0.0.11"),
+            MacAddr::ZERO,
+            ip("10.0.0.11"),
+        ),
         // replies for the VIP and the local address, none for the foreign one
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.10"), cli, ip("10.0.0.50")),
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), cli, ip("10.0.0.50")),
@@ -94,7 +161,11 @@ services:
     ];
     got.sort();
     want.sort();
-    assert_eq!(got.len(), want.len(), "output capture:\n{got:02x?}\nlog:\n{log}");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "output capture:\n{got:02x?}\nlog:\n{log}"
+    );
     assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -154,7 +154,10 @@ unsafe impl Send for Burst {}
 
 impl Default for Burst {
     fn default() -> Self {
-        Burst { ptrs: [std::ptr::null_mut(); BURST_SIZE], len: 0 }
+        Burst {
+            ptrs: [std::ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
     }
 }
 
@@ -181,7 +184,9 @@ impl Burst {
     /// Takes every mbuf out, in order.
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::take(&mut self.len);
-        self.ptrs[..n].iter().map(|&p| Mbuf(NonNull::new(p).expect("burst holds non-null")))
+        self.ptrs[..n]
+            .iter()
+            .map(|&p| Mbuf(NonNull::new(p).expect("burst holds non-null")))
     }
     /// Prefetches the first cache line of packet `i`'s data.
     #[inline(always)]

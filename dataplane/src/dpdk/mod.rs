@@ -30,10 +30,16 @@ impl Error {
         let reason = unsafe { CStr::from_ptr(sys::rte_strerror(code)) }
             .to_string_lossy()
             .into_owned();
-        Error { what: what.into(), reason }
+        Error {
+            what: what.into(),
+            reason,
+        }
     }
     pub(crate) fn msg(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error { what: what.into(), reason: reason.into() }
+        Error {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
     /// An error from the current `rte_errno`.
     pub(crate) fn errno(what: impl Into<String>) -> Self {
@@ -56,7 +62,10 @@ impl Eal {
     /// up in this process (DPDK allows one initialisation per process).
     pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
         if EAL_UP.swap(true, Ordering::SeqCst) {
-            return Err(Error::msg("rte_eal_init", "EAL is already initialised in this process"));
+            return Err(Error::msg(
+                "rte_eal_init",
+                "EAL is already initialised in this process",
+            ));
         }
         let mut owned: Vec<CString> = vec![CString::new("ferrovs").unwrap()];
         for a in args {
@@ -65,8 +74,10 @@ impl Eal {
                     .map_err(|_| Error::msg("rte_eal_init", "argument contains a NUL byte"))?,
             );
         }
-        let mut argv: Vec<*mut libc::c_char> =
-            owned.iter().map(|s| s.as_ptr() as *mut libc::c_char).collect();
+        let mut argv: Vec<*mut libc::c_char> = owned
+            .iter()
+            .map(|s| s.as_ptr() as *mut libc::c_char)
+            .collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call; EAL may
         // permute argv's pointers but does not write into the strings. `owned` is leaked
         // below because EAL keeps pointers into argv for its lifetime.
@@ -116,7 +127,10 @@ impl Drop for Eal {
 }
 
 fn join<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter().map(|a| a.as_ref()).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| a.as_ref())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads the TSC.
@@ -164,9 +178,12 @@ impl Mempool {
     pub fn new(_eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16) -> Result<Mempool> {
         let cname = CString::new(name).map_err(|_| Error::msg("mempool", "NUL in name"))?;
         // SAFETY: name is valid; SOCKET_ID_ANY (-1) lets DPDK pick memory.
-        let raw = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, -1) };
+        let raw =
+            unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, -1) };
         if raw.is_null() {
-            return Err(Error::errno(format!("rte_pktmbuf_pool_create({name}, {n})")));
+            return Err(Error::errno(format!(
+                "rte_pktmbuf_pool_create({name}, {n})"
+            )));
         }
         Ok(Mempool { raw })
     }

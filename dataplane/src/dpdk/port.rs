@@ -56,7 +56,12 @@ impl Port {
                 "no such device (not probed: check the PCI address is bound to DPDK, or the vdev spec)",
             ));
         }
-        Ok(Port { id, name: name.to_owned(), started: false, configured: None })
+        Ok(Port {
+            id,
+            name: name.to_owned(),
+            started: false,
+            configured: None,
+        })
     }
 
     /// Makes two ports joined back to back by rings, in this process (zero copy): what
@@ -68,7 +73,12 @@ impl Port {
             // SAFETY: valid name; single-producer/single-consumer rings (one thread per
             // queue on each side); SOCKET_ID_ANY.
             let r = unsafe {
-                sys::rte_ring_create(c.as_ptr(), ring_size, -1, sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ)
+                sys::rte_ring_create(
+                    c.as_ptr(),
+                    ring_size,
+                    -1,
+                    sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ,
+                )
             };
             if r.is_null() {
                 Err(Error::errno(format!("rte_ring_create({n})")))
@@ -82,17 +92,30 @@ impl Port {
             a2b.push(mk(format!("{name}_ab{q}"))?);
             b2a.push(mk(format!("{name}_ba{q}"))?);
         }
-        let mk_port = |pname: String, rx: &mut [*mut sys::rte_ring], tx: &mut [*mut sys::rte_ring]| {
-            let c = CString::new(pname.clone()).unwrap();
-            // SAFETY: ring arrays are valid for the call; the rings live until EAL cleanup.
-            let id = unsafe {
-                sys::rte_eth_from_rings(c.as_ptr(), rx.as_mut_ptr(), queues as u32, tx.as_mut_ptr(), queues as u32, 0)
+        let mk_port =
+            |pname: String, rx: &mut [*mut sys::rte_ring], tx: &mut [*mut sys::rte_ring]| {
+                let c = CString::new(pname.clone()).unwrap();
+                // SAFETY: ring arrays are valid for the call; the rings live until EAL cleanup.
+                let id = unsafe {
+                    sys::rte_eth_from_rings(
+                        c.as_ptr(),
+                        rx.as_mut_ptr(),
+                        queues as u32,
+                        tx.as_mut_ptr(),
+                        queues as u32,
+                        0,
+                    )
+                };
+                if id < 0 {
+                    return Err(Error::errno(format!("rte_eth_from_rings({pname})")));
+                }
+                Ok(Port {
+                    id: id as u16,
+                    name: pname,
+                    started: false,
+                    configured: None,
+                })
             };
-            if id < 0 {
-                return Err(Error::errno(format!("rte_eth_from_rings({pname})")));
-            }
-            Ok(Port { id: id as u16, name: pname, started: false, configured: None })
-        };
         let (mut a2b_rx, mut b2a_rx) = (a2b.clone(), b2a.clone());
         let a = mk_port(format!("{name}_a"), &mut b2a_rx, &mut a2b)?;
         let b = mk_port(format!("{name}_b"), &mut a2b_rx, &mut b2a)?;
@@ -117,7 +140,9 @@ impl Port {
             String::new()
         } else {
             // SAFETY: a NUL-terminated static string owned by the driver.
-            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         Ok(PortInfo {
             driver,
@@ -150,7 +175,8 @@ impl Port {
             ));
         }
         let mut conf = sys::rte_eth_conf::default();
-        let rss_hf = info.rss_offloads & (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP);
+        let rss_hf =
+            info.rss_offloads & (sys::RTE_ETH_RSS_IP | sys::RTE_ETH_RSS_TCP | sys::RTE_ETH_RSS_UDP);
         let rss = rx > 1 && rss_hf != 0;
         if rss {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
@@ -159,7 +185,10 @@ impl Port {
         // SAFETY: conf is a valid configuration for this stopped port.
         let rc = unsafe { sys::rte_eth_dev_configure(self.id, rx, tx, &conf) };
         if rc != 0 {
-            return Err(Error::new(format!("rte_eth_dev_configure({})", self.name), rc));
+            return Err(Error::new(
+                format!("rte_eth_dev_configure({})", self.name),
+                rc,
+            ));
         }
         // SAFETY: queries the port's NUMA socket.
         let socket = unsafe { sys::rte_eth_dev_socket_id(self.id) };
@@ -175,14 +204,25 @@ impl Port {
         }
         for q in 0..tx {
             // SAFETY: default tx conf.
-            let rc = unsafe { sys::rte_eth_tx_queue_setup(self.id, q, desc, socket, std::ptr::null()) };
+            let rc =
+                unsafe { sys::rte_eth_tx_queue_setup(self.id, q, desc, socket, std::ptr::null()) };
             if rc != 0 {
                 return Err(Error::new(format!("tx queue {q} of {}", self.name), rc));
             }
         }
         self.configured = Some((rx, tx));
-        let rxq = (0..rx).map(|q| RxQueue { port: self.id, queue: q }).collect();
-        let txq = (0..tx).map(|q| TxQueue { port: self.id, queue: q }).collect();
+        let rxq = (0..rx)
+            .map(|q| RxQueue {
+                port: self.id,
+                queue: q,
+            })
+            .collect();
+        let txq = (0..tx)
+            .map(|q| TxQueue {
+                port: self.id,
+                queue: q,
+            })
+            .collect();
         Ok((rxq, txq, rss))
     }
 
@@ -292,7 +332,9 @@ impl Port {
             .filter_map(|v| {
                 let name = names.get(v.id as usize)?;
                 // SAFETY: names are NUL-terminated fixed arrays.
-                let s = unsafe { CStr::from_ptr(name.name.as_ptr()) }.to_string_lossy().into_owned();
+                let s = unsafe { CStr::from_ptr(name.name.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned();
                 Some((s, v.value))
             })
             .collect()
@@ -333,7 +375,12 @@ impl RxQueue {
         // SAFETY: the pointer array has `room` free slots; this queue is polled by this
         // thread only (RxQueue is not Clone and is taken by &mut).
         let n = unsafe {
-            sys::ferrovs_rx_burst(self.port, self.queue, burst.ptrs.as_mut_ptr().add(burst.len), room as u16)
+            sys::ferrovs_rx_burst(
+                self.port,
+                self.queue,
+                burst.ptrs.as_mut_ptr().add(burst.len),
+                room as u16,
+            )
         } as usize;
         burst.len += n;
         n
@@ -357,10 +404,14 @@ impl TxQueue {
         }
         // SAFETY: the first n pointers are owned mbufs; the device takes ownership of
         // the first `sent`; this queue is used by this thread only.
-        let sent = unsafe { sys::ferrovs_tx_burst(self.port, self.queue, burst.ptrs.as_mut_ptr(), n as u16) } as usize;
+        let sent = unsafe {
+            sys::ferrovs_tx_burst(self.port, self.queue, burst.ptrs.as_mut_ptr(), n as u16)
+        } as usize;
         if sent < n {
             // SAFETY: the unsent tail is still ours; free it once.
-            unsafe { sys::rte_pktmbuf_free_bulk(burst.ptrs.as_mut_ptr().add(sent), (n - sent) as u32) };
+            unsafe {
+                sys::rte_pktmbuf_free_bulk(burst.ptrs.as_mut_ptr().add(sent), (n - sent) as u32)
+            };
         }
         burst.len = 0;
         (sent, n - sent)

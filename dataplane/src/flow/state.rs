@@ -58,7 +58,12 @@ impl FlowState {
     /// flags are TCP flag bits (see `wire::TcpFlags`).
     pub fn bidirectional(self, from_client: bool, flags: u8) -> FlowState {
         use crate::wire::TcpFlags as F;
-        let (syn, ack, fin, rst) = (flags & F::SYN != 0, flags & F::ACK != 0, flags & F::FIN != 0, flags & F::RST != 0);
+        let (syn, ack, fin, rst) = (
+            flags & F::SYN != 0,
+            flags & F::ACK != 0,
+            flags & F::FIN != 0,
+            flags & F::RST != 0,
+        );
         match self {
             FlowState::Udp | FlowState::Free => self,
             _ if rst => FlowState::Closed,
@@ -73,7 +78,12 @@ impl FlowState {
     /// table: the client's first ACK after its SYN establishes the flow.
     pub fn input_only(self, flags: u8) -> FlowState {
         use crate::wire::TcpFlags as F;
-        let (syn, ack, fin, rst) = (flags & F::SYN != 0, flags & F::ACK != 0, flags & F::FIN != 0, flags & F::RST != 0);
+        let (syn, ack, fin, rst) = (
+            flags & F::SYN != 0,
+            flags & F::ACK != 0,
+            flags & F::FIN != 0,
+            flags & F::RST != 0,
+        );
         match self {
             FlowState::Udp | FlowState::Free => self,
             _ if rst => FlowState::Closed,
@@ -95,7 +105,12 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { tcp_syn: 30, tcp_established: 900, tcp_closing: 120, udp: 300 }
+        Timeouts {
+            tcp_syn: 30,
+            tcp_established: 900,
+            tcp_closing: 120,
+            udp: 300,
+        }
     }
 }
 
@@ -163,7 +178,12 @@ mod tests {
 
     #[test]
     fn timeouts_per_state() {
-        let t = Timeouts { tcp_syn: 1, tcp_established: 2, tcp_closing: 3, udp: 4 };
+        let t = Timeouts {
+            tcp_syn: 1,
+            tcp_established: 2,
+            tcp_closing: 3,
+            udp: 4,
+        };
         assert_eq!(t.for_state(SynSent), 1);
         assert_eq!(t.for_state(SynRecv), 1);
         assert_eq!(t.for_state(Established), 2);

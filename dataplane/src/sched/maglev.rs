@@ -38,7 +38,12 @@ impl Maglev {
         let m64 = m as u64;
         let perm: Vec<(u64, u64)> = backends
             .iter()
-            .map(|&(id, _)| (identity_hash(id, 1) % m64, identity_hash(id, 2) % (m64 - 1).max(1) + 1))
+            .map(|&(id, _)| {
+                (
+                    identity_hash(id, 1) % m64,
+                    identity_hash(id, 2) % (m64 - 1).max(1) + 1,
+                )
+            })
             .collect();
         let mut next = vec![0u64; backends.len()];
         let mut claimed = vec![0u64; backends.len()];
@@ -61,8 +66,16 @@ impl Maglev {
                 Some(self.cmp(o))
             }
         }
-        let mut heap: BinaryHeap<Reverse<Turn>> =
-            live.iter().map(|&i| Reverse(Turn { num: 1, w: backends[i].1 as u64, i })).collect();
+        let mut heap: BinaryHeap<Reverse<Turn>> = live
+            .iter()
+            .map(|&i| {
+                Reverse(Turn {
+                    num: 1,
+                    w: backends[i].1 as u64,
+                    i,
+                })
+            })
+            .collect();
         let mut filled = 0;
         while filled < m {
             let Reverse(t) = heap.pop().expect("live backends");
@@ -78,7 +91,11 @@ impl Maglev {
             }
             claimed[i] += 1;
             filled += 1;
-            heap.push(Reverse(Turn { num: claimed[i] + 1, w: t.w, i }));
+            heap.push(Reverse(Turn {
+                num: claimed[i] + 1,
+                w: t.w,
+                i,
+            }));
         }
         Maglev { table }
     }
@@ -110,7 +127,9 @@ mod tests {
     use super::*;
 
     fn ids(n: usize) -> Vec<u64> {
-        (0..n as u64).map(|i| (0x0a01_0000 + i) << 16 | 8080).collect()
+        (0..n as u64)
+            .map(|i| (0x0a01_0000 + i) << 16 | 8080)
+            .collect()
     }
 
     fn shares(t: &Maglev, n: usize) -> Vec<usize> {
@@ -140,12 +159,20 @@ mod tests {
     #[test]
     fn weighted_balance_within_one_slot() {
         for n in [10usize, 100, 1000] {
-            let bs: Vec<(u64, u32)> = ids(n).into_iter().enumerate().map(|(i, id)| (id, 1 + (i % 3) as u32)).collect();
+            let bs: Vec<(u64, u32)> = ids(n)
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| (id, 1 + (i % 3) as u32))
+                .collect();
             let total: u32 = bs.iter().map(|b| b.1).sum();
             let t = Maglev::build(&bs, DEFAULT_M);
             for (i, c) in shares(&t, n).into_iter().enumerate() {
                 let want = DEFAULT_M as f64 * bs[i].1 as f64 / total as f64;
-                assert!((c as f64 - want).abs() < 1.0, "n={n} backend {i} w={}: {c} vs {want:.2}", bs[i].1);
+                assert!(
+                    (c as f64 - want).abs() < 1.0,
+                    "n={n} backend {i} w={}: {c} vs {want:.2}",
+                    bs[i].1
+                );
                 if want >= 100.0 {
                     assert!((c as f64 - want).abs() / want < 0.01);
                 }
@@ -172,7 +199,12 @@ mod tests {
             let all = ids(n);
             let before = Maglev::build(&all.iter().map(|&i| (i, 1)).collect::<Vec<_>>(), DEFAULT_M);
             let removed = n / 2;
-            let rest: Vec<(u64, u32)> = all.iter().enumerate().filter(|&(i, _)| i != removed).map(|(_, &id)| (id, 1)).collect();
+            let rest: Vec<(u64, u32)> = all
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != removed)
+                .map(|(_, &id)| (id, 1))
+                .collect();
             let after = Maglev::build(&rest, DEFAULT_M);
             let map_back = |j: u16| if (j as usize) < removed { j } else { j + 1 };
             let mut moved_other = 0;
@@ -182,7 +214,10 @@ mod tests {
                 }
             }
             let frac = moved_other as f64 / DEFAULT_M as f64;
-            eprintln!("maglev M=65537 N={n}: removing one backend moved {:.2}% of other slots", frac * 100.0);
+            eprintln!(
+                "maglev M=65537 N={n}: removing one backend moved {:.2}% of other slots",
+                frac * 100.0
+            );
             assert!(frac < 0.10, "n={n}: {frac}");
         }
     }

@@ -118,7 +118,10 @@ pub struct Cursor(AtomicU64);
 #[derive(Debug, Clone)]
 pub enum Sched {
     Rr,
-    Wrr { gcd: u32, max: u32 },
+    Wrr {
+        gcd: u32,
+        max: u32,
+    },
     Lc,
     Wlc,
     /// 256 source-hash buckets -> backend index (u16::MAX: none).
@@ -131,8 +134,14 @@ impl Sched {
         match kind {
             SchedulerKind::Rr => Sched::Rr,
             SchedulerKind::Wrr => {
-                let gcd = weights.iter().filter(|&&w| w > 0).fold(0, |g, &w| gcd(g, w));
-                Sched::Wrr { gcd: gcd.max(1), max: weights.iter().copied().max().unwrap_or(0) }
+                let gcd = weights
+                    .iter()
+                    .filter(|&&w| w > 0)
+                    .fold(0, |g, &w| gcd(g, w));
+                Sched::Wrr {
+                    gcd: gcd.max(1),
+                    max: weights.iter().copied().max().unwrap_or(0),
+                }
             }
             SchedulerKind::Lc => Sched::Lc,
             SchedulerKind::Wlc => Sched::Wlc,
@@ -144,6 +153,9 @@ impl Sched {
     /// Picks a backend index for a new flow; None when every backend is drained.
     /// `ids` and `weights` are the service's backends; `src_hash` hashes the client
     /// address (sh), `flow_hash` the 5-tuple (mh).
+    // The inputs are the service's parallel slices plus shared state; a struct would
+    // only be rebuilt per call on the hot path.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn pick(
         &self,
@@ -187,7 +199,11 @@ impl Sched {
                     // backend whose weight >= current weight.
                     // The cursor holds (index + 1): 0 is "before the head", as IPVS starts.
                     let pos = (c >> 32) as usize;
-                    let mut i = if pos == 0 { n - 1 } else { (pos - 1).min(n - 1) };
+                    let mut i = if pos == 0 {
+                        n - 1
+                    } else {
+                        (pos - 1).min(n - 1)
+                    };
                     let mut cw = c as u32 as i64;
                     for _ in 0..(n + 1) * 2 {
                         i = (i + 1) % n;
@@ -250,7 +266,7 @@ impl Cursor {
     pub fn clamp(&self, n: usize) {
         let _ = self.0.fetch_update(Relaxed, Relaxed, |c| {
             let pos = (c >> 32) as usize;
-            (pos > n).then(|| ((n as u64) << 32) | (c & 0xffff_ffff))
+            (pos > n).then_some(((n as u64) << 32) | (c & 0xffff_ffff))
         });
     }
 }
@@ -292,16 +308,40 @@ mod tests {
         let ids: Vec<u32> = (0..weights.len() as u32).collect();
         let s = Sched::new(kind, weights);
         let (cur, cnt) = (Cursor::default(), ConnCounters::default());
-        let mg = Maglev::build(&ids.iter().zip(weights).map(|(&i, &w)| (i as u64, w)).collect::<Vec<_>>(), 1009);
-        (0..n).map(|k| s.pick(&ids, weights, &cur, &cnt, &mg, k as u64, k as u64 * 7919).unwrap()).collect()
+        let mg = Maglev::build(
+            &ids.iter()
+                .zip(weights)
+                .map(|(&i, &w)| (i as u64, w))
+                .collect::<Vec<_>>(),
+            1009,
+        );
+        (0..n)
+            .map(|k| {
+                s.pick(&ids, weights, &cur, &cnt, &mg, k as u64, k as u64 * 7919)
+                    .unwrap()
+            })
+            .collect()
     }
 
     #[test]
     fn rr_cycles_and_skips_drained() {
-        assert_eq!(run(SchedulerKind::Rr, &[1, 1, 1], 6), vec![1, 2, 0, 1, 2, 0]);
+        assert_eq!(
+            run(SchedulerKind::Rr, &[1, 1, 1], 6),
+            vec![1, 2, 0, 1, 2, 0]
+        );
         assert_eq!(run(SchedulerKind::Rr, &[1, 0, 5], 4), vec![2, 0, 2, 0]);
         let s = Sched::new(SchedulerKind::Rr, &[0, 0]);
-        assert!(s.pick(&[0, 1], &[0, 0], &Cursor::default(), &ConnCounters::default(), &Maglev::build(&[], 7), 0, 0).is_none());
+        assert!(s
+            .pick(
+                &[0, 1],
+                &[0, 0],
+                &Cursor::default(),
+                &ConnCounters::default(),
+                &Maglev::build(&[], 7),
+                0,
+                0
+            )
+            .is_none());
     }
 
     #[test]
@@ -341,7 +381,11 @@ mod tests {
         assert_eq!(lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0), Some(1));
         cnt.on_change(11, FlowState::SynSent, FlowState::Established);
         assert_eq!((cnt.active(11), cnt.inactive(11)), (2, 0));
-        assert_eq!(lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0), Some(1), "tie goes to the first");
+        assert_eq!(
+            lc.pick(&ids, &[1, 1, 1], &cur, &cnt, &mg, 0, 0),
+            Some(1),
+            "tie goes to the first"
+        );
         cnt.on_end(11, FlowState::Established);
         cnt.on_end(11, FlowState::Established);
         cnt.on_end(11, FlowState::Established); // never below zero
@@ -354,7 +398,11 @@ mod tests {
     fn sh_is_stable_per_source_and_weighted() {
         let w = [1, 3];
         let s = Sched::new(SchedulerKind::Sh, &w);
-        let (cur, cnt, mg) = (Cursor::default(), ConnCounters::default(), Maglev::build(&[], 7));
+        let (cur, cnt, mg) = (
+            Cursor::default(),
+            ConnCounters::default(),
+            Maglev::build(&[], 7),
+        );
         for src in 0..1000u64 {
             let a = s.pick(&[0, 1], &w, &cur, &cnt, &mg, src, 1).unwrap();
             let b = s.pick(&[0, 1], &w, &cur, &cnt, &mg, src, 2).unwrap();

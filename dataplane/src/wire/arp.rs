@@ -123,9 +123,15 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(ArpPacket::new_checked(&REQUEST[..27]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            ArpPacket::new_checked(&REQUEST[..27]).unwrap_err(),
+            Error::Truncated
+        );
         let mut b = REQUEST;
         b[1] = 6; // token ring
-        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            ArpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Unsupported
+        );
     }
 }

@@ -82,7 +82,13 @@ pub fn udp_frame(spec: &FrameSpec, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An Ethernet + IPv4 + ICMP echo request or reply frame.
-pub fn icmp_echo_frame(spec: &FrameSpec, msg_type: u8, ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+pub fn icmp_echo_frame(
+    spec: &FrameSpec,
+    msg_type: u8,
+    ident: u16,
+    seq: u16,
+    data: &[u8],
+) -> Vec<u8> {
     let mut f = ipv4_frame(spec, IpProtocol::ICMP, 8 + data.len());
     let mut i = IcmpPacket::new_unchecked(&mut f[34..]);
     i.set_msg_type(msg_type);

@@ -63,11 +63,7 @@ pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
 /// Updates checksum `hc` for a 32-bit value (an address) that changes from `old` to `new`.
 #[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
-    let s = (!hc as u32)
-        + (!(old >> 16) & 0xffff)
-        + (!old & 0xffff)
-        + (new >> 16)
-        + (new & 0xffff);
+    let s = (!hc as u32) + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     finish(s)
 }
 
@@ -90,7 +86,9 @@ mod tests {
 
     #[test]
     fn incremental_matches_full() {
-        let mut d = [0x45u8, 0, 0, 40, 1, 2, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut d = [
+            0x45u8, 0, 0, 40, 1, 2, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let c = checksum(&d);
         d[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&d), 0);

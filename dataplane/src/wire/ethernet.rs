@@ -20,7 +20,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 impl fmt::Debug for MacAddr {
@@ -195,8 +199,14 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(EthernetFrame::new_checked(&FRAME[..13]).unwrap_err(), Error::Truncated);
-        assert_eq!(EthernetFrame::new_checked(&VLAN_FRAME[..17]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            EthernetFrame::new_checked(&FRAME[..13]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            EthernetFrame::new_checked(&VLAN_FRAME[..17]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]

@@ -188,7 +188,10 @@ mod tests {
         let b = fill(FRAG_NEEDED.to_vec());
         let p = IcmpPacket::new_checked(&b[..]).unwrap();
         assert!(p.is_error());
-        assert_eq!((p.msg_type(), p.code(), p.next_hop_mtu()), (3, CODE_FRAG_NEEDED, 1480));
+        assert_eq!(
+            (p.msg_type(), p.code(), p.next_hop_mtu()),
+            (3, CODE_FRAG_NEEDED, 1480)
+        );
         let e = p.embedded().unwrap();
         assert_eq!(e.protocol, 6);
         assert_eq!(e.src, Ipv4Addr::new(192, 0, 2, 1));
@@ -210,7 +213,10 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(IcmpPacket::new_checked(&ECHO[..7]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            IcmpPacket::new_checked(&ECHO[..7]).unwrap_err(),
+            Error::Truncated
+        );
         let p = IcmpPacket::new_checked(&FRAG_NEEDED[..30]).unwrap();
         assert_eq!(p.embedded().unwrap_err(), Error::Truncated);
         let mut b = FRAG_NEEDED;

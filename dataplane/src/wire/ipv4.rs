@@ -240,21 +240,39 @@ mod tests {
     #[test]
     fn rejects() {
         let b = fixture();
-        assert_eq!(Ipv4Packet::new_checked(&b[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..19]).unwrap_err(),
+            Error::Truncated
+        );
         let mut v6 = b;
         v6[0] = 0x60;
-        assert_eq!(Ipv4Packet::new_checked(&v6[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            Ipv4Packet::new_checked(&v6[..]).unwrap_err(),
+            Error::Unsupported
+        );
         let mut ihl = b;
         ihl[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&ihl[..]).unwrap_err(), Error::BadHeaderLen);
+        assert_eq!(
+            Ipv4Packet::new_checked(&ihl[..]).unwrap_err(),
+            Error::BadHeaderLen
+        );
         let mut ihl = b;
         ihl[0] = 0x4f; // 60 bytes > buffer
-        assert_eq!(Ipv4Packet::new_checked(&ihl[..]).unwrap_err(), Error::BadHeaderLen);
+        assert_eq!(
+            Ipv4Packet::new_checked(&ihl[..]).unwrap_err(),
+            Error::BadHeaderLen
+        );
         let mut tl = b;
         tl[3] = 29;
-        assert_eq!(Ipv4Packet::new_checked(&tl[..]).unwrap_err(), Error::BadTotalLen);
+        assert_eq!(
+            Ipv4Packet::new_checked(&tl[..]).unwrap_err(),
+            Error::BadTotalLen
+        );
         tl[3] = 23; // shorter than the header
-        assert_eq!(Ipv4Packet::new_checked(&tl[..]).unwrap_err(), Error::BadTotalLen);
+        assert_eq!(
+            Ipv4Packet::new_checked(&tl[..]).unwrap_err(),
+            Error::BadTotalLen
+        );
     }
 
     #[test]

@@ -23,7 +23,14 @@ fn l4_csum_offset(protocol: u8) -> Option<usize> {
 }
 
 #[inline]
-fn rewrite_addr_port(ip: &mut [u8], l4: usize, addr_at: usize, port_at: usize, addr: Ipv4Addr, port: u16) {
+fn rewrite_addr_port(
+    ip: &mut [u8],
+    l4: usize,
+    addr_at: usize,
+    port_at: usize,
+    addr: Ipv4Addr,
+    port: u16,
+) {
     let protocol = ip[9];
     let old_addr = get_u32(ip, addr_at);
     let new_addr = addr.to_bits();
@@ -114,10 +121,14 @@ mod tests {
         assert!(ip.verify_checksum(), "ip checksum");
         match ip.protocol() {
             IpProtocol::TCP => {
-                assert!(TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum(ip.src(), ip.dst()))
+                assert!(TcpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(ip.src(), ip.dst()))
             }
             IpProtocol::UDP => {
-                assert!(UdpPacket::new_checked(ip.payload()).unwrap().verify_checksum(ip.src(), ip.dst()))
+                assert!(UdpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(ip.src(), ip.dst()))
             }
             _ => {}
         }
@@ -132,7 +143,10 @@ mod tests {
         verify_all(&f);
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
         assert_eq!(ip.dst(), be);
-        assert_eq!(TcpPacket::new_checked(ip.payload()).unwrap().dst_port(), 8080);
+        assert_eq!(
+            TcpPacket::new_checked(ip.payload()).unwrap().dst_port(),
+            8080
+        );
         nat_src(&mut f[14..], 20, spec.dst_ip, spec.dst_port);
         verify_all(&f);
     }
@@ -147,7 +161,14 @@ mod tests {
 
     #[test]
     fn ttl() {
-        let mut f = tcp_frame(&FrameSpec { ttl: 2, ..Default::default() }, 0x10, b"");
+        let mut f = tcp_frame(
+            &FrameSpec {
+                ttl: 2,
+                ..Default::default()
+            },
+            0x10,
+            b"",
+        );
         assert!(decrement_ttl(&mut f[14..]));
         assert_eq!(f[22], 1);
         verify_all(&f);
@@ -157,7 +178,15 @@ mod tests {
 
     #[test]
     fn ipip_outer_from_inner() {
-        let f = tcp_frame(&FrameSpec { df: true, ttl: 33, ..Default::default() }, 0x02, b"abc");
+        let f = tcp_frame(
+            &FrameSpec {
+                df: true,
+                ttl: 33,
+                ..Default::default()
+            },
+            0x02,
+            b"abc",
+        );
         let inner = &f[14..];
         let mut outer = [0u8; 20];
         let (s, d) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 10));

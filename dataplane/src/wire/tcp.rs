@@ -201,11 +201,20 @@ mod tests {
     #[test]
     fn rejects() {
         let b = fixture();
-        assert_eq!(TcpPacket::new_checked(&b[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..19]).unwrap_err(),
+            Error::Truncated
+        );
         let mut d = b;
         d[12] = 0x40; // offset 4
-        assert_eq!(TcpPacket::new_checked(&d[..]).unwrap_err(), Error::BadHeaderLen);
+        assert_eq!(
+            TcpPacket::new_checked(&d[..]).unwrap_err(),
+            Error::BadHeaderLen
+        );
         d[12] = 0xf0; // offset 60 > 26
-        assert_eq!(TcpPacket::new_checked(&d[..]).unwrap_err(), Error::BadHeaderLen);
+        assert_eq!(
+            TcpPacket::new_checked(&d[..]).unwrap_err(),
+            Error::BadHeaderLen
+        );
     }
 }

@@ -130,10 +130,19 @@ mod tests {
     #[test]
     fn rejects() {
         let b = fixture();
-        assert_eq!(UdpPacket::new_checked(&b[..7]).unwrap_err(), Error::Truncated);
-        assert_eq!(UdpPacket::new_checked(&b[..11]).unwrap_err(), Error::BadTotalLen);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..7]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            UdpPacket::new_checked(&b[..11]).unwrap_err(),
+            Error::BadTotalLen
+        );
         let mut d = b;
         d[5] = 7;
-        assert_eq!(UdpPacket::new_checked(&d[..]).unwrap_err(), Error::BadTotalLen);
+        assert_eq!(
+            UdpPacket::new_checked(&d[..]).unwrap_err(),
+            Error::BadTotalLen
+        );
     }
 }

@@ -3,7 +3,10 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "ferrovs: a DPDK layer-4 load balancer (LVS NAT/DR/TUN)")]
+#[command(
+    version,
+    about = "ferrovs: a DPDK layer-4 load balancer (LVS NAT/DR/TUN)"
+)]
 struct Args {
     /// The YAML configuration file.
     #[arg(long, short)]
@@ -16,7 +19,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if args.check {
