@@ -38,6 +38,7 @@ fn be_mac(last: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0x10, last])
 }
 
+#[allow(clippy::too_many_arguments)]
 fn svc(
     id: u16,
     name: &str,

@@ -618,3 +618,24 @@ services:
         assert_eq!(parse_cores("x"), None);
     }
 }
+
+#[cfg(test)]
+mod examples {
+    /// The shipped examples are valid configs.
+    #[test]
+    fn examples_pass_check() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if let Err(errs) = super::load(&text) {
+                    panic!("{}: {errs}", p.display());
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The ferrovs demo: a client namespace, ferrovs on DPDK af_packet vdevs, and three nginx
+# backends in NAT mode; real HTTP through the load balancer, ARP learned (no static
+# neighbors), a live drain by config reload (SIGHUP). Cleans up on every exit path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (network namespaces)"; exit 1; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "installing what is missing and building"
+bash scripts/setup.sh
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+cargo build --release -p mgmt --bin ferrovs 2>&1 | tail -1
+BIN=$PWD/target/release/ferrovs
+
+S=$$; T=$(mktemp -d /tmp/ferrovs-demo.XXXX)
+CLI=fdcli$S; BR=fdbr$S; WAN=fdw$S; LAN=fdl$S
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  for n in 1 2 3; do ip netns pids fdbe$n$S 2>/dev/null | xargs -r kill 2>/dev/null || true; ip netns del fdbe$n$S 2>/dev/null || true; done
+  ip netns del $CLI 2>/dev/null || true
+  ip link del $WAN 2>/dev/null || true; ip link del $LAN 2>/dev/null || true; ip link del $BR 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+say "creating the topology: client 10.0.0.50 -- [wan 10.0.0.1 | ferrovs | lan 10.1.0.1] -- bridge -- 3 nginx backends"
+ip netns add $CLI
+ip link add $WAN type veth peer name c0$S
+ip link set c0$S netns $CLI
+ip netns exec $CLI ip addr add 10.0.0.50/24 dev c0$S
+ip netns exec $CLI ip link set c0$S up; ip netns exec $CLI ip link set lo up
+ip netns exec $CLI ethtool -K c0$S tx off >/dev/null
+ip link add $BR type bridge; ip link set $BR up
+ip link add $LAN type veth peer name lb$S; ip link set lb$S master $BR; ip link set lb$S up
+for n in 1 2 3; do
+  ns=fdbe$n$S
+  ip netns add $ns
+  ip link add b$n$S type veth peer name e$n$S
+  ip link set b$n$S master $BR; ip link set b$n$S up
+  ip link set e$n$S netns $ns
+  ip netns exec $ns ip addr add 10.1.0.1$n/24 dev e$n$S
+  ip netns exec $ns ip link set e$n$S up; ip netns exec $ns ip link set lo up
+  ip netns exec $ns ip route add default via 10.1.0.1
+  ip netns exec $ns ethtool -K e$n$S tx off >/dev/null
+  mkdir -p $T/be$n
+  cat > $T/be$n/nginx.conf <<NGX
+worker_processes 1; daemon on; pid $T/be$n/nginx.pid; error_log $T/be$n/error.log;
+events { worker_connections 256; }
+http { access_log off; server { listen 80; location / { return 200 "hello from backend $n (10.1.0.1$n)\n"; } } }
+NGX
+  ip netns exec $ns nginx -c $T/be$n/nginx.conf
+done
+for i in $WAN $LAN; do ip link set $i up; ethtool -K $i rx off tx off gro off >/dev/null 2>&1 || true; done
+
+HUGE=false
+if bash scripts/hugepages.sh 256 2M >/dev/null 2>&1; then HUGE=true; fi
+mkconf() { # $1: weight of backend 3
+cat > $T/ferrovs.yaml <<YAML
+dpdk: { cores: "0-1", memory_mb: 256, hugepages: $HUGE, file_prefix: "ferrovs-demo-$S" }
+ports:
+  - { name: wan, device: "net_af_packet0,iface=$WAN", addresses: ["10.0.0.1/24"] }
+  - { name: lan, device: "net_af_packet1,iface=$LAN", addresses: ["10.1.0.1/24"] }
+flows: { capacity: 65536 }
+services:
+  - name: web
+    vip: 10.0.0.10
+    port: 80
+    scheduler: rr
+    forward: nat
+    backends:
+      - { address: 10.1.0.11, port: 80 }
+      - { address: 10.1.0.12, port: 80 }
+      - { address: 10.1.0.13, port: 80, weight: $1 }
+YAML
+}
+mkconf 1
+say "starting ferrovs (hugepages: $HUGE)"
+RUST_LOG=info $BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
+PID=$!
+for _ in $(seq 50); do grep -q "ferrovs running" $T/ferrovs.log && break; sleep 0.2; done
+grep -q "ferrovs running" $T/ferrovs.log || { cat $T/ferrovs.log; echo "demo: ferrovs did not start"; exit 1; }
+grep -E "port up|running" $T/ferrovs.log | sed 's/^.*INFO //'
+
+run_requests() {
+  for i in $(seq "$1"); do
+    ip netns exec $CLI curl -s --max-time 3 http://10.0.0.10/ || echo "request $i FAILED"
+  done | sort | uniq -c
+}
+say "9 HTTP requests from the client to the VIP 10.0.0.10 (rr over 3 backends)"
+run_requests 9
+say "neighbors ferrovs learned by ARP"
+grep "neighbor learned" $T/ferrovs.log | sed 's/^.*INFO //'
+say "draining backend 3 (weight 0) with a live reload (SIGHUP), then 9 more requests"
+mkconf 0
+kill -HUP $PID; sleep 0.5
+grep "config reloaded" $T/ferrovs.log | tail -1 | sed 's/^.*INFO //'
+run_requests 9
+say "stopping ferrovs (SIGTERM) and cleaning up"
+kill -TERM $PID; wait $PID; PID=""
+tail -1 $T/ferrovs.log | sed 's/^.*INFO //'
