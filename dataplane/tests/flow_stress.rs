@@ -162,6 +162,9 @@ fn racing_creators_end_with_one_flow_and_one_backend() {
                     table.insert(&flow(rounds, 9, t as u32), 0)
                 })
             })
+            // Collect first: spawning lazily inside the join chain would deadlock the barrier.
+            .collect::<Vec<_>>()
+            .into_iter()
             .map(|h| h.join().unwrap())
             .collect();
         let new: Vec<_> = results

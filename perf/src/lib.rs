@@ -1,1 +1,1 @@
-
+//! Benchmark tools for ferrovs: not built yet, see README.md.
