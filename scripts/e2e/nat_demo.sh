@@ -13,7 +13,7 @@ for n in 1 2 3; do
   echo "$first" | grep -qE "^ +3 hello from backend $n " || fail "backend $n did not get 3 of 9 requests"
 done
 [ "$(echo "$out" | grep -c 'neighbor learned')" -ge 4 ] || fail "client and backends were not learned by ARP"
-echo "$after" | grep -q "backend 3" && fail "drained backend 3 received new connections"
+echo "$after" | grep -q "hello from backend 3" && fail "drained backend 3 received new connections"
 [ "$(echo "$after" | grep -oE '^ +[0-9]+ hello' | awk '{s+=$1} END {print s}')" = 9 ] || fail "not all 9 requests after the drain succeeded"
 echo "$out" | grep -q "stopped" || fail "ferrovs did not stop cleanly"
 echo "e2e nat: 18/18 requests ok, 3 backends balanced, ARP learned, drain honoured"
