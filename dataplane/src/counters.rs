@@ -121,6 +121,20 @@ pub struct Traffic {
     pub bytes_out: Counter,
 }
 
+impl Traffic {
+    /// Counts one packet of `len` bytes; `inbound` is client -> backend.
+    #[inline(always)]
+    pub fn record(&self, len: u64, inbound: bool) {
+        let (p, b) = if inbound {
+            (&self.packets_in, &self.bytes_in)
+        } else {
+            (&self.packets_out, &self.bytes_out)
+        };
+        p.inc();
+        b.add(len);
+    }
+}
+
 /// Everything one worker counts.
 #[derive(Debug)]
 pub struct WorkerCounters {

@@ -10,7 +10,7 @@ use crate::flow::{
     Direction, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted, Timeouts,
 };
 use crate::sched::ConnCounters;
-use crate::snapshot::{Forward, Snapshot};
+use crate::snapshot::{Forward, PortConf, Snapshot};
 use crate::wire::{
     checksum, icmp, rewrite, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr,
     TcpFlags, TcpPacket, UdpPacket,
@@ -213,10 +213,10 @@ fn classify<B: PacketBuf>(
             env.flows.touch(&r, env.now);
             let init = r.info.init;
             return if from_client {
-                count_in(c, &init, len);
+                count(c, &init, len, true);
                 forward_to_backend(env, c, resolve, pkt, &init, ihl)
             } else {
-                count_out(c, &init, len);
+                count(c, &init, len, false);
                 reply_to_client(env, resolve, pkt, &init, ihl)
             };
         }
@@ -271,7 +271,7 @@ fn classify<B: PacketBuf>(
         };
         set_backend(&mut init, b);
         c.stateless.inc();
-        count_in(c, &init, len);
+        count(c, &init, len, true);
         return forward_to_backend(env, c, resolve, pkt, &init, ihl);
     }
     let Some(b) = svc.schedule(env.conns, src_hash(src), fh) else {
@@ -295,28 +295,44 @@ fn classify<B: PacketBuf>(
         }
         Err(InsertError::Conflict) => return Verdict::Drop(FlowConflict),
     }
-    count_in(c, &init, len);
+    count(c, &init, len, true);
     forward_to_backend(env, c, resolve, pkt, &init, ihl)
 }
 
+/// Counts a packet of flow `f` for its service and backend (`inbound`: client -> backend).
 #[inline(always)]
-fn count_in(c: &WorkerCounters, f: &FlowInit, len: u64) {
-    let s = &c.services[f.service as usize % c.services.len()];
-    s.packets_in.inc();
-    s.bytes_in.add(len);
-    let b = &c.backends[f.backend_id as usize % c.backends.len()];
-    b.packets_in.inc();
-    b.bytes_in.add(len);
+fn count(c: &WorkerCounters, f: &FlowInit, len: u64, inbound: bool) {
+    c.services[f.service as usize % c.services.len()].record(len, inbound);
+    c.backends[f.backend_id as usize % c.backends.len()].record(len, inbound);
 }
 
+/// The egress port and next-hop MAC toward `dst`: the longest-prefix route, whose next
+/// hop is `dst` itself on a connected route. An unknown MAC asks for resolution.
+/// `connected_only` (dr) refuses routes through a gateway.
 #[inline(always)]
-fn count_out(c: &WorkerCounters, f: &FlowInit, len: u64) {
-    let s = &c.services[f.service as usize % c.services.len()];
-    s.packets_out.inc();
-    s.bytes_out.add(len);
-    let b = &c.backends[f.backend_id as usize % c.backends.len()];
-    b.packets_out.inc();
-    b.bytes_out.add(len);
+fn next_hop<'s>(
+    env: &Env<'s>,
+    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    dst: Ipv4Addr,
+    connected_only: bool,
+) -> Result<(u16, &'s PortConf, MacAddr), DropReason> {
+    let route = env.snap.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+    if connected_only && route.via.is_some() {
+        return Err(DropReason::NoRoute);
+    }
+    let out = env
+        .snap
+        .ports
+        .get(route.port as usize)
+        .ok_or(DropReason::NoRoute)?;
+    let hop = route.via.unwrap_or(dst);
+    match env.snap.neighbors.get(hop) {
+        Some(mac) => Ok((route.port, out, mac)),
+        None => {
+            resolve(hop, route.port);
+            Err(DropReason::NoNeighbor)
+        }
+    }
 }
 
 /// Rewrites a client packet for its backend (nat/dr/tun) and picks the output.
@@ -329,20 +345,10 @@ fn forward_to_backend<B: PacketBuf>(
     f: &FlowInit,
     ihl: usize,
 ) -> Verdict {
-    let Some(route) = env.snap.routes.lookup(f.backend) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
     let mode = Forward::from_u8(f.mode);
-    if mode == Forward::Dr && route.via.is_some() {
-        return Verdict::Drop(DropReason::NoRoute);
-    }
-    let next_hop = route.via.unwrap_or(f.backend);
-    let Some(mac) = env.snap.neighbors.get(next_hop) else {
-        resolve(next_hop, route.port);
-        return Verdict::Drop(DropReason::NoNeighbor);
-    };
-    let Some(out) = env.snap.ports.get(route.port as usize) else {
-        return Verdict::Drop(DropReason::NoRoute);
+    let (port, out, mac) = match next_hop(env, resolve, f.backend, mode == Forward::Dr) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
     };
     if mode == Forward::Tun {
         // Checked on the packet as received, so an ICMP error quotes it unchanged.
@@ -362,11 +368,7 @@ fn forward_to_backend<B: PacketBuf>(
         Forward::Nat => rewrite::nat_dst(&mut d[ETH..], ihl, f.backend, f.backend_port),
         Forward::Dr => {}
         Forward::Tun => {
-            let src = out
-                .addresses
-                .first()
-                .map(|a| a.0)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let src = out.primary_address();
             if !pkt.prepend(20) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
@@ -377,7 +379,7 @@ fn forward_to_backend<B: PacketBuf>(
         }
     }
     rewrite::set_macs(pkt.data_mut(), out.mac, mac);
-    Verdict::Tx(route.port)
+    Verdict::Tx(port)
 }
 
 /// Rewrites a NAT reply (backend -> client) back to VIP:port and routes it to the client.
@@ -389,16 +391,9 @@ fn reply_to_client<B: PacketBuf>(
     f: &FlowInit,
     ihl: usize,
 ) -> Verdict {
-    let Some(route) = env.snap.routes.lookup(f.client) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    let next_hop = route.via.unwrap_or(f.client);
-    let Some(mac) = env.snap.neighbors.get(next_hop) else {
-        resolve(next_hop, route.port);
-        return Verdict::Drop(DropReason::NoNeighbor);
-    };
-    let Some(out) = env.snap.ports.get(route.port as usize) else {
-        return Verdict::Drop(DropReason::NoRoute);
+    let (port, out, mac) = match next_hop(env, resolve, f.client, false) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
     };
     let d = pkt.data_mut();
     if !rewrite::decrement_ttl(&mut d[ETH..]) {
@@ -406,7 +401,7 @@ fn reply_to_client<B: PacketBuf>(
     }
     rewrite::nat_src(&mut d[ETH..], ihl, f.vip, f.vport);
     rewrite::set_macs(d, out.mac, mac);
-    Verdict::Tx(route.port)
+    Verdict::Tx(port)
 }
 
 /// Answers an ICMP echo request to a local address or VIP, in place, out of the port it
@@ -467,20 +462,11 @@ fn frag_needed<B: PacketBuf>(
     let quote_len = (ihl + 8).min(d.len() - ETH);
     let mut quote = [0u8; 68];
     quote[..quote_len].copy_from_slice(&d[ETH..ETH + quote_len]);
-    let Some(route) = env.snap.routes.lookup(client) else {
-        return Verdict::Drop(DropReason::NoRoute);
+    let (port, out, mac) = match next_hop(env, resolve, client, false) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
     };
-    let next_hop = route.via.unwrap_or(client);
-    let Some(mac) = env.snap.neighbors.get(next_hop) else {
-        resolve(next_hop, route.port);
-        return Verdict::Drop(DropReason::NoNeighbor);
-    };
-    let out = &env.snap.ports[route.port as usize];
-    let src = out
-        .addresses
-        .first()
-        .map(|a| a.0)
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let src = out.primary_address();
     let new_len = ETH + 20 + 8 + quote_len;
     if !pkt.truncate(new_len) {
         return Verdict::Drop(DropReason::Malformed);
@@ -506,5 +492,5 @@ fn frag_needed<B: PacketBuf>(
     ic.data_mut()[..quote_len].copy_from_slice(&quote[..quote_len]);
     ic.fill_checksum();
     c.drop(DropReason::FragNeeded);
-    Verdict::Tx(route.port)
+    Verdict::Tx(port)
 }

@@ -208,6 +208,17 @@ pub struct PortConf {
     pub mtu: u16,
 }
 
+impl PortConf {
+    /// The address ferrovs speaks from on this port (tunnel source, ICMP errors).
+    #[inline]
+    pub fn primary_address(&self) -> Ipv4Addr {
+        self.addresses
+            .first()
+            .map(|a| a.0)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
 /// Where to send a packet for a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -264,6 +275,12 @@ pub fn mask(len: u8) -> u32 {
     }
 }
 
+/// True if `a` and `b` are in the same `/len` subnet.
+#[inline(always)]
+pub fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
+    a.to_bits() & mask(len) == b.to_bits() & mask(len)
+}
+
 /// Resolved neighbors: IPv4 address -> MAC.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbors {
@@ -291,8 +308,9 @@ impl Neighbors {
     }
 }
 
-/// Everything the workers need besides flows.
-#[derive(Debug, Default)]
+/// Everything the workers need besides flows. Cloning copies `Arc`s only: the
+/// management thread derives a new snapshot from the current one, replacing a part.
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub version: u64,
     pub services: Arc<Services>,

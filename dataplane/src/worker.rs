@@ -14,7 +14,7 @@ use crate::sched::ConnCounters;
 use crate::snapshot::{SnapshotCell, SnapshotReader};
 use crossbeam_queue::ArrayQueue;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// Packets from workers to the management thread: (port index, frame).
 pub type ToMgmt = ArrayQueue<(u16, Mbuf)>;
@@ -35,18 +35,10 @@ pub struct Shared {
     /// Frames the management thread wants sent, per port, by the worker that owns the
     /// port's TX queue 0 (used when the device has no spare TX queue for it).
     pub from_mgmt: Vec<ArrayQueue<Mbuf>>,
-    /// Per worker: loops done (liveness, read by the management thread).
-    pub heartbeat: Vec<AtomicU64>,
 }
 
 impl Shared {
-    pub fn new(
-        cell: SnapshotCell,
-        capacity: usize,
-        timeouts: Timeouts,
-        ports: usize,
-        workers: usize,
-    ) -> Shared {
+    pub fn new(cell: SnapshotCell, capacity: usize, timeouts: Timeouts, ports: usize) -> Shared {
         Shared {
             cell,
             flows: FlowTable::new(capacity),
@@ -57,7 +49,6 @@ impl Shared {
             to_mgmt: ArrayQueue::new(1024),
             resolve: ArrayQueue::new(1024),
             from_mgmt: (0..ports).map(|_| ArrayQueue::new(512)).collect(),
-            heartbeat: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
@@ -73,7 +64,7 @@ pub struct WorkerQueues {
 }
 
 /// Runs a worker until `shared.stop` is set.
-pub fn run(id: usize, shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
+pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
     let mut reader = SnapshotReader::new(&shared.cell);
     let mut out: Vec<Burst> = q.tx.iter().map(|_| Burst::default()).collect();
     let mut verdicts = [Verdict::Drop(DropReason::Malformed); BURST_SIZE];
@@ -84,7 +75,6 @@ pub fn run(id: usize, shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) 
             if shared.stop.load(Relaxed) {
                 break;
             }
-            shared.heartbeat[id].store(iter, Relaxed);
             c.loops.add(1024);
         }
         let t0 = rdtsc();
@@ -160,5 +150,4 @@ pub fn run(id: usize, shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) 
             c.busy_cycles.add(dt);
         }
     }
-    shared.heartbeat[id].store(iter, Relaxed);
 }

@@ -1,34 +1,12 @@
 //! DPDK smoke tests: real EAL (`--no-huge --no-pci`), real ring and pcap PMDs.
 #![cfg(feature = "dpdk")]
 
-use dataplane::dpdk::{Burst, Eal, Mempool, Port};
+use dataplane::dpdk::{Burst, Port};
 use dataplane::wire::builder::{udp_frame, FrameSpec};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// One EAL per test process (DPDK allows a single initialisation).
-fn eal() -> &'static (Eal, Mempool) {
-    static EAL: OnceLock<(Eal, Mempool)> = OnceLock::new();
-    EAL.get_or_init(|| {
-        let prefix = format!("ferrovs-smoke-{}", std::process::id());
-        let eal = Eal::init(&[
-            "--no-huge",
-            "--no-pci",
-            "--no-shconf",
-            "-m",
-            "256",
-            "-l",
-            "0",
-            "--file-prefix",
-            &prefix,
-            "--log-level",
-            "*:warning",
-        ])
-        .expect("EAL init");
-        let pool = Mempool::new(&eal, "smoke", 8191, 256, 2176).expect("mempool");
-        (eal, pool)
-    })
-}
+mod common;
+use common::eal;
 
 fn frames(n: usize) -> Vec<Vec<u8>> {
     (0..n)

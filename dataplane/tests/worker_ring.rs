@@ -3,7 +3,9 @@
 #![cfg(feature = "dpdk")]
 
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::dpdk::{register_thread, unregister_thread, Burst, Eal, Mempool, Port};
+use dataplane::dpdk::{register_thread, unregister_thread, Burst, Port};
+
+mod common;
 use dataplane::flow::Timeouts;
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::*;
@@ -21,29 +23,14 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[test]
 fn worker_forwards_mixed_traffic_over_ring_ports() {
-    let prefix = format!("ferrovs-worker-{}", std::process::id());
-    let eal = Eal::init(&[
-        "--no-huge",
-        "--no-pci",
-        "--no-shconf",
-        "-m",
-        "256",
-        "-l",
-        "0",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "*:warning",
-    ])
-    .unwrap();
-    let pool = Mempool::new(&eal, "wpool", 4095, 64, 2176).unwrap();
+    let (eal, pool) = common::eal();
     // Test side (a) <-> load balancer side (b), for wan and lan.
-    let (mut wan_t, mut wan_lb) = Port::ring_pair(&eal, "wan", 1, 1024).unwrap();
-    let (mut lan_t, mut lan_lb) = Port::ring_pair(&eal, "lan", 1, 1024).unwrap();
-    let (_, mut wan_t_tx, _) = wan_t.configure(1, 1, 256, &pool).unwrap();
-    let (mut lan_t_rx, _, _) = lan_t.configure(1, 1, 256, &pool).unwrap();
-    let (mut wan_rx, wan_tx, _) = wan_lb.configure(1, 1, 256, &pool).unwrap();
-    let (mut lan_rx, lan_tx, _) = lan_lb.configure(1, 1, 256, &pool).unwrap();
+    let (mut wan_t, mut wan_lb) = Port::ring_pair(eal, "wan", 1, 1024).unwrap();
+    let (mut lan_t, mut lan_lb) = Port::ring_pair(eal, "lan", 1, 1024).unwrap();
+    let (_, mut wan_t_tx, _) = wan_t.configure(1, 1, 256, pool).unwrap();
+    let (mut lan_t_rx, _, _) = lan_t.configure(1, 1, 256, pool).unwrap();
+    let (mut wan_rx, wan_tx, _) = wan_lb.configure(1, 1, 256, pool).unwrap();
+    let (mut lan_rx, lan_tx, _) = lan_lb.configure(1, 1, 256, pool).unwrap();
     for p in [&mut wan_t, &mut wan_lb, &mut lan_t, &mut lan_lb] {
         p.start().unwrap();
     }
@@ -110,7 +97,6 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
         1024,
         Timeouts::default(),
         2,
-        1,
     ));
     let counters = Arc::new(WorkerCounters::default());
     let q = WorkerQueues {
@@ -124,7 +110,7 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     let (s2, c2) = (shared.clone(), counters.clone());
     let h = std::thread::spawn(move || {
         register_thread(None).unwrap();
-        worker::run(0, &s2, q, &c2);
+        worker::run(&s2, q, &c2);
         unregister_thread();
     });
 

@@ -99,11 +99,9 @@ pub fn routes(cfg: &Config, ports: &[PortConf]) -> RouteTable {
         };
         let port = match &r.port {
             Some(n) => ports.iter().position(|p| &p.name == n),
-            None => ports.iter().position(|p| {
-                p.addresses
-                    .iter()
-                    .any(|&(a, l)| a.to_bits() & mask(l) == via.to_bits() & mask(l))
-            }),
+            None => ports
+                .iter()
+                .position(|p| p.addresses.iter().any(|&(a, l)| same_subnet(a, via, l))),
         };
         if let Some(port) = port {
             entries.push((

@@ -1,7 +1,7 @@
 //! The YAML configuration (contract: `shared/design/CONFIG.md`), parsed strictly
 //! (unknown keys are errors) and validated with every error naming its key path.
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::Forward;
+use dataplane::snapshot::{same_subnet, Forward};
 use dataplane::wire::MacAddr;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -226,11 +226,6 @@ pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
     (dedup.len() == out.len() && !out.is_empty()).then_some(out)
 }
 
-fn in_subnet(a: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
-    let m = dataplane::snapshot::mask(len);
-    a.to_bits() & m == net.to_bits() & m
-}
-
 impl Config {
     /// Every validation error, each naming its key path.
     pub fn validate(&self) -> Result<(), Errors> {
@@ -282,7 +277,7 @@ impl Config {
                     None => e.push(format!("{k}.addresses[{j}]: `{a}` is not an IPv4 address with prefix like 10.1.0.1/24")),
                     Some((addr, len)) => {
                         for (other, n, l) in &subnets {
-                            if in_subnet(addr, *n, (*l).min(len)) {
+                            if same_subnet(addr, *n, (*l).min(len)) {
                                 e.push(format!("{k}.addresses[{j}]: `{a}` overlaps {n}/{l} of port `{other}`"));
                             }
                         }
@@ -291,7 +286,7 @@ impl Config {
                 }
             }
         }
-        let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n, l)| in_subnet(a, *n, *l));
+        let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n, l)| same_subnet(a, *n, *l));
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("routes[{i}]");
             if parse_cidr(&r.prefix).is_none() {

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use dataplane::counters::WorkerCounters;
 use dataplane::dpdk::{self, Eal, Mempool, Port, TxQueue};
 use dataplane::flow::Timeouts;
-use dataplane::snapshot::{Neighbors, Snapshot, SnapshotCell};
+use dataplane::snapshot::{same_subnet, Neighbors, Snapshot, SnapshotCell};
 use dataplane::wire::{arp, builder::arp_frame, ArpPacket, EthernetFrame, MacAddr};
 use dataplane::worker::{self, Shared, WorkerQueues};
 use std::collections::HashMap;
@@ -87,6 +87,7 @@ struct Neighbor {
 }
 
 struct Pending {
+    port: u16,
     tries: u32,
     last: Instant,
 }
@@ -238,7 +239,6 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         cfg.flows.capacity as usize,
         timeouts,
         ports.len(),
-        workers,
     ));
     let mut d = Daemon {
         cfg,
@@ -268,7 +268,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
                         tracing::warn!(worker = w, "register/pin: {e}; running unpinned");
                         let _ = dpdk::register_thread(None);
                     }
-                    worker::run(w, &s, q, &c);
+                    worker::run(&s, q, &c);
                     dpdk::unregister_thread();
                 })?,
         );
@@ -311,19 +311,19 @@ impl Daemon {
         }
     }
 
+    fn neighbor_table(&self) -> Arc<Neighbors> {
+        Arc::new(Neighbors::new(
+            self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
+        ))
+    }
+
     fn publish_neighbors(&self) {
         let cur = self.shared.cell.load();
-        let snap = Snapshot {
-            version: 0,
-            services: cur.services.clone(),
-            ports: cur.ports.clone(),
-            local: cur.local.clone(),
-            routes: cur.routes.clone(),
-            neighbors: Arc::new(Neighbors::new(
-                self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
-            )),
-        };
-        self.shared.cell.publish(snap);
+        let neighbors = self.neighbor_table();
+        self.shared.cell.publish(Snapshot {
+            neighbors,
+            ..Snapshot::clone(&cur)
+        });
     }
 
     fn send(&mut self, port: u16, frame: &[u8]) {
@@ -346,10 +346,7 @@ impl Daemon {
         let p = snap.ports.get(port as usize)?;
         p.addresses
             .iter()
-            .find(|(a, l)| {
-                a.to_bits() & dataplane::snapshot::mask(*l)
-                    == ip.to_bits() & dataplane::snapshot::mask(*l)
-            })
+            .find(|&&(a, l)| same_subnet(a, ip, l))
             .or(p.addresses.first())
             .map(|a| a.0)
     }
@@ -426,6 +423,7 @@ impl Daemon {
         }
         let now = Instant::now();
         let p = self.pending.entry(ip).or_insert(Pending {
+            port,
             tries: 0,
             last: now - Duration::from_secs(10),
         });
@@ -474,17 +472,13 @@ impl Daemon {
         };
         self.neighbors.retain(|_, n| !n.is_static);
         self.load_static_neighbors();
-        let snap = Snapshot {
-            version: 0,
+        let neighbors = self.neighbor_table();
+        let v = self.shared.cell.publish(Snapshot {
             services,
-            ports: cur.ports.clone(),
-            local: cur.local.clone(),
             routes,
-            neighbors: Arc::new(Neighbors::new(
-                self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
-            )),
-        };
-        let v = self.shared.cell.publish(snap);
+            neighbors,
+            ..Snapshot::clone(&cur)
+        });
         // Removed backends' flows end; drained ones (weight 0) keep theirs.
         let conns = &self.shared.conns;
         let ended = self.shared.flows.remove_where(
@@ -524,7 +518,7 @@ impl Daemon {
                 .pending
                 .iter()
                 .filter(|(_, p)| p.tries > 0 && p.tries < ARP_RETRIES)
-                .filter_map(|(ip, _)| Some((*ip, self.shared.cell.load().routes.lookup(*ip)?.port)))
+                .map(|(ip, p)| (*ip, p.port))
                 .collect();
             for (ip, port) in pending {
                 self.resolve(ip, port);
@@ -554,7 +548,7 @@ impl Daemon {
     }
 }
 
-/// Fails early with a clear message when the config names no usable core list etc.
+/// `--check`: parses and validates the file; the error lists every problem by key path.
 pub fn check(path: &std::path::Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     match config::load(&text) {

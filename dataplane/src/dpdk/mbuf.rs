@@ -188,18 +188,14 @@ impl Burst {
             .iter()
             .map(|&p| Mbuf(NonNull::new(p).expect("burst holds non-null")))
     }
-    /// Prefetches the first cache line of packet `i`'s data.
+
+    /// The burst's mbufs as a slice, for processing in place.
     #[inline(always)]
-    pub fn prefetch(&self, i: usize) {
-        if i < self.len {
-            // SAFETY: ptrs[i] is a valid owned mbuf; prefetch does not fault.
-            unsafe {
-                let m = &*self.ptrs[i];
-                let p = (m.buf_addr as *const u8).add(m.data_off as usize);
-                #[cfg(target_arch = "x86_64")]
-                core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0);
-            }
-        }
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout
+        // of *mut rte_mbuf; every pointer in [0, len) is a non-null mbuf the burst owns.
+        // The slice borrows the burst, so no mbuf can be dropped twice through it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr() as *mut Mbuf, self.len) }
     }
 }
 
@@ -209,16 +205,5 @@ impl Drop for Burst {
             // SAFETY: frees the mbufs we own, once.
             unsafe { sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32) };
         }
-    }
-}
-
-impl Burst {
-    /// The burst's mbufs as a slice, for processing in place.
-    #[inline(always)]
-    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
-        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout
-        // of *mut rte_mbuf; every pointer in [0, len) is a non-null mbuf the burst owns.
-        // The slice borrows the burst, so no mbuf can be dropped twice through it.
-        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr() as *mut Mbuf, self.len) }
     }
 }

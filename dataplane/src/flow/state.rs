@@ -57,13 +57,7 @@ impl FlowState {
     /// Next state for NAT (both directions seen). `from_client` is the direction;
     /// flags are TCP flag bits (see `wire::TcpFlags`).
     pub fn bidirectional(self, from_client: bool, flags: u8) -> FlowState {
-        use crate::wire::TcpFlags as F;
-        let (syn, ack, fin, rst) = (
-            flags & F::SYN != 0,
-            flags & F::ACK != 0,
-            flags & F::FIN != 0,
-            flags & F::RST != 0,
-        );
+        let (syn, ack, fin, rst) = decode(flags);
         match self {
             FlowState::Udp | FlowState::Free => self,
             _ if rst => FlowState::Closed,
@@ -77,13 +71,7 @@ impl FlowState {
     /// Next state for DR/TUN (only the client's direction seen), as IPVS's input-only
     /// table: the client's first ACK after its SYN establishes the flow.
     pub fn input_only(self, flags: u8) -> FlowState {
-        use crate::wire::TcpFlags as F;
-        let (syn, ack, fin, rst) = (
-            flags & F::SYN != 0,
-            flags & F::ACK != 0,
-            flags & F::FIN != 0,
-            flags & F::RST != 0,
-        );
+        let (syn, ack, fin, rst) = decode(flags);
         match self {
             FlowState::Udp | FlowState::Free => self,
             _ if rst => FlowState::Closed,
@@ -92,6 +80,18 @@ impl FlowState {
             s => s,
         }
     }
+}
+
+/// (SYN, ACK, FIN, RST) of TCP flag bits.
+#[inline(always)]
+fn decode(flags: u8) -> (bool, bool, bool, bool) {
+    use crate::wire::TcpFlags as F;
+    (
+        flags & F::SYN != 0,
+        flags & F::ACK != 0,
+        flags & F::FIN != 0,
+        flags & F::RST != 0,
+    )
 }
 
 /// Per-state timeouts in seconds (config `flows.timeouts`).
