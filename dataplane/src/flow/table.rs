@@ -24,8 +24,9 @@
 //! * **Lookup** hashes the key, scans both buckets for the signature, validates the entry
 //!   and compares the key. Wait-free: at most 16 slots and a bounded number of retries.
 //! * **Insert** takes a free entry (tagged Treiber stack), writes it, and CASes an empty
-//!   slot (0 -> value). It then rescans both buckets: if another slot holds the same key
-//!   (a racing insert of the same flow), it withdraws its own slot and retries, so the
+//!   slot (0 -> value) in the emptier of its two buckets. It then rescans both buckets:
+//!   if another slot holds the same key (a racing insert of the same flow), it withdraws
+//!   its own slot and retries, so the
 //!   table ends with one flow and one backend choice. Two racers that both withdraw retry;
 //!   after a few rounds the insert reports `Contended` and the caller decides statelessly.
 //!   A full table or two full buckets fail fast with `Full`; nothing is ever evicted.
@@ -315,7 +316,7 @@ impl FlowTable {
     ) -> Option<FlowRef> {
         for _ in 0..MAX_READ_RETRIES {
             match self.scan(k, sig, b1, b2, None) {
-                Scan::Found(r, _) => return Some(r),
+                Scan::Found(r) => return Some(r),
                 Scan::Missing => return None,
                 Scan::Retry => continue,
             }
@@ -365,15 +366,12 @@ impl FlowTable {
                             Direction::Reverse => info.init.reverse_key(),
                         };
                         if key == *k {
-                            return Scan::Found(
-                                FlowRef {
-                                    idx,
-                                    meta,
-                                    dir,
-                                    info,
-                                },
-                                pos,
-                            );
+                            return Scan::Found(FlowRef {
+                                idx,
+                                meta,
+                                dir,
+                                info,
+                            });
                         }
                     }
                     // Being written or freed: the slot is about to be published or removed.
@@ -552,8 +550,22 @@ impl FlowTable {
         dir: Direction,
     ) -> Publish {
         let v = slot_value(sig, gen, dir, idx);
+        // Power of two choices: fill the emptier bucket first. Lookups scan both, so
+        // placement is free to choose; first-fit overflowed ~6% of tables filled to
+        // capacity, the emptier-first rule keeps buckets balanced.
+        let used = |b: usize| {
+            self.slots[b * BUCKET..(b + 1) * BUCKET]
+                .iter()
+                .filter(|s| s.load(Relaxed) != 0)
+                .count()
+        };
+        let order = if used(b2) < used(b1) {
+            [b2, b1]
+        } else {
+            [b1, b2]
+        };
         let mut placed = None;
-        'outer: for b in [b1, b2] {
+        'outer: for b in order {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 if self.slots[pos].load(Relaxed) == 0
                     && self.slots[pos]
@@ -648,19 +660,16 @@ impl FlowTable {
     /// Removes the flow `r` refers to. Returns its last state if this call removed it
     /// (exactly one caller wins), None if it was already gone.
     pub fn remove(&self, r: &FlowRef) -> Option<FlowInfo> {
-        self.remove_idx(r.idx, Some(gen_of(r.meta)))
+        self.remove_idx(r.idx, gen_of(r.meta))
     }
 
-    fn remove_idx(&self, idx: u32, want_gen: Option<u32>) -> Option<FlowInfo> {
+    /// Removes entry `idx` if it still holds generation `want_gen` (the flow the caller saw).
+    fn remove_idx(&self, idx: u32, want_gen: u32) -> Option<FlowInfo> {
         let e = &self.entries[idx as usize];
         loop {
             let m = e.meta.load(Acquire);
             let g = gen_of(m);
-            if g & 1 == 1
-                || m & PENDING != 0
-                || state_of(m) == FlowState::Free
-                || want_gen.is_some_and(|w| w != g)
-            {
+            if g & 1 == 1 || m & PENDING != 0 || state_of(m) == FlowState::Free || want_gen != g {
                 return None;
             }
             let (_, info) = self.read(idx)?;
@@ -751,7 +760,7 @@ impl FlowTable {
             };
             let idle = now.saturating_sub(info.last_seen);
             if idle > t.for_state(info.state) {
-                if let Some(gone) = self.remove_idx(idx, Some(gen_of(meta))) {
+                if let Some(gone) = self.remove_idx(idx, gen_of(meta)) {
                     on_expire(&gone);
                     removed += 1;
                 }
@@ -780,7 +789,7 @@ impl FlowTable {
         for idx in 0..self.entries.len() as u32 {
             if let Some((meta, info)) = self.read(idx) {
                 if pred(&info) {
-                    if let Some(gone) = self.remove_idx(idx, Some(gen_of(meta))) {
+                    if let Some(gone) = self.remove_idx(idx, gen_of(meta)) {
                         on_remove(&gone);
                         n += 1;
                     }
@@ -792,7 +801,7 @@ impl FlowTable {
 }
 
 enum Scan {
-    Found(FlowRef, #[allow(dead_code)] usize),
+    Found(FlowRef),
     Missing,
     Retry,
 }
@@ -1084,6 +1093,35 @@ mod tests {
         for (i, o) in out.iter().enumerate() {
             assert_eq!(o.is_some(), i % 3 == 0);
             assert_eq!(o.map(|r| r.idx), t.lookup(&keys[i]).map(|r| r.idx));
+        }
+    }
+
+    /// Regression: with first-fit placement ~6% of tables could not hold their own
+    /// capacity (both buckets of a key full); every table must accept exactly capacity.
+    #[test]
+    fn fills_to_capacity() {
+        for round in 0..100u32 {
+            let t = FlowTable::new(3000);
+            for p in 0..3000u32 {
+                let f = FlowInit {
+                    client: Ipv4Addr::from_bits(0xc000_0200 + round),
+                    ..nat(p as u16)
+                };
+                assert!(
+                    matches!(t.insert(&f, 0), Ok(Inserted::New(_))),
+                    "round {round}: flow {p} refused"
+                );
+            }
+            assert_eq!(
+                t.insert(
+                    &FlowInit {
+                        client: Ipv4Addr::new(1, 1, 1, 1),
+                        ..nat(1)
+                    },
+                    0
+                ),
+                Err(InsertError::Full)
+            );
         }
     }
 
