@@ -76,7 +76,8 @@ fn src_hash(a: Ipv4Addr) -> u64 {
 }
 
 /// Processes a burst: pass 1 peeks every packet's 5-tuple, hashes it and prefetches its
-/// flow buckets; pass 2 runs [`process`] on each.
+/// flow buckets; pass 2 prefetches the flow entries those buckets point to; pass 3 runs
+/// [`process`] on each.
 pub fn process_burst<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -93,6 +94,9 @@ pub fn process_burst<B: PacketBuf>(
             env.flows.prefetch(h.1, h.2);
             pre[i] = Some((k, h));
         }
+    }
+    for (_, h) in pre[..n].iter().flatten() {
+        env.flows.prefetch_entries(*h);
     }
     for i in 0..n {
         out[i] = process(env, c, resolve, in_port, &mut pkts[i], pre[i]);

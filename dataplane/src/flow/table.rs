@@ -300,6 +300,24 @@ impl FlowTable {
         prefetch(&self.slots[b2 * BUCKET]);
     }
 
+    /// Second prefetch stage: with the buckets already in cache (see [`prefetch`]),
+    /// prefetches the entries whose slot signature matches, so the lookup that follows
+    /// finds both cache lines present (as DPDK's bulk hash lookup does).
+    ///
+    /// [`prefetch`]: FlowTable::prefetch
+    #[inline(always)]
+    pub fn prefetch_entries(&self, (sig, b1, b2): (u32, usize, usize)) {
+        let want = ((sig as u64) << 32) & SIG_MASK;
+        for b in [b1, b2] {
+            for pos in b * BUCKET..(b + 1) * BUCKET {
+                let v = self.slots[pos].load(Relaxed);
+                if v != 0 && v & SIG_MASK == want {
+                    prefetch(&self.entries[(v & IDX_MASK) as usize]);
+                }
+            }
+        }
+    }
+
     /// Looks a key up.
     #[inline]
     pub fn lookup(&self, k: &FlowKey) -> Option<FlowRef> {
@@ -324,7 +342,8 @@ impl FlowTable {
         None
     }
 
-    /// Looks up a burst of keys: hashes all, prefetches all buckets, then probes.
+    /// Looks up a burst of keys: hashes all and prefetches their buckets, prefetches the
+    /// matching entries, then probes.
     pub fn lookup_burst(&self, keys: &[FlowKey], out: &mut [Option<FlowRef>]) {
         let mut hashes = [(0u32, 0usize, 0usize); 64];
         for chunk in (0..keys.len()).step_by(64) {
@@ -333,6 +352,9 @@ impl FlowTable {
                 let h = self.hash(&keys[i]);
                 self.prefetch(h.1, h.2);
                 hashes[i - chunk] = h;
+            }
+            for h in &hashes[..end - chunk] {
+                self.prefetch_entries(*h);
             }
             for i in chunk..end {
                 out[i] = self.lookup_hashed(&keys[i], hashes[i - chunk]);
