@@ -3,7 +3,9 @@
 //! ferrovs does (addresses, ports, TTL).
 use core::net::Ipv4Addr;
 
-/// Ones'-complement sum of `data` folded to 32 bits (not yet complemented).
+/// Ones'-complement sum of `data` folded to 16 bits (not yet complemented). Folding
+/// keeps the ones'-complement value, and keeps sums of a few of these (with a pseudo-
+/// header) far from overflowing `u32`.
 #[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
@@ -24,8 +26,8 @@ pub fn sum(data: &[u8]) -> u32 {
 
 #[inline]
 fn fold64(mut acc: u64) -> u32 {
-    while acc >> 32 != 0 {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
     acc as u32
 }
@@ -82,6 +84,20 @@ mod tests {
     fn odd_length_pads_with_zero() {
         assert_eq!(sum(&[0xab]), 0xab00);
         assert_eq!(sum(&[0x12, 0x34, 0xab]), 0x1234 + 0xab00);
+    }
+
+    /// Regression (found by the fuzzer): a sum folded only to 32 bits could overflow
+    /// when the pseudo-header was added (a panic in debug, a lost carry in release).
+    #[test]
+    fn sums_stay_small_enough_to_add() {
+        let ones = [0xffu8; 64];
+        assert!(sum(&ones) <= 0xffff);
+        let a = Ipv4Addr::new(255, 255, 255, 255);
+        let total = pseudo_header(a, a, 255, 0xffff) + sum(&ones);
+        assert_eq!(
+            finish(total),
+            finish(sum(&[0xff; 12]) + sum(&[0, 255, 0xff, 0xff]) + sum(&ones))
+        );
     }
 
     #[test]

@@ -198,6 +198,19 @@ mod tests {
         assert_eq!(b, fixture());
     }
 
+    /// Regression (fuzzer input): a segment of 0xff words summed past u32 with the
+    /// pseudo-header. Its checksum must fill and verify like any other.
+    #[test]
+    fn all_ones_segment_checksums() {
+        let mut b = [0xffu8; 40];
+        b[12] = 0x50;
+        let mut t = TcpPacket::new_checked(&mut b[..]).unwrap();
+        t.fill_checksum(SRC, DST);
+        assert!(TcpPacket::new_checked(&b[..])
+            .unwrap()
+            .verify_checksum(SRC, DST));
+    }
+
     #[test]
     fn rejects() {
         let b = fixture();

@@ -1,0 +1,106 @@
+//! Any bytes as an Ethernet frame through every view, every accessor, the rewrites,
+//! and the whole forwarding pipeline: nothing may panic.
+#![no_main]
+use dataplane::buf::{PacketBuf, VecBuf};
+use dataplane::counters::WorkerCounters;
+use dataplane::flow::{FlowTable, Timeouts};
+use dataplane::pipeline::{process, Env};
+use dataplane::sched::{ConnCounters, SchedulerKind};
+use dataplane::snapshot::*;
+use dataplane::wire::*;
+use libfuzzer_sys::fuzz_target;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, OnceLock};
+
+struct World {
+    snap: Snapshot,
+    flows: FlowTable,
+    conns: ConnCounters,
+    timeouts: Timeouts,
+    counters: WorkerCounters,
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let mac = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+        let ports = vec![PortConf { name: "p".into(), mac, addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)], mtu: 1500 }];
+        let svc = |id: u16, port: u16, proto: u8, fwd: Forward| {
+            Service::build(
+                ServiceSpec {
+                    id,
+                    name: format!("s{id}"),
+                    vip: Ipv4Addr::new(10, 0, 0, 10),
+                    port,
+                    protocol: proto,
+                    forward: fwd,
+                    scheduler: SchedulerKind::Rr,
+                    backends: vec![Backend { id: id as u32, addr: Ipv4Addr::new(10, 0, 0, 20), port, weight: 1 }],
+                },
+                Default::default(),
+                251,
+            )
+        };
+        World {
+            snap: Snapshot {
+                version: 1,
+                local: Arc::new(Snapshot::local_index(&ports)),
+                ports: Arc::new(ports),
+                services: Arc::new(Services::new(vec![
+                    svc(0, 80, 6, Forward::Nat),
+                    svc(1, 81, 6, Forward::Dr),
+                    svc(2, 82, 6, Forward::Tun),
+                    svc(3, 53, 17, Forward::Nat),
+                ])),
+                routes: Arc::new(RouteTable::new(vec![(Ipv4Addr::new(10, 0, 0, 0), 24, Route { port: 0, via: None })])),
+                neighbors: Arc::new(Neighbors::new([(Ipv4Addr::new(10, 0, 0, 20), MacAddr([2, 0, 0, 0, 0, 0x20]))])),
+            },
+            flows: FlowTable::new(4096),
+            conns: ConnCounters::default(),
+            timeouts: Timeouts::default(),
+            counters: WorkerCounters::default(),
+        }
+    })
+}
+
+fn views(data: &[u8]) {
+    let Ok(eth) = EthernetFrame::new_checked(data) else { return };
+    let _ = (eth.dst(), eth.src(), eth.vlan_tci(), eth.ethertype(), eth.header_len());
+    let p = eth.payload();
+    if let Ok(a) = ArpPacket::new_checked(p) {
+        let _ = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_mac(), a.target_ip());
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(p) else { return };
+    let _ = (ip.version(), ip.tos(), ip.ident(), ip.dont_frag(), ip.more_frags(), ip.frag_offset());
+    let _ = (ip.ttl(), ip.protocol(), ip.checksum(), ip.src(), ip.dst(), ip.options(), ip.verify_checksum());
+    let l4 = ip.payload();
+    if let Ok(t) = TcpPacket::new_checked(l4) {
+        let _ = (t.src_port(), t.dst_port(), t.seq(), t.ack_number(), t.flags(), t.window(), t.urgent());
+        let _ = (t.options(), t.payload(), t.verify_checksum(ip.src(), ip.dst()));
+    }
+    if let Ok(u) = UdpPacket::new_checked(l4) {
+        let _ = (u.src_port(), u.dst_port(), u.len(), u.payload(), u.verify_checksum(ip.src(), ip.dst()));
+    }
+    if let Ok(i) = IcmpPacket::new_checked(l4) {
+        let _ = (i.msg_type(), i.code(), i.ident(), i.seq(), i.next_hop_mtu(), i.data(), i.embedded(), i.verify_checksum());
+    }
+    // The in-place rewrites on a copy (valid headers only, as the pipeline calls them).
+    let mut copy = p[..ip.total_len() as usize].to_vec();
+    let ihl = ip.header_len();
+    if (ip.protocol() == 6 && TcpPacket::new_checked(l4).is_ok()) || (ip.protocol() == 17 && UdpPacket::new_checked(l4).is_ok()) {
+        rewrite::nat_dst(&mut copy, ihl, Ipv4Addr::new(1, 2, 3, 4), 1);
+        rewrite::nat_src(&mut copy, ihl, Ipv4Addr::new(5, 6, 7, 8), 2);
+    }
+    rewrite::decrement_ttl(&mut copy);
+    let mut outer = [0u8; 20];
+    rewrite::ipip_outer(&mut outer, &copy, Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
+}
+
+fuzz_target!(|data: &[u8]| {
+    views(data);
+    let w = world();
+    let env = Env { snap: &w.snap, flows: &w.flows, conns: &w.conns, timeouts: &w.timeouts, now: 0 };
+    let mut b = VecBuf::new(data);
+    let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b, None);
+    let _ = b.data();
+});
