@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ferrovs demo: a client namespace, ferrovs on DPDK af_packet vdevs, and three nginx
 # backends in NAT mode; real HTTP through the load balancer, ARP learned (no static
-# neighbors), a live drain by config reload (SIGHUP). Cleans up on every exit path.
+# neighbors), ferrovsctl list --stats, a live drain through the REST API. Cleans up on
+# every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (network namespaces)"; exit 1; }
@@ -10,8 +11,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "installing what is missing and building"
 bash scripts/setup.sh
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs 2>&1 | tail -1
+cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs
+CTL=$PWD/target/release/ferrovsctl
 
 S=$$; T=$(mktemp -d /tmp/ferrovs-demo.XXXX)
 CLI=fdcli$S; BR=fdbr$S; WAN=fdw$S; LAN=fdl$S
@@ -56,13 +58,15 @@ for i in $WAN $LAN; do ip link set $i up; ethtool -K $i rx off tx off gro off >/
 
 HUGE=false
 if bash scripts/hugepages.sh 256 2M >/dev/null 2>&1; then HUGE=true; fi
-mkconf() { # $1: weight of backend 3
+API=127.0.0.1:$((20000 + S % 20000))
+export FERROVS_API=http://$API
 cat > $T/ferrovs.yaml <<YAML
 dpdk: { cores: "0-1", memory_mb: 256, hugepages: $HUGE, file_prefix: "ferrovs-demo-$S" }
 ports:
   - { name: wan, device: "net_af_packet0,iface=$WAN", addresses: ["10.0.0.1/24"] }
   - { name: lan, device: "net_af_packet1,iface=$LAN", addresses: ["10.1.0.1/24"] }
 flows: { capacity: 65536 }
+api: { listen: "$API" }
 services:
   - name: web
     vip: 10.0.0.10
@@ -72,10 +76,8 @@ services:
     backends:
       - { address: 10.1.0.11, port: 80 }
       - { address: 10.1.0.12, port: 80 }
-      - { address: 10.1.0.13, port: 80, weight: $1 }
+      - { address: 10.1.0.13, port: 80 }
 YAML
-}
-mkconf 1
 say "starting ferrovs (hugepages: $HUGE)"
 RUST_LOG=info $BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
 PID=$!
@@ -92,10 +94,11 @@ say "9 HTTP requests from the client to the VIP 10.0.0.10 (rr over 3 backends)"
 run_requests 9
 say "neighbors ferrovs learned by ARP"
 grep "neighbor learned" $T/ferrovs.log | sed 's/^.*INFO //'
-say "draining backend 3 (weight 0) with a live reload (SIGHUP), then 9 more requests"
-mkconf 0
-kill -HUP $PID; sleep 0.5
-grep "config reloaded" $T/ferrovs.log | tail -1 | sed 's/^.*INFO //'
+say "ferrovsctl list --stats (ipvsadm -Ln --stats layout)"
+$CTL list --stats
+say "draining backend 3 live: ferrovsctl backend set web 10.1.0.13:80 --weight 0, then 9 more requests"
+$CTL backend set web 10.1.0.13:80 --weight 0
+$CTL list
 run_requests 9
 say "stopping ferrovs (SIGTERM) and cleaning up"
 kill -TERM $PID; wait $PID; PID=""

@@ -1,5 +1,8 @@
 //! The running appliance: EAL and port bring-up, workers, and the management loop
 //! (ARP answer/learn/resolve, gratuitous ARP, flow expiry, reload, signals).
+mod control;
+
+use crate::api::{self, Request};
 use crate::build::{self, Registry};
 use crate::config::{self, Config};
 use anyhow::{bail, Context, Result};
@@ -13,6 +16,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,6 +111,11 @@ pub struct Daemon {
     neighbors: HashMap<Ipv4Addr, Neighbor>,
     pending: HashMap<Ipv4Addr, Pending>,
     counters: Vec<Arc<WorkerCounters>>,
+    /// Per port: how it was brought up (driver, queues, MAC in software or not).
+    port_notes: Vec<serde_json::Value>,
+    /// Per worker: (busy cycles, total cycles, busy ratio over the last second).
+    busy: Vec<(u64, u64, f64)>,
+    api_rx: mpsc::Receiver<Request>,
     start: Instant,
 }
 
@@ -173,6 +182,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         })
         .collect();
     let mut mgmt_tx = Vec::new();
+    let mut port_notes = Vec::new();
     for (i, (port, info)) in ports.iter_mut().zip(&infos).enumerate() {
         let pc = &cfg.ports[i];
         let rxq = workers.min(info.max_rx_queues as usize).max(1);
@@ -212,6 +222,11 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
             rss, software_mac, mgmt_tx = if own.is_some() { "own queue" } else { "through worker 0" },
             "port up"
         );
+        port_notes.push(serde_json::json!({
+            "name": pc.name, "device": pc.device, "driver": info.driver, "mac": macs[i].to_string(),
+            "software_mac": software_mac, "rx_queues": rxq, "tx_queues": txq, "rss": rss,
+            "mgmt_tx": if own.is_some() { "own queue" } else { "through worker 0" },
+        }));
         mgmt_tx.push(own);
     }
     if mgmt_tx.iter().any(|q| q.is_none()) {
@@ -240,6 +255,18 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         timeouts,
         ports.len(),
     ));
+    let token = match &cfg.api.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("api.token_file {f}"))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let (api_tx, api_rx) = mpsc::sync_channel(64);
+    let api_addr = api::start(&cfg.api.listen, token, api_tx)?;
+    tracing::info!(%api_addr, "api listening");
     let mut d = Daemon {
         cfg,
         path,
@@ -253,6 +280,9 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         counters: (0..workers)
             .map(|_| Arc::new(WorkerCounters::default()))
             .collect(),
+        port_notes,
+        busy: vec![(0, 0, 0.0); workers],
+        api_rx,
         start: Instant::now(),
     };
     d.load_static_neighbors();
@@ -448,15 +478,19 @@ impl Daemon {
         );
     }
 
-    fn reload(&mut self) {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) => return tracing::error!("reload: read {}: {e}", self.path.display()),
-        };
-        let cfg = match config::load(&text) {
-            Ok(c) => c,
-            Err(e) => return tracing::error!("reload rejected, running config kept:\n{e}"),
-        };
+    /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
+    /// fails validation changes nothing; the error lists every problem.
+    pub(crate) fn reload(&mut self) -> Result<u64, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("read {}: {e}", self.path.display()))?;
+        let cfg = config::load(&text).map_err(|e| e.to_string())?;
+        Ok(self.apply(cfg))
+    }
+
+    /// Publishes a validated config: services, routes and static neighbors change at
+    /// once; flows of unchanged backends stay, drained ones (weight 0) keep theirs,
+    /// removed backends' flows end. Returns the snapshot version.
+    pub(crate) fn apply(&mut self, cfg: Config) -> u64 {
         if cfg.ports != self.cfg.ports || cfg.dpdk != self.cfg.dpdk || cfg.flows != self.cfg.flows {
             tracing::warn!("reload: changes to dpdk, ports or flows need a restart; applying services, routes and neighbors only");
         }
@@ -488,8 +522,9 @@ impl Daemon {
         for id in gone {
             self.shared.conns.reset(id);
         }
-        tracing::info!(version = v, flows_ended = ended, "config reloaded");
+        tracing::info!(version = v, flows_ended = ended, "config applied");
         self.gratuitous_arp();
+        v
     }
 
     /// The management loop; returns when a stop signal arrives.
@@ -500,7 +535,9 @@ impl Daemon {
             let secs = self.start.elapsed().as_secs() as u32;
             self.shared.clock.store(secs, Relaxed);
             if RELOAD.swap(false, Relaxed) {
-                self.reload();
+                if let Err(e) = self.reload() {
+                    tracing::error!("reload rejected, running config kept:\n{e}");
+                }
             }
             let mut changed = false;
             let mut n = 0;
@@ -523,8 +560,13 @@ impl Daemon {
             for (ip, port) in pending {
                 self.resolve(ip, port);
             }
+            while let Ok(req) = self.api_rx.try_recv() {
+                let reply = self.handle(req.op);
+                let _ = req.reply.send(reply);
+            }
             if last_age.elapsed() > Duration::from_secs(1) {
                 last_age = Instant::now();
+                self.sample_busy();
                 let before = self.neighbors.len();
                 self.neighbors
                     .retain(|_, n| n.is_static || n.seen.elapsed() < NEIGHBOR_TTL);

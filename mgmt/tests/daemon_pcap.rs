@@ -4,8 +4,9 @@
 use dataplane::wire::builder::{arp_frame, tcp_frame, FrameSpec};
 use dataplane::wire::{arp, MacAddr, TcpFlags};
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -13,8 +14,7 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[test]
 fn daemon_forwards_and_answers_arp_from_a_capture() {
-    let dir = std::env::temp_dir().join(format!("ferrovs-daemon-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("daemon");
     let (inp, out, cfgp) = (
         dir.join("in.pcap"),
         dir.join("out.pcap"),
@@ -87,40 +87,9 @@ services:
     )
     .unwrap();
 
-    let bin = env!("CARGO_BIN_EXE_ferrovs");
-    let check = Command::new(bin)
-        .args(["--check", "--config"])
-        .arg(&cfgp)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-
-    let mut child = Command::new(bin)
-        .arg("--config")
-        .arg(&cfgp)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let daemon = common::Ferrovs::start(&cfgp);
     std::thread::sleep(Duration::from_secs(3));
-    // SAFETY: sends SIGTERM to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("ferrovs did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
-    assert!(status.success(), "exit {status:?}\n{log}");
+    let log = daemon.stop();
 
     let mut got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
     let nat_out = FrameSpec {

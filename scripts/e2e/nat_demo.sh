@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end check of the NAT path through real namespaces (the demo's topology):
 # every request succeeds, rr spreads them evenly over the 3 nginx backends, ARP is
-# learned, and after a live drain (SIGHUP) the drained backend gets no new connection.
+# learned, ferrovsctl shows ipvsadm's layout, and after a live drain (REST API) the
+# drained backend gets no new connection.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(bash scripts/demo.sh 2>&1) || { echo "$out"; echo "e2e nat: demo failed"; exit 1; }
 fail() { echo "$out"; echo "e2e nat: FAILED: $*"; exit 1; }
 first=$(echo "$out" | sed -n '/9 HTTP requests/,/neighbors ferrovs learned/p')
+stats=$(echo "$out" | sed -n '/ferrovsctl list --stats/,/draining backend 3/p')
 after=$(echo "$out" | sed -n '/draining backend 3/,/stopping ferrovs/p')
 echo "$out" | grep -q "FAILED" && fail "a request failed"
 for n in 1 2 3; do
@@ -15,5 +17,7 @@ done
 [ "$(echo "$out" | grep -c 'neighbor learned')" -ge 4 ] || fail "client and backends were not learned by ARP"
 echo "$after" | grep -q "hello from backend 3" && fail "drained backend 3 received new connections"
 [ "$(echo "$after" | grep -oE '^ +[0-9]+ hello' | awk '{s+=$1} END {print s}')" = 9 ] || fail "not all 9 requests after the drain succeeded"
+echo "$stats" | grep -qE '^TCP  10\.0\.0\.10:80 +9 ' || fail "ferrovsctl list --stats does not count 9 connections"
+echo "$after" | grep -qE '^  -> 10\.1\.0\.13:80 +Masq +0 ' || fail "ferrovsctl list does not show backend 3 drained"
 echo "$out" | grep -q "stopped" || fail "ferrovs did not stop cleanly"
 echo "e2e nat: 18/18 requests ok, 3 backends balanced, ARP learned, drain honoured"

@@ -1,0 +1,190 @@
+//! The REST API (contract: `shared/design/API.md`): axum on a current-thread tokio
+//! runtime in its own thread. Handlers do not touch daemon state: each request becomes an
+//! [`Op`] sent to the management thread, which stays the only writer of configuration
+//! and answers between two iterations of its loop.
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What the API asks of the management thread.
+#[derive(Debug)]
+pub enum Op {
+    Health,
+    Services,
+    Service(String),
+    PutService(String, Bytes),
+    DeleteService(String),
+    PutBackend(String, String, Bytes),
+    DeleteBackend(String, String),
+    Stats,
+    Flows(Option<String>, usize),
+    Neighbors,
+    Routes,
+    Reload,
+    Metrics,
+}
+
+/// The management thread's answer.
+#[derive(Debug)]
+pub enum Reply {
+    Json(u16, Value),
+    Text(String),
+}
+
+impl Reply {
+    pub fn error(status: u16, msg: impl Into<String>) -> Reply {
+        Reply::Json(status, json!({ "error": msg.into() }))
+    }
+}
+
+pub struct Request {
+    pub op: Op,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Clone)]
+struct Api {
+    tx: mpsc::SyncSender<Request>,
+    token: Option<String>,
+}
+
+/// Binds `listen` now (so a busy port fails start-up) and serves on a new thread.
+pub fn start(
+    listen: &str,
+    token: Option<String>,
+    tx: mpsc::SyncSender<Request>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("api.listen {listen}: {e}"))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let api = Api { tx, token };
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                if let Err(e) = axum::serve(listener, router(api)).await {
+                    tracing::error!("api server: {e}");
+                }
+            });
+        })?;
+    Ok(addr)
+}
+
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(|s: State<Api>| ask(s, Op::Health)))
+        .route("/metrics", get(|s: State<Api>| ask(s, Op::Metrics)))
+        .route(
+            "/api/v1/services",
+            get(|s: State<Api>| ask(s, Op::Services)),
+        )
+        .route(
+            "/api/v1/services/{name}",
+            get(|s: State<Api>, Path(n): Path<String>| ask(s, Op::Service(n)))
+                .put(
+                    |s: State<Api>, h: HeaderMap, Path(n): Path<String>, b: Bytes| {
+                        write(s, h, Op::PutService(n, b))
+                    },
+                )
+                .delete(|s: State<Api>, h: HeaderMap, Path(n): Path<String>| {
+                    write(s, h, Op::DeleteService(n))
+                }),
+        )
+        .route(
+            "/api/v1/services/{name}/backends/{backend}",
+            put(
+                |s: State<Api>, h: HeaderMap, Path((n, b)): Path<(String, String)>, body: Bytes| {
+                    write(s, h, Op::PutBackend(n, b, body))
+                },
+            )
+            .delete(
+                |s: State<Api>, h: HeaderMap, Path((n, b)): Path<(String, String)>| {
+                    write(s, h, Op::DeleteBackend(n, b))
+                },
+            ),
+        )
+        .route("/api/v1/stats", get(|s: State<Api>| ask(s, Op::Stats)))
+        .route(
+            "/api/v1/flows",
+            get(|s: State<Api>, Query(q): Query<FlowsQuery>| {
+                ask(s, Op::Flows(q.service, q.limit.unwrap_or(100).min(100_000)))
+            }),
+        )
+        .route(
+            "/api/v1/neighbors",
+            get(|s: State<Api>| ask(s, Op::Neighbors)),
+        )
+        .route("/api/v1/routes", get(|s: State<Api>| ask(s, Op::Routes)))
+        .route(
+            "/api/v1/reload",
+            post(|s: State<Api>, h: HeaderMap| write(s, h, Op::Reload)),
+        )
+        .fallback(|m: Method| async move {
+            let _ = m;
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "error": "no such endpoint" })),
+            )
+        })
+        .with_state(api)
+}
+
+#[derive(Deserialize)]
+struct FlowsQuery {
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn write(s: State<Api>, headers: HeaderMap, op: Op) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": "writes need Authorization: Bearer <token> (api.token_file)" })))
+                .into_response();
+        }
+    }
+    ask(s, op).await
+}
+
+async fn ask(State(s): State<Api>, op: Op) -> Response {
+    let (reply, rx) = oneshot::channel();
+    if s.tx.try_send(Request { op, reply }).is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "management thread busy" })),
+        )
+            .into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(Reply::Json(status, v))) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(v),
+        )
+            .into_response(),
+        Ok(Ok(Reply::Text(t))) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "management thread did not answer" })),
+        )
+            .into_response(),
+    }
+}

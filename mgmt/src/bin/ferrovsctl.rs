@@ -1,0 +1,374 @@
+//! `ferrovsctl`: the ferrovs CLI over its REST API, for people who know `ipvsadm`.
+use clap::{Parser, Subcommand};
+use mgmt::client::Client;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Control a running ferrovs over its REST API (ipvsadm-like)"
+)]
+struct Cli {
+    /// API base URL.
+    #[arg(
+        long,
+        env = "FERROVS_API",
+        default_value = "http://127.0.0.1:9180",
+        global = true
+    )]
+    api: String,
+    /// File holding the bearer token for writes (or FERROVS_TOKEN with the token itself).
+    #[arg(long, global = true)]
+    token_file: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Services and backends, like `ipvsadm -Ln` (--stats, --rate as ipvsadm's).
+    List {
+        #[arg(long)]
+        stats: bool,
+        #[arg(long)]
+        rate: bool,
+    },
+    /// Add, change or delete a service.
+    Service {
+        #[command(subcommand)]
+        op: ServiceOp,
+    },
+    /// Add, change or delete a backend.
+    Backend {
+        #[command(subcommand)]
+        op: BackendOp,
+    },
+    /// Active flows.
+    Flows {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// The ARP table.
+    Neighbors,
+    /// The routing table.
+    Routes,
+    /// Counters: totals, drops by reason, ports, workers, flow table.
+    Stats,
+    /// Re-read the daemon's config file.
+    Reload,
+}
+
+#[derive(Subcommand)]
+enum ServiceOp {
+    /// Create (or replace) a service.
+    #[command(alias = "set")]
+    Add {
+        name: String,
+        #[arg(long)]
+        vip: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        #[arg(long, default_value = "wrr")]
+        scheduler: String,
+        #[arg(long, default_value = "nat")]
+        forward: String,
+    },
+    Del {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackendOp {
+    /// Add or update a backend (ADDRESS:PORT).
+    #[command(alias = "set")]
+    Add {
+        service: String,
+        backend: String,
+        #[arg(long)]
+        weight: Option<u32>,
+    },
+    Del {
+        service: String,
+        backend: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let host = cli.api.clone();
+    let token = match &cli.token_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t.trim().to_owned()),
+            Err(e) => exit(format!("token file {f}: {e}")),
+        },
+        None => std::env::var("FERROVS_TOKEN").ok(),
+    };
+    let c = Client::new(&host, token);
+    if let Err(e) = run(&c, cli.cmd) {
+        exit(e);
+    }
+}
+
+fn exit(msg: String) -> ! {
+    eprintln!("ferrovsctl: {msg}");
+    std::process::exit(1);
+}
+
+fn proto(s: &Value) -> String {
+    s["protocol"].as_str().unwrap_or("tcp").to_uppercase()
+}
+
+fn forward_word(f: &str) -> &'static str {
+    match f {
+        "dr" => "Route",
+        "tun" => "Tunnel",
+        _ => "Masq",
+    }
+}
+
+fn run(c: &Client, cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::List { stats, rate } => {
+            let services = c.json("GET", "/api/v1/services", None)?;
+            let list = services.as_array().cloned().unwrap_or_default();
+            if rate {
+                std::thread::sleep(Duration::from_secs(1));
+                let later = c.json("GET", "/api/v1/services", None)?;
+                print!(
+                    "{}",
+                    format_rate(&list, later.as_array().map(|v| v.as_slice()).unwrap_or(&[]))
+                );
+            } else if stats {
+                print!("{}", format_stats(&list));
+            } else {
+                print!("{}", format_list(&list));
+            }
+        }
+        Cmd::Service {
+            op:
+                ServiceOp::Add {
+                    name,
+                    vip,
+                    port,
+                    proto,
+                    scheduler,
+                    forward,
+                },
+        } => {
+            let path = format!("/api/v1/services/{name}");
+            let existing = c.json("GET", &path, None).ok();
+            let backends = existing
+                .as_ref()
+                .map(|s| s["backends"].clone())
+                .unwrap_or(json!([]));
+            let backends: Vec<Value> = backends
+                .as_array()
+                .map(|a| a.iter().map(|b| json!({"address": b["address"], "port": b["port"], "weight": b["weight"]})).collect())
+                .unwrap_or_default();
+            let body = json!({"vip": vip, "port": port, "protocol": proto, "scheduler": scheduler, "forward": forward, "backends": backends});
+            c.json("PUT", &path, Some(&body))?;
+            println!("service {name}: ok");
+        }
+        Cmd::Service {
+            op: ServiceOp::Del { name },
+        } => {
+            c.json("DELETE", &format!("/api/v1/services/{name}"), None)?;
+            println!("service {name}: deleted");
+        }
+        Cmd::Backend {
+            op:
+                BackendOp::Add {
+                    service,
+                    backend,
+                    weight,
+                },
+        } => {
+            let body = weight.map(|w| json!({ "weight": w }));
+            c.json(
+                "PUT",
+                &format!("/api/v1/services/{service}/backends/{backend}"),
+                body.as_ref(),
+            )?;
+            println!("backend {backend} of {service}: ok");
+        }
+        Cmd::Backend {
+            op: BackendOp::Del { service, backend },
+        } => {
+            c.json(
+                "DELETE",
+                &format!("/api/v1/services/{service}/backends/{backend}"),
+                None,
+            )?;
+            println!("backend {backend} of {service}: deleted");
+        }
+        Cmd::Flows { service, limit } => {
+            let q = match service {
+                Some(s) => format!("?service={s}&limit={limit}"),
+                None => format!("?limit={limit}"),
+            };
+            let flows = c.json("GET", &format!("/api/v1/flows{q}"), None)?;
+            println!(
+                "{:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>6}",
+                "Pro", "Client", "VIP", "Backend", "State", "Age", "Idle"
+            );
+            for f in flows.as_array().into_iter().flatten() {
+                println!(
+                    "{:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>6}",
+                    f["protocol"].as_str().unwrap_or("").to_uppercase(),
+                    f["client"].as_str().unwrap_or(""),
+                    f["vip"].as_str().unwrap_or(""),
+                    f["backend"].as_str().unwrap_or(""),
+                    f["state"].as_str().unwrap_or(""),
+                    n(&f["age_s"]),
+                    n(&f["idle_s"])
+                );
+            }
+        }
+        Cmd::Neighbors => {
+            let table = c.json("GET", "/api/v1/neighbors", None)?;
+            println!(
+                "{:<16} {:<18} {:<8} {:>6}",
+                "Address", "MAC", "State", "Age"
+            );
+            for e in table.as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<18} {:<8} {:>6}",
+                    e["address"].as_str().unwrap_or(""),
+                    e["mac"].as_str().unwrap_or(""),
+                    e["state"].as_str().unwrap_or(""),
+                    n(&e["age_s"])
+                );
+            }
+        }
+        Cmd::Routes => {
+            let r = c.json("GET", "/api/v1/routes", None)?;
+            println!(
+                "{:<20} {:<16} {:<8} {:<10}",
+                "Prefix", "Via", "Port", "Kind"
+            );
+            for e in r.as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<16} {:<8} {:<10}",
+                    e["prefix"].as_str().unwrap_or(""),
+                    e["via"].as_str().unwrap_or("-"),
+                    e["port"].as_str().unwrap_or(""),
+                    e["kind"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Stats => println!(
+            "{}",
+            serde_json::to_string_pretty(&c.json("GET", "/api/v1/stats", None)?)
+                .unwrap_or_default()
+        ),
+        Cmd::Reload => {
+            let v = c.json("POST", "/api/v1/reload", None)?;
+            println!("reloaded: version {}", v["version"]);
+        }
+    }
+    Ok(())
+}
+
+/// A JSON value as text, so that width and alignment apply (Value's Display ignores them).
+fn n(v: &Value) -> String {
+    v.to_string()
+}
+
+fn local(s: &Value) -> String {
+    format!("{}:{}", s["vip"].as_str().unwrap_or(""), s["port"])
+}
+fn remote(b: &Value) -> String {
+    format!("{}:{}", b["address"].as_str().unwrap_or(""), b["port"])
+}
+
+/// `ipvsadm -Ln`'s layout.
+pub fn format_list(services: &[Value]) -> String {
+    let mut o = String::from("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    for s in services {
+        o += &format!(
+            "{:<4} {} {}\n",
+            proto(s),
+            local(s),
+            s["scheduler"].as_str().unwrap_or("")
+        );
+        for b in s["backends"].as_array().into_iter().flatten() {
+            o += &format!(
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}\n",
+                remote(b),
+                forward_word(s["forward"].as_str().unwrap_or("")),
+                n(&b["weight"]),
+                n(&b["active_connections"]),
+                n(&b["inactive_connections"])
+            );
+        }
+    }
+    o
+}
+
+/// `ipvsadm -Ln --stats`'s layout.
+pub fn format_stats(services: &[Value]) -> String {
+    let mut o = String::from("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n");
+    let row = |v: &Value| {
+        format!(
+            "{:>8} {:>8} {:>8} {:>8} {:>8}",
+            n(&v["connections"]),
+            n(&v["packets_in"]),
+            n(&v["packets_out"]),
+            n(&v["bytes_in"]),
+            n(&v["bytes_out"])
+        )
+    };
+    for s in services {
+        o += &format!("{:<4} {:<28} {}\n", proto(s), local(s), row(s));
+        for b in s["backends"].as_array().into_iter().flatten() {
+            o += &format!("  -> {:<28} {}\n", remote(b), row(b));
+        }
+    }
+    o
+}
+
+/// `ipvsadm -Ln --rate`'s layout, from two samples one second apart.
+pub fn format_rate(before: &[Value], after: &[Value]) -> String {
+    let mut o = String::from("Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n");
+    let d = |a: &Value, b: &Value, k: &str| {
+        b[k].as_u64()
+            .unwrap_or(0)
+            .saturating_sub(a[k].as_u64().unwrap_or(0))
+    };
+    let row = |a: &Value, b: &Value| {
+        format!(
+            "{:>8} {:>8} {:>8} {:>8} {:>8}",
+            d(a, b, "connections"),
+            d(a, b, "packets_in"),
+            d(a, b, "packets_out"),
+            d(a, b, "bytes_in"),
+            d(a, b, "bytes_out")
+        )
+    };
+    for s in after {
+        let prev = before
+            .iter()
+            .find(|p| p["name"] == s["name"])
+            .cloned()
+            .unwrap_or(json!({}));
+        o += &format!("{:<4} {:<28} {}\n", proto(s), local(s), row(&prev, s));
+        for b in s["backends"].as_array().into_iter().flatten() {
+            let pb = prev["backends"]
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .find(|x| x["address"] == b["address"] && x["port"] == b["port"])
+                        .cloned()
+                })
+                .unwrap_or(json!({}));
+            o += &format!("  -> {:<28} {}\n", remote(b), row(&pb, b));
+        }
+    }
+    o
+}
