@@ -90,6 +90,29 @@ struct Neighbor {
     seen: Instant,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct WorkerSample {
+    busy_cycles: u64,
+    total_cycles: u64,
+    /// Busy share of the last interval.
+    busy_ratio: f64,
+    loops: u64,
+    /// When `loops` last moved (the worker is polling).
+    progressed: Instant,
+}
+
+impl WorkerSample {
+    fn new() -> WorkerSample {
+        WorkerSample {
+            busy_cycles: 0,
+            total_cycles: 0,
+            busy_ratio: 0.0,
+            loops: 0,
+            progressed: Instant::now(),
+        }
+    }
+}
+
 struct Pending {
     port: u16,
     tries: u32,
@@ -98,6 +121,11 @@ struct Pending {
 
 /// How long a learned neighbor lives without being refreshed.
 const NEIGHBOR_TTL: Duration = Duration::from_secs(300);
+/// In the last minute of a learned neighbor's life, ferrovs asks for it again (once a
+/// second), so entries in use are refreshed before they expire.
+const NEIGHBOR_REFRESH: Duration = Duration::from_secs(60);
+/// A worker whose loop counter has not moved for this long is reported unhealthy.
+const WORKER_STALL: Duration = Duration::from_secs(2);
 const ARP_RETRIES: u32 = 5;
 
 pub struct Daemon {
@@ -113,8 +141,8 @@ pub struct Daemon {
     counters: Vec<Arc<WorkerCounters>>,
     /// Per port: how it was brought up (driver, queues, MAC in software or not).
     port_notes: Vec<serde_json::Value>,
-    /// Per worker: (busy cycles, total cycles, busy ratio over the last second).
-    busy: Vec<(u64, u64, f64)>,
+    /// Per worker: what the last once-a-second sample saw.
+    samples: Vec<WorkerSample>,
     api_rx: mpsc::Receiver<Request>,
     start: Instant,
 }
@@ -281,7 +309,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
             .map(|_| Arc::new(WorkerCounters::default()))
             .collect(),
         port_notes,
-        busy: vec![(0, 0, 0.0); workers],
+        samples: vec![WorkerSample::new(); workers],
         api_rx,
         start: Instant::now(),
     };
@@ -467,6 +495,10 @@ impl Daemon {
         }
         p.tries += 1;
         p.last = now;
+        self.arp_request(ip, port);
+    }
+
+    fn arp_request(&mut self, ip: Ipv4Addr, port: u16) {
         let Some(src) = self.source_for(port, ip) else {
             return;
         };
@@ -476,6 +508,20 @@ impl Daemon {
             port,
             &arp_frame(arp::OP_REQUEST, mac, src, MacAddr::ZERO, ip),
         );
+    }
+
+    /// Asks again for learned neighbors close to expiry (their reply refreshes them).
+    fn refresh_neighbors(&mut self) {
+        let snap = self.shared.cell.load();
+        let due: Vec<(Ipv4Addr, u16)> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| !n.is_static && n.seen.elapsed() + NEIGHBOR_REFRESH > NEIGHBOR_TTL)
+            .filter_map(|(a, _)| Some((*a, snap.routes.lookup(*a)?.port)))
+            .collect();
+        for (ip, port) in due {
+            self.arp_request(ip, port);
+        }
     }
 
     /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
@@ -566,7 +612,8 @@ impl Daemon {
             }
             if last_age.elapsed() > Duration::from_secs(1) {
                 last_age = Instant::now();
-                self.sample_busy();
+                self.sample_workers();
+                self.refresh_neighbors();
                 let before = self.neighbors.len();
                 self.neighbors
                     .retain(|_, n| n.is_static || n.seen.elapsed() < NEIGHBOR_TTL);

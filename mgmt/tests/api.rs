@@ -66,6 +66,11 @@ services:
     let get = |p: &str| anon.json("GET", p, None).unwrap();
 
     assert_eq!(status(&anon, "GET", "/healthz", None), 200);
+    let health = get("/healthz");
+    assert_eq!(
+        (health["status"].as_str(), health["stalled_workers"].clone()),
+        (Some("ok"), json!([]))
+    );
     assert_eq!(get("/api/v1/services").as_array().unwrap().len(), 1);
     let web = get("/api/v1/services/web");
     assert_eq!(

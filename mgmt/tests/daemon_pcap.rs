@@ -1,5 +1,5 @@
 //! The real `ferrovs` binary on a net_pcap port: an input capture with ARP requests
-//! (VIP, local, foreign), client traffic for each mode and malformed frames; after
+//! (VIP, local, foreign), client traffic for each mode (nat, dr, tun) and malformed frames; after
 //! SIGTERM the output capture holds exactly the expected packets.
 use dataplane::wire::builder::{arp_frame, tcp_frame, FrameSpec};
 use dataplane::wire::{arp, MacAddr, TcpFlags};
@@ -56,6 +56,7 @@ fn daemon_forwards_and_answers_arp_from_a_capture() {
         ), // foreign
         tcp_frame(&syn("10.0.0.10", 40000), TcpFlags::SYN, b""), // nat
         tcp_frame(&syn("10.0.0.11", 40001), TcpFlags::SYN, b""), // dr
+        tcp_frame(&syn("10.0.0.12", 40004), TcpFlags::SYN, b""), // tun
         {
             let mut f = tcp_frame(&syn("10.0.0.10", 40002), TcpFlags::SYN, b"");
             f.truncate(30); // malformed
@@ -74,11 +75,13 @@ ports:
 neighbors:
   - {{ address: 10.0.0.20, mac: "02:00:00:00:10:20", port: p0 }}
   - {{ address: 10.0.0.21, mac: "02:00:00:00:10:21", port: p0 }}
+  - {{ address: 10.0.0.22, mac: "02:00:00:00:10:22", port: p0 }}
   - {{ address: 10.0.0.50, mac: "02:00:00:00:00:50", port: p0 }}
 api: {{ listen: "127.0.0.1:0" }}
 services:
   - {{ name: web, vip: 10.0.0.10, port: 80, scheduler: rr, forward: nat, backends: [ {{ address: 10.0.0.20, port: 8080 }} ] }}
   - {{ name: direct, vip: 10.0.0.11, port: 80, scheduler: rr, forward: dr, backends: [ {{ address: 10.0.0.21 }} ] }}
+  - {{ name: tunnel, vip: 10.0.0.12, port: 80, scheduler: rr, forward: tun, backends: [ {{ address: 10.0.0.22 }} ] }}
 "#,
             pid = std::process::id(),
             inp = inp.display(),
@@ -122,11 +125,19 @@ services:
             MacAddr::ZERO,
             ip("10.0.0.11"),
         ),
+        arp_frame(
+            arp::OP_REQUEST,
+            lb,
+            ip("10.0.0.12"),
+            MacAddr::ZERO,
+            ip("10.0.0.12"),
+        ),
         // replies for the VIP and the local address, none for the foreign one
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.10"), cli, ip("10.0.0.50")),
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), cli, ip("10.0.0.50")),
         tcp_frame(&nat_out, TcpFlags::SYN, b""),
         tcp_frame(&dr_out, TcpFlags::SYN, b""),
+        tun_out(lb, be(0x22)),
     ];
     got.sort();
     want.sort();
@@ -137,4 +148,39 @@ services:
     );
     assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header (built
+/// field by field here) from the port address to the backend, then the inner packet with
+/// its TTL decremented.
+fn tun_out(lb: MacAddr, be: MacAddr) -> Vec<u8> {
+    use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet};
+    let inner = FrameSpec {
+        src_mac: lb,
+        dst_mac: be,
+        src_ip: ip("10.0.0.50"),
+        dst_ip: ip("10.0.0.12"),
+        src_port: 40004,
+        dst_port: 80,
+        ttl: 63,
+        ..Default::default()
+    };
+    let inner = tcp_frame(&inner, TcpFlags::SYN, b"");
+    let mut f = vec![0u8; 14 + 20];
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst(be);
+    eth.set_src(lb);
+    eth.set_ethertype(EtherType::IPV4);
+    f.extend_from_slice(&inner[14..]);
+    let mut o = Ipv4Packet::new_unchecked(&mut f[14..]);
+    o.set_version_and_len(20);
+    o.set_total_len((inner.len() - 14 + 20) as u16);
+    o.set_ident(1);
+    o.set_frag(true, false, 0);
+    o.set_ttl(63);
+    o.set_protocol(4);
+    o.set_src(ip("10.0.0.1"));
+    o.set_dst(ip("10.0.0.22"));
+    o.fill_checksum();
+    f
 }

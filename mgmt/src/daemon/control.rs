@@ -94,11 +94,16 @@ impl Daemon {
     pub(super) fn handle(&mut self, op: Op) -> Reply {
         match op {
             Op::Health => {
-                let workers = self.counters.len();
-                Reply::Json(
-                    200,
-                    json!({ "status": "ok", "workers": workers, "ports": self.ports.len() }),
-                )
+                let stalled: Vec<usize> = (0..self.samples.len())
+                    .filter(|&i| self.samples[i].progressed.elapsed() > super::WORKER_STALL)
+                    .collect();
+                let body = json!({
+                    "status": if stalled.is_empty() { "ok" } else { "workers stalled" },
+                    "workers": self.counters.len(),
+                    "stalled_workers": stalled,
+                    "ports": self.ports.len(),
+                });
+                Reply::Json(if stalled.is_empty() { 200 } else { 503 }, body)
             }
             Op::Services => {
                 let snap = self.shared.cell.load();
@@ -315,7 +320,7 @@ impl Daemon {
             .map(|(i, c)| {
                 json!({
                     "worker": i, "rx": c.rx.get(), "tx": c.tx.get(), "drops": c.drops_total(),
-                    "busy_ratio": self.busy.get(i).map(|b| b.2).unwrap_or(0.0), "loops": c.loops.get(),
+                    "busy_ratio": self.samples.get(i).map(|b| b.busy_ratio).unwrap_or(0.0), "loops": c.loops.get(),
                 })
             })
             .collect();
@@ -528,24 +533,32 @@ impl Daemon {
             "gauge",
             "Share of the last second a worker spent on bursts with packets.",
         );
-        for (i, b) in self.busy.iter().enumerate() {
-            let _ = writeln!(m, "ferrovs_worker_busy_ratio{{worker=\"{i}\"}} {:.4}", b.2);
+        for (i, b) in self.samples.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "ferrovs_worker_busy_ratio{{worker=\"{i}\"}} {:.4}",
+                b.busy_ratio
+            );
         }
         m
     }
 
-    /// Updates each worker's busy ratio over the last interval (called once a second).
-    pub(super) fn sample_busy(&mut self) {
-        for (i, c) in self.counters.iter().enumerate() {
-            let (busy, total) = (c.busy_cycles.get(), c.total_cycles.get());
-            let (pb, pt, _) = self.busy[i];
-            let dt = total.saturating_sub(pt);
-            let ratio = if dt == 0 {
+    /// Samples each worker once a second: busy ratio over the interval, and whether its
+    /// loop counter moved (it is polling).
+    pub(super) fn sample_workers(&mut self) {
+        for (c, s) in self.counters.iter().zip(self.samples.iter_mut()) {
+            let (busy, total, loops) = (c.busy_cycles.get(), c.total_cycles.get(), c.loops.get());
+            let dt = total.saturating_sub(s.total_cycles);
+            s.busy_ratio = if dt == 0 {
                 0.0
             } else {
-                busy.saturating_sub(pb) as f64 / dt as f64
+                busy.saturating_sub(s.busy_cycles) as f64 / dt as f64
             };
-            self.busy[i] = (busy, total, ratio);
+            (s.busy_cycles, s.total_cycles) = (busy, total);
+            if loops != s.loops {
+                s.loops = loops;
+                s.progressed = std::time::Instant::now();
+            }
         }
     }
 }
