@@ -92,6 +92,8 @@ run_requests() {
 }
 say "9 HTTP requests from the client to the VIP 10.0.0.10 (rr over 3 backends)"
 run_requests 9
+say "1000 requests from 20 concurrent clients (a fresh connection each)"
+ip netns exec $CLI python3 scripts/e2e/httpload.py 10.0.0.10 80 1000 20 60
 say "neighbors ferrovs learned by ARP"
 grep "neighbor learned" $T/ferrovs.log | sed 's/^.*INFO //'
 say "ferrovsctl list --stats (ipvsadm -Ln --stats layout)"
