@@ -443,40 +443,32 @@ impl Daemon {
                 let _ = writeln!(m, "{name}{{{},direction=\"{dir}\"}} {v}", svc_labels(s));
             }
         }
-        family(
-            &mut m,
-            "ferrovs_backend_connections_active",
-            "gauge",
-            "Established connections per backend.",
-        );
-        for s in &snap.services.list {
-            for b in s.backends.iter() {
-                let _ = writeln!(
-                    m,
-                    "ferrovs_backend_connections_active{{{},backend=\"{}:{}\"}} {}",
-                    svc_labels(s),
-                    b.addr,
-                    b.port,
-                    self.shared.conns.active(b.id)
-                );
-            }
-        }
-        family(
-            &mut m,
-            "ferrovs_backend_weight",
-            "gauge",
-            "Configured weight per backend (0: drained).",
-        );
-        for s in &snap.services.list {
-            for b in s.backends.iter() {
-                let _ = writeln!(
-                    m,
-                    "ferrovs_backend_weight{{{},backend=\"{}:{}\"}} {}",
-                    svc_labels(s),
-                    b.addr,
-                    b.port,
-                    b.weight
-                );
+        type BackendGet = fn(&Daemon, &dataplane::snapshot::Backend) -> u64;
+        let per_backend: [(&str, &str, BackendGet); 2] = [
+            (
+                "ferrovs_backend_connections_active",
+                "Established connections per backend.",
+                |d, b| d.shared.conns.active(b.id) as u64,
+            ),
+            (
+                "ferrovs_backend_weight",
+                "Configured weight per backend (0: drained).",
+                |_, b| b.weight as u64,
+            ),
+        ];
+        for (name, help, get) in per_backend {
+            family(&mut m, name, "gauge", help);
+            for s in &snap.services.list {
+                for b in s.backends.iter() {
+                    let v = get(self, b);
+                    let _ = writeln!(
+                        m,
+                        "{name}{{{},backend=\"{}:{}\"}} {v}",
+                        svc_labels(s),
+                        b.addr,
+                        b.port
+                    );
+                }
             }
         }
         family(
