@@ -2,7 +2,7 @@
 # Reserves hugepages for DPDK, mounts hugetlbfs, and reports.
 #   scripts/hugepages.sh [N] [2M|1G]     (default: 512 pages of 2M = 1 GiB)
 # Exits 0 when at least one page is reserved, 1 when none could be (callers then run
-# DPDK with --no-huge).
+# DPDK with --no-huge). ferrovs runs EAL with --in-memory, which needs no hugetlbfs mount.
 set -u
 N=${1:-512}
 SIZE=${2:-2M}
@@ -23,5 +23,6 @@ if ! grep -qs "hugetlbfs /dev/hugepages" /proc/mounts; then
   mkdir -p /dev/hugepages 2>/dev/null && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
 fi
 free=$(cat "$dir/free_hugepages")
-echo "hugepages: $got x $SIZE reserved ($free free), hugetlbfs $(grep -qs 'hugetlbfs /dev/hugepages' /proc/mounts && echo mounted || echo NOT mounted)"
-[ "$got" -gt 0 ] && grep -qs "hugetlbfs /dev/hugepages" /proc/mounts
+mounted=$(grep -qs 'hugetlbfs /dev/hugepages' /proc/mounts && echo mounted || echo "not mounted (EAL's --in-memory, which ferrovs uses, does not need it)")
+echo "hugepages: $got x $SIZE reserved ($free free), hugetlbfs $mounted"
+[ "$got" -gt 0 ]

@@ -202,6 +202,26 @@ impl Mempool {
         Some(m)
     }
 
+    /// Fills the free space of `burst` with fresh mbufs (one bulk allocation); returns how
+    /// many were added (0 when the pool cannot supply them all).
+    pub fn alloc_burst(&self, burst: &mut Burst) -> usize {
+        let n = BURST_SIZE - burst.len;
+        // SAFETY: the pointer array has `n` free slots; on success DPDK writes `n` valid
+        // mbufs there, which the burst then owns.
+        let rc = unsafe {
+            sys::ferrovs_pktmbuf_alloc_bulk(
+                self.raw,
+                burst.ptrs.as_mut_ptr().add(burst.len),
+                n as u32,
+            )
+        };
+        if rc != 0 {
+            return 0;
+        }
+        burst.len += n;
+        n
+    }
+
     /// Free mbufs in the pool (caches of other lcores not counted).
     pub fn available(&self) -> u32 {
         // SAFETY: read-only query on a valid pool.

@@ -1,0 +1,370 @@
+//! In-process benchmark: a generator thread (core 0) and a real ferrovs worker (core 1)
+//! joined by DPDK ring ports (zero copy), or a MAC-swap forwarder in the worker's place
+//! as the ceiling. Reports Mpps through the worker and cycles per packet from the
+//! worker's own TSC busy-cycle accounting, once, as text and JSON.
+use anyhow::{bail, Result};
+use clap::Parser;
+use dataplane::counters::{DropReason, WorkerCounters};
+use dataplane::dpdk::{self, rdtsc, Burst, Eal, Mempool, Port};
+use dataplane::flow::{FlowInit, FlowState, Timeouts};
+use dataplane::sched::SchedulerKind;
+use dataplane::snapshot::*;
+use dataplane::wire::builder::{tcp_frame, FrameSpec};
+use dataplane::wire::{MacAddr, TcpFlags};
+use dataplane::worker::{self, Shared, WorkerQueues};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "ferrovs in-process benchmark (generator + worker on ring ports)")]
+struct Args {
+    /// nat | dr | tun | macswap (the ceiling: a forwarder that only swaps MACs)
+    #[arg(long, default_value = "dr")]
+    mode: String,
+    /// Distinct flows the generator cycles through (established traffic).
+    #[arg(long, default_value_t = 1_000_000)]
+    flows: u32,
+    /// established | syn (every packet a new flow: scheduler + insert)
+    #[arg(long, default_value = "established")]
+    traffic: String,
+    /// Measured seconds (after 0.5 s of warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+
+fn client(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from_bits(0xac10_0000 | (i >> 16)),
+        (i & 0xffff) as u16,
+    )
+}
+
+fn frame(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
+    let (ip, port) = client(i);
+    let spec = FrameSpec {
+        src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        dst_mac: lb,
+        src_ip: ip,
+        dst_ip: VIP,
+        src_port: port,
+        dst_port: 80,
+        ..Default::default()
+    };
+    let mut f = tcp_frame(&spec, flags, &[0u8; 6]);
+    f.resize(64, 0);
+    f
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let forward = match a.mode.as_str() {
+        "nat" => Some(Forward::Nat),
+        "dr" => Some(Forward::Dr),
+        "tun" => Some(Forward::Tun),
+        "macswap" => None,
+        m => bail!("--mode {m}: nat, dr, tun or macswap"),
+    };
+    let syn = match a.traffic.as_str() {
+        "established" => false,
+        "syn" => true,
+        t => bail!("--traffic {t}: established or syn"),
+    };
+    let free_huge: u64 =
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+    let huge = free_huge >= 256;
+    let prefix = format!("ferrovs-bench-{}", std::process::id());
+    let mut eal_args = vec![
+        "-l",
+        "0-1",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "*:warning",
+        "--no-pci",
+    ];
+    eal_args.extend(if huge {
+        ["-m", "512", "--in-memory"]
+    } else {
+        ["--no-huge", "-m", "512"]
+    });
+    let eal = Eal::init(&eal_args)?;
+    // Shared by the generator and the ports; dropped last, after every thread and port.
+    let pool = Arc::new(Mempool::new(&eal, "bench", 32767, 512, 2176)?);
+    let (mut gen_port, mut lb_port) = Port::ring_pair(&eal, "bench", 1, 4096)?;
+    let (mut grx, mut gtx, _) = gen_port.configure(1, 1, 1024, &*pool)?;
+    let (mut lrx, mut ltx, _) = lb_port.configure(1, 1, 1024, &*pool)?;
+    gen_port.start()?;
+    lb_port.start()?;
+    let lb_mac = lb_port.mac();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(WorkerCounters::default());
+    let mut shared_opt = None;
+    let fwd_handle = if let Some(fwd) = forward {
+        let ports = vec![PortConf {
+            name: "p0".into(),
+            mac: lb_mac,
+            addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+            mtu: 1500,
+        }];
+        let backends: Vec<Backend> = (0..4u8)
+            .map(|i| Backend {
+                id: i as u32,
+                addr: Ipv4Addr::new(10, 0, 0, 11 + i),
+                port: 80,
+                weight: 1,
+            })
+            .collect();
+        let svc = Service::build(
+            ServiceSpec {
+                id: 0,
+                name: "bench".into(),
+                vip: VIP,
+                port: 80,
+                protocol: 6,
+                forward: fwd,
+                scheduler: SchedulerKind::Rr,
+                backends: backends.clone(),
+            },
+            Default::default(),
+            dataplane::sched::maglev::DEFAULT_M,
+        );
+        let gw = Ipv4Addr::new(10, 0, 0, 254);
+        let snap = Snapshot {
+            version: 1,
+            local: Arc::new(Snapshot::local_index(&ports)),
+            ports: Arc::new(ports),
+            services: Arc::new(Services::new(vec![svc])),
+            routes: Arc::new(RouteTable::new(vec![
+                (Ipv4Addr::new(10, 0, 0, 0), 24, Route { port: 0, via: None }),
+                (
+                    Ipv4Addr::UNSPECIFIED,
+                    0,
+                    Route {
+                        port: 0,
+                        via: Some(gw),
+                    },
+                ),
+            ])),
+            neighbors: Arc::new(Neighbors::new(
+                backends
+                    .iter()
+                    .map(|b| (b.addr, MacAddr([2, 0, 0, 0, 0x10, b.id as u8])))
+                    .chain([(gw, MacAddr([2, 0, 0, 0, 0, 0xfe]))]),
+            )),
+        };
+        let capacity = if syn {
+            12_000_000
+        } else {
+            a.flows as usize + 65536
+        };
+        let shared = Arc::new(Shared::new(
+            SnapshotCell::new(snap),
+            capacity,
+            Timeouts::default(),
+            1,
+        ));
+        if !syn {
+            let t = Instant::now();
+            for i in 0..a.flows {
+                let (ip, port) = client(i);
+                let b = &backends[(i % 4) as usize];
+                let f = FlowInit {
+                    protocol: 6,
+                    client: ip,
+                    client_port: port,
+                    vip: VIP,
+                    vport: 80,
+                    backend: b.addr,
+                    backend_port: 80,
+                    service: 0,
+                    backend_id: b.id,
+                    mode: fwd as u8,
+                    reverse: fwd == Forward::Nat,
+                    state: FlowState::Established,
+                };
+                shared
+                    .flows
+                    .insert(&f, 0)
+                    .map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
+            }
+            eprintln!(
+                "prefilled {} flows in {:.1}s",
+                shared.flows.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        shared_opt = Some(shared.clone());
+        let q = WorkerQueues {
+            rx: vec![(0, lrx.remove(0))],
+            tx: vec![ltx.remove(0)],
+            sends_for_mgmt: false,
+        };
+        let c = counters.clone();
+        std::thread::spawn(move || {
+            dpdk::register_thread(Some(1)).expect("register worker");
+            worker::run(&shared, q, &c);
+            dpdk::unregister_thread();
+        })
+    } else {
+        // The ceiling: receive, swap MACs, transmit; accounted like the worker.
+        let (mut rx, mut tx, c, stop) =
+            (lrx.remove(0), ltx.remove(0), counters.clone(), stop.clone());
+        std::thread::spawn(move || {
+            dpdk::register_thread(Some(1)).expect("register forwarder");
+            let mut loops = 0u64;
+            while !(loops & 1023 == 0 && stop.load(Relaxed)) {
+                loops += 1;
+                let t0 = rdtsc();
+                let mut b = Burst::default();
+                let n = rx.rx(&mut b);
+                if n > 0 {
+                    for m in b.as_mut_slice() {
+                        let d = m.data_mut();
+                        let mut dst = [0u8; 6];
+                        dst.copy_from_slice(&d[0..6]);
+                        d.copy_within(6..12, 0);
+                        d[6..12].copy_from_slice(&dst);
+                    }
+                    c.rx.add(n as u64);
+                    c.tx.add(tx.tx(&mut b).0 as u64);
+                    c.busy_cycles.add(rdtsc().wrapping_sub(t0));
+                }
+            }
+            dpdk::unregister_thread();
+        })
+    };
+
+    // Generator on core 0: fill bursts from templates (established) or fresh tuples (syn).
+    let templates: Vec<Vec<u8>> = if syn {
+        vec![frame(lb_mac, 0, TcpFlags::SYN)]
+    } else {
+        (0..a.flows)
+            .map(|i| frame(lb_mac, i, TcpFlags::ACK))
+            .collect()
+    };
+    let (gen_sent, gen_back) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (gs, gb, gstop, gpool) = (
+        gen_sent.clone(),
+        gen_back.clone(),
+        stop.clone(),
+        pool.clone(),
+    );
+    let flows = a.flows.max(1);
+    let gen = std::thread::spawn(move || {
+        dpdk::register_thread(Some(0)).expect("register generator");
+        let (mut k, mut loops) = (0u32, 0u64);
+        while !(loops & 255 == 0 && gstop.load(Relaxed)) {
+            loops += 1;
+            let mut b = Burst::default();
+            if gpool.alloc_burst(&mut b) > 0 {
+                for m in b.as_mut_slice() {
+                    let t = if syn {
+                        &templates[0]
+                    } else {
+                        &templates[(k % flows) as usize]
+                    };
+                    let d = m.append(t.len()).expect("room");
+                    d.copy_from_slice(t);
+                    if syn {
+                        // A fresh 5-tuple per packet (checksums are not checked on this path).
+                        let (ip, port) = client(k);
+                        d[26..30].copy_from_slice(&ip.octets());
+                        d[34..36].copy_from_slice(&port.to_be_bytes());
+                    }
+                    k = k.wrapping_add(1);
+                }
+                gs.fetch_add(gtx[0].tx(&mut b).0 as u64, Relaxed);
+            }
+            // Drain what came back (several bursts, so the return ring never fills).
+            for _ in 0..4 {
+                let mut r = Burst::default();
+                let n = grx[0].rx(&mut r);
+                gb.fetch_add(n as u64, Relaxed);
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        dpdk::unregister_thread();
+    });
+
+    std::thread::sleep(Duration::from_millis(500));
+    let snap = |c: &WorkerCounters| {
+        (
+            c.rx.get(),
+            c.tx.get(),
+            c.busy_cycles.get(),
+            c.drops_total(),
+            c.new_flows.get(),
+            c.table_full.get(),
+        )
+    };
+    let reasons = |c: &WorkerCounters| DropReason::ALL.map(|r| c.drops[r as usize].get());
+    let (t0, s0, b0, r0) = (
+        Instant::now(),
+        snap(&counters),
+        gen_back.load(Relaxed),
+        reasons(&counters),
+    );
+    std::thread::sleep(Duration::from_secs_f64(a.seconds));
+    let (dt, s1, b1, r1) = (
+        t0.elapsed().as_secs_f64(),
+        snap(&counters),
+        gen_back.load(Relaxed),
+        reasons(&counters),
+    );
+    let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
+        .iter()
+        .zip(r0.iter().zip(&r1))
+        .filter(|(_, (a, b))| b > a)
+        .map(|(r, (a, b))| (r.name().to_string(), serde_json::json!(b - a)))
+        .collect();
+    stop.store(true, Relaxed);
+    if let Some(s) = &shared_opt {
+        s.stop.store(true, Relaxed);
+    }
+    gen.join().ok();
+    fwd_handle.join().ok();
+
+    let (rx, tx, busy) = (s1.0 - s0.0, s1.1 - s0.1, s1.2 - s0.2);
+    let mpps = tx as f64 / dt / 1e6;
+    let cpp = if rx > 0 { busy as f64 / rx as f64 } else { 0.0 };
+    let hz = eal.tsc_hz() as f64;
+    let label = format!("{} {} {}", a.mode, human(a.flows), a.traffic);
+    println!(
+        "{label}: {mpps:.2} Mpps/core, {cpp:.0} cycles/packet ({:.0} ns), worker busy {:.0}%, drops {} {}, back at generator {:.2} Mpps, {} memory",
+        cpp / hz * 1e9,
+        busy as f64 / (dt * hz) * 100.0,
+        s1.3 - s0.3,
+        serde_json::Value::Object(drops.clone()),
+        (b1 - b0) as f64 / dt / 1e6,
+        if huge { "hugepage" } else { "--no-huge" }
+    );
+    let json = serde_json::json!({
+        "mode": a.mode, "flows": a.flows, "traffic": a.traffic, "seconds": dt, "mpps": mpps,
+        "cycles_per_packet": cpp, "tsc_hz": hz, "worker_rx": rx, "worker_tx": tx, "drops": drops,
+        "new_flows": s1.4 - s0.4, "table_full": s1.5 - s0.5, "hugepages": huge,
+        "generator_sent": gen_sent.load(Relaxed),
+    });
+    println!("JSON {json}");
+    drop((gen_port, lb_port));
+    drop(shared_opt);
+    drop(pool);
+    Ok(())
+}
+
+fn human(n: u32) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1000 && n % 1000 == 0 => format!("{}K", n / 1000),
+        n => n.to_string(),
+    }
+}
