@@ -125,3 +125,23 @@ fn pcap_port_reads_and_writes_captures() {
     assert_eq!(written, expect);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The single-segment prepend/adj/trim done in Rust behave as DPDK's (lengths, bounds).
+#[test]
+fn mbuf_prepend_adj_trim() {
+    let (_, pool) = eal();
+    let mut m = pool.alloc_with(&[1, 2, 3, 4, 5, 6]).unwrap();
+    let head = m.headroom();
+    m.prepend(2).unwrap().copy_from_slice(&[9, 9]);
+    assert_eq!(
+        (m.data(), m.len(), m.headroom()),
+        (&[9, 9, 1, 2, 3, 4, 5, 6][..], 8, head - 2)
+    );
+    assert!(m.prepend(head).is_none(), "no more headroom than there is");
+    assert!(m.adj(3));
+    assert_eq!(m.data(), &[2, 3, 4, 5, 6]);
+    assert!(m.trim(2));
+    assert_eq!((m.data(), m.len()), (&[2, 3, 4][..], 3));
+    assert!(!m.trim(4) && !m.adj(4));
+    assert_eq!(m.data(), &[2, 3, 4]);
+}

@@ -66,19 +66,48 @@ impl Mbuf {
             )
         }
     }
+    /// The mbuf's header, for the single-segment fast paths below.
+    #[inline(always)]
+    fn m_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf exclusively (&mut self).
+        unsafe { self.0.as_mut() }
+    }
+
     /// Grows the packet at the front by `n` bytes (tunnel headers); None without headroom.
+    /// Single-segment mbufs (all the pipeline handles) are adjusted in Rust, as DPDK's
+    /// inline function does; chained ones go through DPDK.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        // SAFETY: DPDK checks the headroom and returns NULL if too small.
-        let p = unsafe { sys::ferrovs_pktmbuf_prepend(self.0.as_ptr(), n as u16) };
-        if p.is_null() {
-            return None;
+        let m = self.m_mut();
+        if m.nb_segs == 1 {
+            if n > m.data_off as usize {
+                return None;
+            }
+            m.data_off -= n as u16;
+            m.data_len += n as u16;
+            m.pkt_len += n as u32;
+        } else {
+            // SAFETY: DPDK checks the headroom and returns NULL if too small.
+            let p = unsafe { sys::ferrovs_pktmbuf_prepend(self.0.as_ptr(), n as u16) };
+            if p.is_null() {
+                return None;
+            }
         }
         Some(&mut self.data_mut()[..n])
     }
     /// Removes `n` bytes from the front.
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
+        let m = self.m_mut();
+        if m.nb_segs == 1 {
+            if n > m.data_len as usize {
+                return false;
+            }
+            m.data_off += n as u16;
+            m.data_len -= n as u16;
+            m.pkt_len -= n as u32;
+            return true;
+        }
         // SAFETY: DPDK checks the length.
         !unsafe { sys::ferrovs_pktmbuf_adj(self.0.as_ptr(), n as u16) }.is_null()
     }
@@ -92,8 +121,18 @@ impl Mbuf {
         let l = self.data().len();
         Some(&mut self.data_mut()[l - n..])
     }
-    /// Removes `n` bytes from the end.
+    /// Removes `n` bytes from the end (Ethernet padding, on every minimum-size frame).
+    #[inline]
     pub fn trim(&mut self, n: usize) -> bool {
+        let m = self.m_mut();
+        if m.nb_segs == 1 {
+            if n > m.data_len as usize {
+                return false;
+            }
+            m.data_len -= n as u16;
+            m.pkt_len -= n as u32;
+            return true;
+        }
         // SAFETY: DPDK checks the length.
         unsafe { sys::ferrovs_pktmbuf_trim(self.0.as_ptr(), n as u16) == 0 }
     }

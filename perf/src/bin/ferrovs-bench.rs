@@ -98,8 +98,8 @@ fn main() -> Result<()> {
     // Shared by the generator and the ports; dropped last, after every thread and port.
     let pool = Arc::new(Mempool::new(&eal, "bench", 32767, 512, 2176)?);
     let (mut gen_port, mut lb_port) = Port::ring_pair(&eal, "bench", 1, 4096)?;
-    let (mut grx, mut gtx, _) = gen_port.configure(1, 1, 1024, &*pool)?;
-    let (mut lrx, mut ltx, _) = lb_port.configure(1, 1, 1024, &*pool)?;
+    let (mut grx, mut gtx, _) = gen_port.configure(1, 1, 1024, &pool)?;
+    let (mut lrx, mut ltx, _) = lb_port.configure(1, 1, 1024, &pool)?;
     gen_port.start()?;
     lb_port.start()?;
     let lb_mac = lb_port.mac();
@@ -208,38 +208,42 @@ fn main() -> Result<()> {
             sends_for_mgmt: false,
         };
         let c = counters.clone();
-        std::thread::spawn(move || {
-            dpdk::register_thread(Some(1)).expect("register worker");
-            worker::run(&shared, q, &c);
-            dpdk::unregister_thread();
-        })
+        std::thread::Builder::new()
+            .name("worker".into())
+            .spawn(move || {
+                dpdk::register_thread(Some(1)).expect("register worker");
+                worker::run(&shared, q, &c);
+                dpdk::unregister_thread();
+            })?
     } else {
         // The ceiling: receive, swap MACs, transmit; accounted like the worker.
         let (mut rx, mut tx, c, stop) =
             (lrx.remove(0), ltx.remove(0), counters.clone(), stop.clone());
-        std::thread::spawn(move || {
-            dpdk::register_thread(Some(1)).expect("register forwarder");
-            let mut loops = 0u64;
-            while !(loops & 1023 == 0 && stop.load(Relaxed)) {
-                loops += 1;
-                let t0 = rdtsc();
-                let mut b = Burst::default();
-                let n = rx.rx(&mut b);
-                if n > 0 {
-                    for m in b.as_mut_slice() {
-                        let d = m.data_mut();
-                        let mut dst = [0u8; 6];
-                        dst.copy_from_slice(&d[0..6]);
-                        d.copy_within(6..12, 0);
-                        d[6..12].copy_from_slice(&dst);
+        std::thread::Builder::new()
+            .name("worker".into())
+            .spawn(move || {
+                dpdk::register_thread(Some(1)).expect("register forwarder");
+                let mut loops = 0u64;
+                while !(loops & 1023 == 0 && stop.load(Relaxed)) {
+                    loops += 1;
+                    let t0 = rdtsc();
+                    let mut b = Burst::default();
+                    let n = rx.rx(&mut b);
+                    if n > 0 {
+                        for m in b.as_mut_slice() {
+                            let d = m.data_mut();
+                            let mut dst = [0u8; 6];
+                            dst.copy_from_slice(&d[0..6]);
+                            d.copy_within(6..12, 0);
+                            d[6..12].copy_from_slice(&dst);
+                        }
+                        c.rx.add(n as u64);
+                        c.tx.add(tx.tx(&mut b).0 as u64);
+                        c.busy_cycles.add(rdtsc().wrapping_sub(t0));
                     }
-                    c.rx.add(n as u64);
-                    c.tx.add(tx.tx(&mut b).0 as u64);
-                    c.busy_cycles.add(rdtsc().wrapping_sub(t0));
                 }
-            }
-            dpdk::unregister_thread();
-        })
+                dpdk::unregister_thread();
+            })?
     };
 
     // Generator on core 0: fill bursts from templates (established) or fresh tuples (syn).
@@ -258,43 +262,45 @@ fn main() -> Result<()> {
         pool.clone(),
     );
     let flows = a.flows.max(1);
-    let gen = std::thread::spawn(move || {
-        dpdk::register_thread(Some(0)).expect("register generator");
-        let (mut k, mut loops) = (0u32, 0u64);
-        while !(loops & 255 == 0 && gstop.load(Relaxed)) {
-            loops += 1;
-            let mut b = Burst::default();
-            if gpool.alloc_burst(&mut b) > 0 {
-                for m in b.as_mut_slice() {
-                    let t = if syn {
-                        &templates[0]
-                    } else {
-                        &templates[(k % flows) as usize]
-                    };
-                    let d = m.append(t.len()).expect("room");
-                    d.copy_from_slice(t);
-                    if syn {
-                        // A fresh 5-tuple per packet (checksums are not checked on this path).
-                        let (ip, port) = client(k);
-                        d[26..30].copy_from_slice(&ip.octets());
-                        d[34..36].copy_from_slice(&port.to_be_bytes());
+    let gen = std::thread::Builder::new()
+        .name("generator".into())
+        .spawn(move || {
+            dpdk::register_thread(Some(0)).expect("register generator");
+            let (mut k, mut loops) = (0u32, 0u64);
+            while !(loops & 255 == 0 && gstop.load(Relaxed)) {
+                loops += 1;
+                let mut b = Burst::default();
+                if gpool.alloc_burst(&mut b) > 0 {
+                    for m in b.as_mut_slice() {
+                        let t = if syn {
+                            &templates[0]
+                        } else {
+                            &templates[(k % flows) as usize]
+                        };
+                        let d = m.append(t.len()).expect("room");
+                        d.copy_from_slice(t);
+                        if syn {
+                            // A fresh 5-tuple per packet (checksums are not checked on this path).
+                            let (ip, port) = client(k);
+                            d[26..30].copy_from_slice(&ip.octets());
+                            d[34..36].copy_from_slice(&port.to_be_bytes());
+                        }
+                        k = k.wrapping_add(1);
                     }
-                    k = k.wrapping_add(1);
+                    gs.fetch_add(gtx[0].tx(&mut b).0 as u64, Relaxed);
                 }
-                gs.fetch_add(gtx[0].tx(&mut b).0 as u64, Relaxed);
-            }
-            // Drain what came back (several bursts, so the return ring never fills).
-            for _ in 0..4 {
-                let mut r = Burst::default();
-                let n = grx[0].rx(&mut r);
-                gb.fetch_add(n as u64, Relaxed);
-                if n == 0 {
-                    break;
+                // Drain what came back (several bursts, so the return ring never fills).
+                for _ in 0..4 {
+                    let mut r = Burst::default();
+                    let n = grx[0].rx(&mut r);
+                    gb.fetch_add(n as u64, Relaxed);
+                    if n == 0 {
+                        break;
+                    }
                 }
             }
-        }
-        dpdk::unregister_thread();
-    });
+            dpdk::unregister_thread();
+        })?;
 
     std::thread::sleep(Duration::from_millis(500));
     let snap = |c: &WorkerCounters| {
