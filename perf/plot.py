@@ -1,18 +1,40 @@
 #!/usr/bin/env python3
-"""Plots perf/bench.sh's JSON results (one JSON object per line) as PNG:
-  mpps.png    Mpps per worker core by mode, 1K vs 1M established flows, and 1M SYN,
-              with min-max whiskers and the MAC-swap ceiling;
-  cycles.png  cycles per packet for the same runs.
-Usage: perf/plot.py perf/results/inprocess-*.json [outdir]   (needs matplotlib)
+"""Plots benchmark JSON results (one JSON object per line) as PNG (needs matplotlib):
+  perf/plot.py perf/results/inprocess-*.json [outdir]
+    mpps.png    Mpps per worker core by mode, 1K vs 1M established flows, and 1M SYN,
+                with min-max whiskers and the MAC-swap ceiling;
+    cycles.png  cycles per packet for the same runs.
+  perf/plot.py perf/results/memif-*.json [outdir]
+    latency_cdf.png  latency CDFs of ferrovs and testpmd at max, 50% and 90% load.
 """
 import collections, json, os, statistics, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+def latency(src, out):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for line in open(src):
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        cdf = d["result"]["cdf_us"]
+        ax.plot([v for _, v in cdf], [q for q, _ in cdf], marker=".", label="%s (%.2f Mpps)" % (d["run"], d["result"]["rx_mpps"]))
+    ax.set_xscale("log")
+    ax.set_xlabel("latency through the load balancer and memif, us (log)")
+    ax.set_ylabel("fraction of packets")
+    ax.set_title("ferrovs vs testpmd io on memif, 64-byte packets")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(out, "latency_cdf.png")
+    fig.savefig(path, dpi=110)
+    print(path)
+
 def main():
     src = sys.argv[1]
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(src) or "."
+    if "memif" in os.path.basename(src):
+        return latency(src, out)
     runs = collections.defaultdict(list)
     for line in open(src):
         if line.strip():
