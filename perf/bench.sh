@@ -4,7 +4,9 @@
 # can be reserved. For each mode (nat, dr, tun) at 1K and 1M flows, established and
 # SYN-only traffic: Mpps per worker core and cycles/packet (the worker's TSC busy-cycle
 # accounting), plus a MAC-swap forwarder in the same harness as the ceiling, and the ratio.
-#   perf/bench.sh          full set, 3 runs each (min/median/max), JSON in perf/results/
+#   perf/bench.sh          full set, 3 runs each (min/median/max), JSON in perf/results/,
+#                          then between processes: perf/memif_bench.sh (generator vs the
+#                          ferrovs daemon vs dpdk-testpmd io on memif, with latency)
 #   perf/bench.sh quick    reduced set, 1 run each (under 3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +47,8 @@ done
 read -r ceil _ <<< "${MED[macswap 1000000 established]}"
 read -r mpps cpp <<< "${MED[dr 1000000 established]}"
 echo "results: $OUT"
+if [ "$QUICK" != quick ]; then
+  echo "== between processes (memif)"
+  bash perf/memif_bench.sh 1000 4 | tail -7
+fi
 python3 -c "print('dr 1M established: %.2f Mpps/core, %.0f cycles/packet, %.2f of macswap' % ($mpps, $cpp, $mpps / $ceil))"
