@@ -140,6 +140,16 @@ pub struct ServiceConf {
     #[serde(default)]
     pub backends: Vec<BackendConf>,
 }
+impl ServiceConf {
+    /// The position of the backend at `addr:port` (a backend's port defaults to the
+    /// service's).
+    pub fn backend_index(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        self.backends.iter().position(|b| {
+            b.address.parse() == Ok(addr) && b.port.unwrap_or(self.port) == port as i64
+        })
+    }
+}
+
 fn default_protocol() -> String {
     "tcp".into()
 }

@@ -16,6 +16,7 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
+source scripts/lib/nginx.sh
 S=$$; T=$(mktemp -d /tmp/ferrovs-e2e.XXXX)
 VIP=10.2.0.100
 PIDS=(); NSS=(); LINKS=()
@@ -64,13 +65,7 @@ topology() { # $1 = mode
         ip netns exec $ns sh -c "ip addr add $VIP/32 dev vip0 && ip link set vip0 up && sysctl -qw net.ipv4.conf.vip0.rp_filter=0"
       fi
     fi
-    mkdir -p $T/be$n
-    cat > $T/be$n/nginx.conf <<NGX
-worker_processes 1; daemon on; pid $T/be$n/nginx.pid; error_log $T/be$n/error.log;
-events { worker_connections 512; }
-http { access_log off; server { listen 80 backlog=1024; location / { return 200 "backend $n\n"; } } }
-NGX
-    ip netns exec $ns nginx -c $T/be$n/nginx.conf
+    start_nginx $ns $T/be$n "backend $n"
   done
 }
 

@@ -4,6 +4,7 @@
 #   -- 3 backend namespaces 10.1.0.11-13 running nginx ("hello from backend N"), default
 #   route via 10.1.0.1. $WAN and $LAN are left in the host for the load balancer to use.
 # nat_topology_up creates it; nat_topology_down (trap it) removes it and $T.
+source scripts/lib/nginx.sh
 S=$$; T=$(mktemp -d /tmp/ferrovs-nat.XXXX)
 CLI=fdcli$S; BR=fdbr$S; WAN=fdw$S; LAN=fdl$S
 
@@ -33,13 +34,7 @@ nat_topology_up() {
     ip netns exec $ns ip link set e$n$S up; ip netns exec $ns ip link set lo up
     ip netns exec $ns ip route add default via 10.1.0.1
     ip netns exec $ns ethtool -K e$n$S tx off >/dev/null
-    mkdir -p $T/be$n
-    cat > $T/be$n/nginx.conf <<NGX
-worker_processes 1; daemon on; pid $T/be$n/nginx.pid; error_log $T/be$n/error.log;
-events { worker_connections 512; }
-http { access_log off; server { listen 80 backlog=1024; location / { return 200 "hello from backend $n (10.1.0.1$n)\n"; } } }
-NGX
-    ip netns exec $ns nginx -c $T/be$n/nginx.conf
+    start_nginx $ns $T/be$n "hello from backend $n (10.1.0.1$n)"
   done
   for i in $WAN $LAN; do ip link set $i up; ethtool -K $i rx off tx off gro off >/dev/null 2>&1 || true; done
 }

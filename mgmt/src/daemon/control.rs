@@ -91,6 +91,17 @@ impl Daemon {
         Ok(self.apply(cfg))
     }
 
+    /// Applies a PUT: 201 with the service when it created something, 200 when it replaced.
+    fn apply_write(&mut self, cfg: Config, name: &str, existed: bool) -> Reply {
+        match self.try_apply(cfg) {
+            Ok(_) => Reply::Json(
+                if existed { 200 } else { 201 },
+                self.find_service(name).unwrap_or(Value::Null),
+            ),
+            Err(r) => r,
+        }
+    }
+
     pub(super) fn handle(&mut self, op: Op) -> Reply {
         match op {
             Op::Health => {
@@ -143,10 +154,7 @@ impl Daemon {
                 let Some(svc) = cfg.services.iter_mut().find(|s| s.name == name) else {
                     return Reply::error(404, format!("no service `{name}`"));
                 };
-                let sport = svc.port;
-                let Some(i) = svc.backends.iter().position(|b| {
-                    b.address.parse() == Ok(addr) && b.port.unwrap_or(sport) == port as i64
-                }) else {
+                let Some(i) = svc.backend_index(addr, port) else {
                     return Reply::error(404, format!("service `{name}` has no backend {backend}"));
                 };
                 svc.backends.remove(i);
@@ -228,13 +236,7 @@ impl Daemon {
                 false
             }
         };
-        match self.try_apply(cfg) {
-            Ok(_) => Reply::Json(
-                if existed { 200 } else { 201 },
-                self.find_service(name).unwrap_or(Value::Null),
-            ),
-            Err(r) => r,
-        }
+        self.apply_write(cfg, name, existed)
     }
 
     fn put_backend(&mut self, name: &str, backend: &str, body: &[u8]) -> Reply {
@@ -254,13 +256,9 @@ impl Daemon {
         let Some(svc) = cfg.services.iter_mut().find(|s| s.name == name) else {
             return Reply::error(404, format!("no service `{name}`"));
         };
-        let sport = svc.port;
-        let existed = match svc
-            .backends
-            .iter_mut()
-            .find(|x| x.address.parse() == Ok(addr) && x.port.unwrap_or(sport) == port as i64)
-        {
-            Some(x) => {
+        let existed = match svc.backend_index(addr, port) {
+            Some(i) => {
+                let x = &mut svc.backends[i];
                 if let Some(w) = b.weight {
                     x.weight = w;
                 }
@@ -275,13 +273,7 @@ impl Daemon {
                 false
             }
         };
-        match self.try_apply(cfg) {
-            Ok(_) => Reply::Json(
-                if existed { 200 } else { 201 },
-                self.find_service(name).unwrap_or(Value::Null),
-            ),
-            Err(r) => r,
-        }
+        self.apply_write(cfg, name, existed)
     }
 
     fn stats(&self) -> Value {
