@@ -19,7 +19,7 @@ fn flow(i: u64) -> FlowInit {
         backend_port: 8080,
         service: 0,
         backend_id: (i % 7) as u32,
-        mode: 0,
+        mode: dataplane::snapshot::Forward::Nat,
         reverse: true,
         state: FlowState::Established,
     }

@@ -5,94 +5,26 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::buf::VecBuf;
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::flow::{FlowInit, FlowState, FlowTable, Timeouts};
+use dataplane::fixture;
+use dataplane::flow::{FlowInit, FlowState, FlowTable};
 use dataplane::pipeline::{process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
-use dataplane::snapshot::*;
+use dataplane::snapshot::{Forward, Snapshot};
 use dataplane::wire::builder::{tcp_frame, FrameSpec};
 use dataplane::wire::{MacAddr, TcpFlags};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FLOWS: u32 = 1_000_000;
-const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+const WAN_MAC: MacAddr = fixture::WAN_MAC;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
 fn snapshot() -> Snapshot {
-    let ports = vec![
-        PortConf {
-            name: "wan".into(),
-            mac: WAN_MAC,
-            addresses: vec![(ip("203.0.113.2"), 24)],
-            mtu: 1500,
-        },
-        PortConf {
-            name: "lan".into(),
-            mac: MacAddr([2, 0, 0, 0, 0x0b, 1]),
-            addresses: vec![(ip("10.1.0.1"), 24)],
-            mtu: 1500,
-        },
-    ];
-    let svc = |id: u16, vip: &str, fwd: Forward| {
-        Service::build(
-            ServiceSpec {
-                id,
-                name: format!("s{id}"),
-                vip: ip(vip),
-                port: 80,
-                protocol: 6,
-                forward: fwd,
-                scheduler: SchedulerKind::Wrr,
-                backends: (0..4u8)
-                    .map(|i| Backend {
-                        id: id as u32 * 4 + i as u32,
-                        addr: Ipv4Addr::new(10, 1, 0, 10 + i),
-                        port: 80,
-                        weight: 1 + i as u32,
-                    })
-                    .collect(),
-            },
-            Default::default(),
-            65537,
-        )
-    };
-    Snapshot {
-        version: 1,
-        local: Arc::new(Snapshot::local_index(&ports)),
-        ports: Arc::new(ports),
-        services: Arc::new(Services::new(vec![
-            svc(0, "203.0.113.10", Forward::Nat),
-            svc(1, "203.0.113.20", Forward::Dr),
-            svc(2, "203.0.113.30", Forward::Tun),
-        ])),
-        routes: Arc::new(RouteTable::new(vec![
-            (ip("203.0.113.0"), 24, Route { port: 0, via: None }),
-            (ip("10.1.0.0"), 24, Route { port: 1, via: None }),
-            (
-                ip("0.0.0.0"),
-                0,
-                Route {
-                    port: 0,
-                    via: Some(ip("203.0.113.1")),
-                },
-            ),
-        ])),
-        neighbors: Arc::new(Neighbors::new(
-            (0..4u8)
-                .map(|i| {
-                    (
-                        Ipv4Addr::new(10, 1, 0, 10 + i),
-                        MacAddr([2, 0, 0, 0, 0x10, i]),
-                    )
-                })
-                .chain([(ip("203.0.113.1"), MacAddr([2, 0, 0, 0, 0, 1]))]),
-        )),
-    }
+    fixture::bench_snapshot(WAN_MAC, SchedulerKind::Wrr, 65537)
 }
 
 /// Client i's frame (64 bytes) to a VIP.
@@ -122,7 +54,7 @@ fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
         backend_port: 80,
         service,
         backend_id: service as u32 * 4 + i % 4,
-        mode: mode as u8,
+        mode,
         reverse: mode == Forward::Nat,
         state: FlowState::Established,
     }
@@ -132,7 +64,6 @@ fn bench(c: &mut Criterion) {
     let snap = snapshot();
     let flows = FlowTable::new(2 * FLOWS as usize + 65536);
     let conns = ConnCounters::default();
-    let timeouts = Timeouts::default();
     let counters = WorkerCounters::default();
     let modes = [
         ("nat", "203.0.113.10", 0u16, Forward::Nat),
@@ -149,7 +80,6 @@ fn bench(c: &mut Criterion) {
         snap: &snap,
         flows: &flows,
         conns: &conns,
-        timeouts: &timeouts,
         now: 0,
     };
     let mut g = c.benchmark_group("pipeline 1M flows");

@@ -22,6 +22,7 @@ fn spec(id: u16, kind: SchedulerKind, n: usize) -> ServiceSpec {
                 addr: Ipv4Addr::from_bits(0x0a01_0000 + i as u32),
                 port: 8080,
                 weight: 1 + (i % 3) as u32,
+                up: true,
             })
             .collect(),
     }

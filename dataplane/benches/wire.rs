@@ -1,7 +1,7 @@
 //! ns per parse + NAT rewrite + checksum update of a 64-byte TCP frame (issue: wire).
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::wire::builder::{tcp_frame, FrameSpec};
-use dataplane::wire::{rewrite, EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket};
+use dataplane::wire::{End, EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
@@ -20,11 +20,11 @@ fn bench(c: &mut Criterion) {
             let eth = EthernetFrame::new_checked(&d[..]).unwrap();
             let off = eth.header_len();
             let ip = Ipv4Packet::new_checked(&d[off..]).unwrap();
-            let ihl = ip.header_len();
             let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
             black_box(tcp.dst_port());
-            rewrite::decrement_ttl(&mut d[off..]);
-            rewrite::nat_dst(&mut d[off..], ihl, backend, 8080);
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[off..]);
+            ip.decrement_ttl();
+            ip.rewrite_endpoint(End::Dst, backend, 8080);
         })
     });
     g.bench_function("parse+nat+ttl (full recompute), 64B TCP", |b| {

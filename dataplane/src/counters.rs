@@ -1,94 +1,49 @@
 //! Per-worker counters: written only by their worker (plain load + store, no atomic
 //! read-modify-write, no shared cache line), read and summed by the management thread.
-use crate::snapshot::{MAX_BACKEND_IDS, MAX_SERVICES};
+use crate::snapshot::{MAX_BACKENDS, MAX_SERVICES};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Why a packet was not forwarded. Every drop is counted under exactly one reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// Destination MAC is neither the port's nor broadcast (or broadcast non-ARP).
-    NotForUs,
-    /// Anything the wire layer rejects (truncated, bad lengths).
-    Malformed,
-    /// Chained mbufs: ferrovs parses single-segment packets only.
-    MultiSegment,
-    /// 802.1Q-tagged frames (VLANs are not configured on ports).
-    Vlan,
-    /// EtherType other than IPv4 and ARP.
-    NotIpv4,
-    /// IPv4 fragments (not reassembled).
-    Fragment,
-    /// TTL would reach 0.
-    TtlExceeded,
-    /// Addressed to us (a local address or VIP) on a port/protocol with no service, or
-    /// an IP protocol ferrovs does not serve.
-    NoService,
-    /// Not addressed to any local address or VIP.
-    NotOurs,
-    /// NAT: a TCP segment other than SYN with no flow (IPVS's default).
-    NoFlow,
-    /// Every backend of the service is drained or there is none.
-    NoBackend,
-    /// NAT: the backend-side 5-tuple belongs to another flow.
-    FlowConflict,
-    /// No route to the next hop (or a dr backend not on a connected subnet).
-    NoRoute,
-    /// Next hop's MAC unknown: resolution asked for, packet dropped.
-    NoNeighbor,
-    /// The queue to the management thread was full.
-    MgmtQueueFull,
-    /// The device did not accept the packet.
-    TxFull,
-    /// No headroom for the tunnel header.
-    NoHeadroom,
-    /// tun: too big for the egress MTU with DF set; ICMP frag-needed sent instead.
-    FragNeeded,
-}
-
-impl DropReason {
-    pub const COUNT: usize = 18;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::NotForUs,
-        DropReason::Malformed,
-        DropReason::MultiSegment,
-        DropReason::Vlan,
-        DropReason::NotIpv4,
-        DropReason::Fragment,
-        DropReason::TtlExceeded,
-        DropReason::NoService,
-        DropReason::NotOurs,
-        DropReason::NoFlow,
-        DropReason::NoBackend,
-        DropReason::FlowConflict,
-        DropReason::NoRoute,
-        DropReason::NoNeighbor,
-        DropReason::MgmtQueueFull,
-        DropReason::TxFull,
-        DropReason::NoHeadroom,
-        DropReason::FragNeeded,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::NotForUs => "not_for_us",
-            DropReason::Malformed => "malformed",
-            DropReason::MultiSegment => "multi_segment",
-            DropReason::Vlan => "vlan",
-            DropReason::NotIpv4 => "not_ipv4",
-            DropReason::Fragment => "fragment",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::NoService => "no_service",
-            DropReason::NotOurs => "not_ours",
-            DropReason::NoFlow => "no_flow",
-            DropReason::NoBackend => "no_backend",
-            DropReason::FlowConflict => "flow_conflict",
-            DropReason::NoRoute => "no_route",
-            DropReason::NoNeighbor => "no_neighbor",
-            DropReason::MgmtQueueFull => "mgmt_queue_full",
-            DropReason::TxFull => "tx_full",
-            DropReason::NoHeadroom => "no_headroom",
-            DropReason::FragNeeded => "frag_needed",
-        }
+crate::named_enum! {
+    /// Why a packet was not forwarded. Every drop is counted under exactly one reason;
+    /// the names are the `reason` label of `ferrovs_drops_total`.
+    pub enum DropReason {
+        /// Destination MAC is neither the port's nor broadcast (or broadcast non-ARP).
+        NotForUs = "not_for_us",
+        /// Anything the wire layer rejects (truncated, bad lengths).
+        Malformed = "malformed",
+        /// Chained mbufs: ferrovs parses single-segment packets only.
+        MultiSegment = "multi_segment",
+        /// 802.1Q-tagged frames (VLANs are not configured on ports).
+        Vlan = "vlan",
+        /// EtherType other than IPv4 and ARP.
+        NotIpv4 = "not_ipv4",
+        /// IPv4 fragments (not reassembled).
+        Fragment = "fragment",
+        /// TTL would reach 0.
+        TtlExceeded = "ttl_exceeded",
+        /// Addressed to us (a local address or VIP) on a port/protocol with no service, or
+        /// an IP protocol ferrovs does not serve.
+        NoService = "no_service",
+        /// Not addressed to any local address or VIP.
+        NotOurs = "not_ours",
+        /// NAT: a TCP segment other than SYN with no flow (IPVS's default).
+        NoFlow = "no_flow",
+        /// Every backend of the service is drained or there is none.
+        NoBackend = "no_backend",
+        /// NAT: the backend-side 5-tuple belongs to another flow.
+        FlowConflict = "flow_conflict",
+        /// No route to the next hop (or a dr backend not on a connected subnet).
+        NoRoute = "no_route",
+        /// Next hop's MAC unknown: resolution asked for, packet dropped.
+        NoNeighbor = "no_neighbor",
+        /// The queue to the management thread was full.
+        MgmtQueueFull = "mgmt_queue_full",
+        /// The device did not accept the packet.
+        TxFull = "tx_full",
+        /// No headroom for the tunnel header.
+        NoHeadroom = "no_headroom",
+        /// tun: too big for the egress MTU with DF set; ICMP frag-needed sent instead.
+        FragNeeded = "frag_needed",
     }
 }
 
@@ -171,7 +126,7 @@ impl Default for WorkerCounters {
             total_cycles: Counter::default(),
             loops: Counter::default(),
             services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
-            backends: (0..MAX_BACKEND_IDS).map(|_| Traffic::default()).collect(),
+            backends: (0..MAX_BACKENDS).map(|_| Traffic::default()).collect(),
         }
     }
 }

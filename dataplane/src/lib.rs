@@ -10,12 +10,16 @@
 //! makes a system call; every packet that is not forwarded is counted under one
 //! [`counters::DropReason`]. All packet logic is plain Rust over byte buffers, so it is
 //! tested without DPDK.
+#[macro_use]
+pub mod enums;
 pub mod buf;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod fastmap;
+pub mod fixture;
 pub mod flow;
+pub mod hash;
 pub mod pcap;
 pub mod pipeline;
 pub mod sched;

@@ -1,21 +1,43 @@
-//! The per-packet path: one function, [`process`], used by the worker loop, the golden
-//! tests and the benches alike; [`process_burst`] hashes and prefetches a whole burst's
-//! flow buckets first.
+//! The per-packet path, one small step each (as Katran's `process_packet`):
+//!
+//! 1. [`parse`]: one pass over the headers, through the `wire` views, into a [`Frame`]
+//!    (for TCP/UDP a [`Parsed`]: offsets, flow key, flags, lengths) or a drop reason;
+//! 2. [`existing_flow`]: a packet of a known flow keeps its backend (state tracking);
+//! 3. [`new_flow`]: service lookup, scheduler, flow insert (or the stateless decision);
+//! 4. the forwarding mode's rewrite: [`to_backend`] (nat, dr, tun) or [`to_client`]
+//!    (nat replies), then the next hop.
+//!
+//! [`process`] runs them for one packet; [`process_burst`] parses a whole burst first,
+//! hashing each flow key and prefetching its buckets, then prefetches the entries, then
+//! runs the rest. The worker loop, the golden tests and the benches all call these.
 //!
 //! Nothing here allocates, locks, logs or makes a system call. Neighbor resolution is
 //! requested through a caller-supplied non-blocking hook (a bounded queue's try-push).
+//! Every packet not forwarded is counted under one [`DropReason`].
+//!
+//! Address families: [`Parsed`] and [`FlowKey`] take the address type as a parameter;
+//! IPv4 is the one instantiated. IPv6 adds a `Frame` variant carrying
+//! `Parsed<Ipv6Addr>`, and the flow steps become generic over the family.
+#![forbid(unsafe_code)]
 pub use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::{
-    Direction, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted, Timeouts,
+    Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted,
 };
+use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
-use crate::snapshot::{Forward, PortConf, Snapshot};
+use crate::snapshot::{Backend, Forward, PortConf, Service, Snapshot};
 use crate::wire::{
-    checksum, icmp, rewrite, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr,
-    TcpFlags, TcpPacket, UdpPacket,
+    ethernet, icmp, ipv4, End, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet,
+    MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
 use core::net::Ipv4Addr;
+
+/// Most packets [`process_burst`] hashes and prefetches ahead in one window (and the
+/// RX/TX burst size of the worker loop).
+pub const BURST: usize = 32;
+
+const ETH: usize = ethernet::HEADER_LEN;
 
 /// What to do with a packet after [`process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,52 +54,132 @@ pub struct Env<'a> {
     pub snap: &'a Snapshot,
     pub flows: &'a FlowTable,
     pub conns: &'a ConnCounters,
-    pub timeouts: &'a Timeouts,
     /// Coarse time in seconds (flow timestamps).
     pub now: u32,
 }
 
-const ETH: usize = 14;
+/// What the parse step learns of a TCP or UDP packet. Offsets are from the start of the
+/// frame; `end` is where the IP packet ends (Ethernet padding lies past it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed<A = Ipv4Addr> {
+    pub l3: u16,
+    pub l4: u16,
+    pub end: u16,
+    pub key: FlowKey<A>,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+}
 
-/// Peeks the 5-tuple of an untagged IPv4 TCP/UDP frame without validating more than it
-/// reads (the full parse happens in `process`); used to prefetch flow buckets.
-#[inline(always)]
-fn peek_key(d: &[u8]) -> Option<FlowKey> {
-    if d.len() < ETH + 20 || d[12] != 0x08 || d[13] != 0x00 {
-        return None;
+impl<A> Parsed<A> {
+    #[inline(always)]
+    pub fn is_tcp(&self) -> bool {
+        self.key.protocol == IpProtocol::TCP
     }
-    let ihl = ((d[ETH] & 0x0f) as usize) * 4;
-    let proto = d[ETH + 9];
-    if (proto != IpProtocol::TCP && proto != IpProtocol::UDP) || d.len() < ETH + ihl + 4 {
-        return None;
+    /// A TCP SYN without ACK: the only segment that may create a TCP flow.
+    #[inline(always)]
+    pub fn is_syn_only(&self) -> bool {
+        self.is_tcp() && self.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN
     }
-    let l4 = ETH + ihl;
-    Some(FlowKey {
-        protocol: proto,
-        src: Ipv4Addr::new(d[26], d[27], d[28], d[29]),
-        dst: Ipv4Addr::new(d[30], d[31], d[32], d[33]),
-        src_port: u16::from_be_bytes([d[l4], d[l4 + 1]]),
-        dst_port: u16::from_be_bytes([d[l4 + 2], d[l4 + 3]]),
-    })
+    /// Bytes counted for the flow: the frame up to the end of the IP packet.
+    #[inline(always)]
+    fn len(&self) -> u64 {
+        self.end as u64
+    }
 }
 
-/// Hash of a flow's 5-tuple for the stateless (Maglev) decision and `mh`: symmetric
-/// neither needs; stable across processes (no seed), so every worker agrees.
+/// A frame after the parse step, by what handles it next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// ARP: for the management thread.
+    Arp,
+    /// IPv4 TCP or UDP: the flow path.
+    Flow(Parsed),
+    /// Another IPv4 protocol (an ICMP echo request to us is answered).
+    Other {
+        l3: u16,
+        end: u16,
+        protocol: u8,
+        dst: Ipv4Addr,
+    },
+}
+
+/// Parses a frame that arrived on a port with MAC `port_mac`: every check that needs
+/// only the frame's bytes.
 #[inline(always)]
-pub fn flow_hash(k: &FlowKey) -> u64 {
-    let a = ((k.src.to_bits() as u64) << 32) | k.dst.to_bits() as u64;
-    let b = ((k.src_port as u64) << 24) | ((k.dst_port as u64) << 8) | k.protocol as u64;
-    crate::sched::maglev::identity_hash(a ^ b.rotate_left(17), 3)
+pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
+    use DropReason::*;
+    let eth = EthernetFrame::new_checked(d).map_err(|_| Malformed)?;
+    let dst_mac = eth.dst();
+    if dst_mac != port_mac && !dst_mac.is_broadcast() {
+        return Err(NotForUs);
+    }
+    if eth.vlan_tci().is_some() {
+        return Err(Vlan);
+    }
+    match eth.ethertype() {
+        EtherType::ARP => return Ok(Frame::Arp),
+        EtherType::IPV4 if !dst_mac.is_broadcast() => {}
+        EtherType::IPV4 => return Err(NotForUs),
+        _ => return Err(NotIpv4),
+    }
+    let ip = Ipv4Packet::new_checked(&d[ETH..]).map_err(|_| Malformed)?;
+    if ip.is_fragment() {
+        return Err(Fragment);
+    }
+    let l3 = ETH as u16;
+    let l4 = l3 + ip.header_len() as u16;
+    let end = l3 + ip.total_len();
+    let protocol = ip.protocol();
+    let (src_port, dst_port, tcp_flags) = match protocol {
+        IpProtocol::TCP => {
+            let t = TcpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            (t.src_port(), t.dst_port(), t.flags().0)
+        }
+        IpProtocol::UDP => {
+            let u = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        _ => {
+            return Ok(Frame::Other {
+                l3,
+                end,
+                protocol,
+                dst: ip.dst(),
+            })
+        }
+    };
+    Ok(Frame::Flow(Parsed {
+        l3,
+        l4,
+        end,
+        key: FlowKey {
+            protocol,
+            src: ip.src(),
+            src_port,
+            dst: ip.dst(),
+            dst_port,
+        },
+        tcp_flags,
+    }))
 }
 
+/// The parse step on a buffer received on `in_port`.
 #[inline(always)]
-fn src_hash(a: Ipv4Addr) -> u64 {
-    crate::sched::maglev::identity_hash(a.to_bits() as u64, 4)
+fn parse_on<B: PacketBuf>(env: &Env, in_port: u16, pkt: &B) -> Result<Frame, DropReason> {
+    if !pkt.is_contiguous() {
+        return Err(DropReason::MultiSegment);
+    }
+    let port = env
+        .snap
+        .ports
+        .get(in_port as usize)
+        .ok_or(DropReason::NotForUs)?;
+    parse(port.mac, pkt.data())
 }
 
-/// Processes a burst: pass 1 peeks every packet's 5-tuple, hashes it and prefetches its
+/// Processes a burst: pass 1 parses every packet, hashes its flow key and prefetches its
 /// flow buckets; pass 2 prefetches the flow entries those buckets point to; pass 3 runs
-/// [`process`] on each.
+/// the rest of the path on each. `out` must be at least as long as `pkts`.
 pub fn process_burst<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -86,25 +188,28 @@ pub fn process_burst<B: PacketBuf>(
     pkts: &mut [B],
     out: &mut [Verdict],
 ) {
-    let mut pre = [None; 64];
-    let n = pkts.len().min(64);
-    for i in 0..n {
-        if let Some(k) = peek_key(pkts[i].data()) {
-            let h = env.flows.hash(&k);
-            env.flows.prefetch(h.1, h.2);
-            pre[i] = Some((k, h));
+    for (pkts, out) in pkts.chunks_mut(BURST).zip(out.chunks_mut(BURST)) {
+        let n = pkts.len().min(out.len());
+        let mut frames = [Err(DropReason::Malformed); BURST];
+        let mut hashes = [None; BURST];
+        for i in 0..n {
+            frames[i] = parse_on(env, in_port, &pkts[i]);
+            if let Ok(Frame::Flow(p)) = &frames[i] {
+                let h = env.flows.hash(&p.key);
+                env.flows.prefetch(h);
+                hashes[i] = Some(h);
+            }
         }
-    }
-    for (_, h) in pre[..n].iter().flatten() {
-        env.flows.prefetch_entries(*h);
-    }
-    for i in 0..n {
-        out[i] = process(env, c, resolve, in_port, &mut pkts[i], pre[i]);
+        for h in hashes[..n].iter().flatten() {
+            env.flows.prefetch_entries(*h);
+        }
+        for i in 0..n {
+            out[i] = dispatch(env, c, resolve, in_port, &mut pkts[i], frames[i], hashes[i]);
+        }
     }
 }
 
 /// Processes one packet received on port `in_port`, rewriting it in place.
-/// `pre` is the key and hash from a prefetch pass, if any.
 #[inline]
 pub fn process<B: PacketBuf>(
     env: &Env,
@@ -112,176 +217,147 @@ pub fn process<B: PacketBuf>(
     resolve: &mut impl FnMut(Ipv4Addr, u16),
     in_port: u16,
     pkt: &mut B,
-    pre: Option<(FlowKey, (u32, usize, usize))>,
 ) -> Verdict {
-    let v = classify(env, c, resolve, in_port, pkt, pre);
+    let frame = parse_on(env, in_port, pkt);
+    dispatch(env, c, resolve, in_port, pkt, frame, None)
+}
+
+/// Everything after the parse step; counts the drop, if any. `hash` is the flow key's
+/// hash when the burst pass computed it.
+#[inline(always)]
+fn dispatch<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    in_port: u16,
+    pkt: &mut B,
+    frame: Result<Frame, DropReason>,
+    hash: Option<FlowHash>,
+) -> Verdict {
+    let v = match frame {
+        Err(r) => Verdict::Drop(r),
+        Ok(Frame::Arp) => {
+            c.to_mgmt.inc();
+            Verdict::Mgmt
+        }
+        Ok(Frame::Other {
+            l3,
+            end,
+            protocol,
+            dst,
+        }) => match env.snap.is_ours(dst) {
+            true if protocol == IpProtocol::ICMP => echo_reply(env, c, in_port, pkt, l3, end),
+            true => Verdict::Drop(DropReason::NoService),
+            false => Verdict::Drop(DropReason::NotOurs),
+        },
+        Ok(Frame::Flow(p)) => flow(env, c, resolve, pkt, &p, hash),
+    };
     if let Verdict::Drop(r) = v {
         c.drop(r);
     }
     v
 }
 
+/// A TCP or UDP packet: its flow if it has one, else a new one.
 #[inline(always)]
-fn classify<B: PacketBuf>(
+fn flow<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
-    in_port: u16,
     pkt: &mut B,
-    pre: Option<(FlowKey, (u32, usize, usize))>,
+    p: &Parsed,
+    hash: Option<FlowHash>,
 ) -> Verdict {
-    use DropReason::*;
-    if !pkt.is_contiguous() {
-        return Verdict::Drop(MultiSegment);
+    // Drop Ethernet padding: from here on the frame ends where the IP packet does.
+    if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
+        return Verdict::Drop(DropReason::Malformed);
     }
-    let Some(port) = env.snap.ports.get(in_port as usize) else {
-        return Verdict::Drop(NotForUs);
-    };
-    let d = pkt.data();
-    let Ok(eth) = EthernetFrame::new_checked(d) else {
-        return Verdict::Drop(Malformed);
-    };
-    let dst_mac = eth.dst();
-    if dst_mac != port.mac && !dst_mac.is_broadcast() {
-        return Verdict::Drop(NotForUs);
+    let h = hash.unwrap_or_else(|| env.flows.hash(&p.key));
+    if let Some(v) = existing_flow(env, c, resolve, pkt, p, h) {
+        return v;
     }
-    if eth.vlan_tci().is_some() {
-        return Verdict::Drop(Vlan);
-    }
-    match eth.ethertype() {
-        EtherType::ARP => {
-            c.to_mgmt.inc();
-            return Verdict::Mgmt;
-        }
-        EtherType::IPV4 if !dst_mac.is_broadcast() => {}
-        EtherType::IPV4 => return Verdict::Drop(NotForUs),
-        _ => return Verdict::Drop(NotIpv4),
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(&d[ETH..]) else {
-        return Verdict::Drop(Malformed);
-    };
-    let (ihl, total) = (ip.header_len(), ip.total_len() as usize);
-    if ip.is_fragment() {
-        return Verdict::Drop(Fragment);
-    }
-    let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
-    let (sport, dport, flags) = match proto {
-        IpProtocol::TCP => match TcpPacket::new_checked(ip.payload()) {
-            Ok(t) => (t.src_port(), t.dst_port(), t.flags().0),
-            Err(_) => return Verdict::Drop(Malformed),
-        },
-        IpProtocol::UDP => match UdpPacket::new_checked(ip.payload()) {
-            Ok(u) => (u.src_port(), u.dst_port(), 0),
-            Err(_) => return Verdict::Drop(Malformed),
-        },
-        IpProtocol::ICMP if env.snap.is_ours(dst) => {
-            return echo_reply(env, c, in_port, pkt, ihl, total);
-        }
-        _ if env.snap.is_ours(dst) => return Verdict::Drop(NoService),
-        _ => return Verdict::Drop(NotOurs),
-    };
-    // Drop Ethernet padding: lengths below are the IP packet's.
-    if ETH + total < d.len() && !pkt.truncate(ETH + total) {
-        return Verdict::Drop(Malformed);
-    }
-    let len = (ETH + total) as u64;
-    let key = FlowKey {
-        protocol: proto,
-        src,
-        src_port: sport,
-        dst,
-        dst_port: dport,
-    };
-    let h = match pre {
-        Some((k, h)) if k == key => h,
-        _ => env.flows.hash(&key),
-    };
-    let is_tcp = proto == IpProtocol::TCP;
-    let syn_only = is_tcp && flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+    new_flow(env, c, resolve, pkt, p)
+}
 
-    if let Some(mut r) = env.flows.lookup_hashed(&key, h) {
-        let mode = Forward::from_u8(r.info.init.mode);
-        let from_client = r.dir == Direction::Forward;
-        if !(from_client && syn_only && r.state().reusable()) {
-            if is_tcp {
-                let old = r.state();
-                let new = if mode == Forward::Nat {
-                    old.bidirectional(from_client, flags)
-                } else {
-                    old.input_only(flags)
-                };
-                if new != old && env.flows.set_state(&mut r, new) == Some(new) {
-                    env.conns.on_change(r.info.init.backend_id, old, new);
-                }
-            }
-            env.flows.touch(&r, env.now);
-            let init = r.info.init;
-            return if from_client {
-                count(c, &init, len, true);
-                forward_to_backend(env, c, resolve, pkt, &init, ihl)
-            } else {
-                count(c, &init, len, false);
-                reply_to_client(env, resolve, pkt, &init, ihl)
-            };
-        }
-        // Client port reuse: a new SYN on a closing/closed flow ends it.
+/// A packet of a flow in the table: track the TCP state, forward it the flow's way.
+/// None when there is no flow, or when a client's new SYN ended a closing one (port
+/// reuse: it is scheduled afresh).
+#[inline(always)]
+pub fn existing_flow<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    pkt: &mut B,
+    p: &Parsed,
+    h: FlowHash,
+) -> Option<Verdict> {
+    let mut r = env.flows.lookup_hashed(&p.key, h)?;
+    let init = r.info.init;
+    let from_client = r.dir == Direction::Forward;
+    if from_client && p.is_syn_only() && r.state().reusable() {
         if let Some(gone) = env.flows.remove(&r) {
             env.conns.on_end(gone.init.backend_id, gone.state);
         }
+        return None;
     }
+    if p.is_tcp() {
+        let old = r.state();
+        let new = if init.mode == Forward::Nat {
+            old.bidirectional(from_client, p.tcp_flags)
+        } else {
+            old.input_only(p.tcp_flags)
+        };
+        if new != old && env.flows.set_state(&mut r, new) == Some(new) {
+            env.conns.on_change(init.backend_id, old, new);
+        }
+    }
+    env.flows.touch(&r, env.now);
+    count(c, &init, p.len(), from_client);
+    Some(if from_client {
+        to_backend(env, c, resolve, pkt, p, &init)
+    } else {
+        to_client(env, resolve, pkt, p, &init)
+    })
+}
 
-    let Some(svc) = env.snap.services.find(dst, dport, proto) else {
-        return Verdict::Drop(if env.snap.is_ours(dst) {
+/// A packet with no flow: find its service, schedule a backend, create the flow (or,
+/// when the table cannot take it, decide statelessly with Maglev).
+#[inline(always)]
+pub fn new_flow<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    pkt: &mut B,
+    p: &Parsed,
+) -> Verdict {
+    use DropReason::*;
+    let k = &p.key;
+    let Some(svc) = env.snap.services.find(k.dst, k.dst_port, k.protocol) else {
+        return Verdict::Drop(if env.snap.is_ours(k.dst) {
             NoService
         } else {
             NotOurs
         });
     };
-    let fh = flow_hash(&key);
-    let mut init = FlowInit {
-        protocol: proto,
-        client: src,
-        client_port: sport,
-        vip: dst,
-        vport: dport,
-        backend: Ipv4Addr::UNSPECIFIED,
-        backend_port: 0,
-        service: svc.id,
-        backend_id: 0,
-        mode: svc.forward as u8,
-        reverse: svc.forward == Forward::Nat,
-        state: if is_tcp {
-            FlowState::SynSent
-        } else {
-            FlowState::Udp
-        },
-    };
-    let set_backend = |init: &mut FlowInit, b: &crate::snapshot::Backend| {
-        init.backend = b.addr;
-        init.backend_port = if svc.forward == Forward::Nat {
-            b.port
-        } else {
-            dport
-        };
-        init.backend_id = b.id;
-    };
-    if is_tcp && !syn_only {
-        // A mid-connection segment with no flow.
+    let fh = flow_hash(k);
+    if p.is_tcp() && !p.is_syn_only() {
+        // A mid-connection segment with no flow: nat cannot translate its replies;
+        // dr/tun send it where Maglev says (the backend that most likely has it).
         if svc.forward == Forward::Nat {
             return Verdict::Drop(NoFlow);
         }
         let Some(b) = svc.stateless(fh) else {
             return Verdict::Drop(NoBackend);
         };
-        set_backend(&mut init, b);
+        let init = flow_init(svc, p, b);
         c.stateless.inc();
-        count(c, &init, len, true);
-        return forward_to_backend(env, c, resolve, pkt, &init, ihl);
+        count(c, &init, p.len(), true);
+        return to_backend(env, c, resolve, pkt, p, &init);
     }
-    let Some(b) = svc.schedule(env.conns, src_hash(src), fh) else {
+    let Some(b) = svc.schedule(env.conns, src_hash(k.src), fh) else {
         return Verdict::Drop(NoBackend);
     };
-    set_backend(&mut init, b);
+    let mut init = flow_init(svc, p, b);
     match env.flows.insert(&init, env.now) {
         Ok(Inserted::New(_)) => {
             env.conns.on_create(init.backend_id, init.state);
@@ -294,13 +370,41 @@ fn classify<B: PacketBuf>(
             let Some(b) = svc.stateless(fh) else {
                 return Verdict::Drop(NoBackend);
             };
-            set_backend(&mut init, b);
+            init = flow_init(svc, p, b);
             c.table_full.inc();
         }
         Err(InsertError::Conflict) => return Verdict::Drop(FlowConflict),
     }
-    count(c, &init, len, true);
-    forward_to_backend(env, c, resolve, pkt, &init, ihl)
+    count(c, &init, p.len(), true);
+    to_backend(env, c, resolve, pkt, p, &init)
+}
+
+/// The flow a packet of `svc` makes with backend `b`. Only nat rewrites the port.
+#[inline(always)]
+fn flow_init(svc: &Service, p: &Parsed, b: &Backend) -> FlowInit {
+    let k = &p.key;
+    FlowInit {
+        protocol: k.protocol,
+        client: k.src,
+        client_port: k.src_port,
+        vip: k.dst,
+        vport: k.dst_port,
+        backend: b.addr,
+        backend_port: if svc.forward == Forward::Nat {
+            b.port
+        } else {
+            k.dst_port
+        },
+        service: svc.id,
+        backend_id: b.id,
+        mode: svc.forward,
+        reverse: svc.forward == Forward::Nat,
+        state: if p.is_tcp() {
+            FlowState::SynSent
+        } else {
+            FlowState::Udp
+        },
+    }
 }
 
 /// Counts a packet of flow `f` for its service and backend (`inbound`: client -> backend).
@@ -341,70 +445,71 @@ fn next_hop<'s>(
 
 /// Rewrites a client packet for its backend (nat/dr/tun) and picks the output.
 #[inline(always)]
-fn forward_to_backend<B: PacketBuf>(
+fn to_backend<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
     pkt: &mut B,
+    p: &Parsed,
     f: &FlowInit,
-    ihl: usize,
 ) -> Verdict {
-    let mode = Forward::from_u8(f.mode);
-    let (port, out, mac) = match next_hop(env, resolve, f.backend, mode == Forward::Dr) {
+    let (port, out, mac) = match next_hop(env, resolve, f.backend, f.mode == Forward::Dr) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
-    if mode == Forward::Tun {
+    let l3 = p.l3 as usize;
+    if f.mode == Forward::Tun && pkt.data().len() - l3 + ipv4::HEADER_LEN > out.mtu as usize {
         // Checked on the packet as received, so an ICMP error quotes it unchanged.
-        let d = pkt.data();
-        if d.len() - ETH + 20 > out.mtu as usize {
-            if d[ETH + 6] & 0x40 != 0 {
-                return frag_needed(env, c, resolve, pkt, ihl, out.mtu - 20);
-            }
-            return Verdict::Drop(DropReason::FragNeeded);
+        if Ipv4Packet::new_unchecked(&pkt.data()[l3..]).dont_frag() {
+            return frag_needed(env, c, resolve, pkt, p, out.mtu - ipv4::HEADER_LEN as u16);
         }
+        return Verdict::Drop(DropReason::FragNeeded);
     }
-    let d = pkt.data_mut();
-    if !rewrite::decrement_ttl(&mut d[ETH..]) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
+    if !ip.decrement_ttl() {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    match mode {
-        Forward::Nat => rewrite::nat_dst(&mut d[ETH..], ihl, f.backend, f.backend_port),
+    match f.mode {
+        Forward::Nat => ip.rewrite_endpoint(End::Dst, f.backend, f.backend_port),
         Forward::Dr => {}
         Forward::Tun => {
-            let src = out.primary_address();
-            if !pkt.prepend(20) {
+            if !pkt.prepend(ipv4::HEADER_LEN) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
             let d = pkt.data_mut();
-            d.copy_within(20..20 + ETH, 0);
-            let (head, inner) = d.split_at_mut(ETH + 20);
-            rewrite::ipip_outer(&mut head[ETH..], inner, src, f.backend);
+            d.copy_within(ipv4::HEADER_LEN..ipv4::HEADER_LEN + ETH, 0);
+            let (head, inner) = d.split_at_mut(ETH + ipv4::HEADER_LEN);
+            Ipv4Packet::new_unchecked(&mut head[ETH..]).set_tunnel_header(
+                &Ipv4Packet::new_unchecked(&*inner),
+                out.primary_address(),
+                f.backend,
+            );
         }
     }
-    rewrite::set_macs(pkt.data_mut(), out.mac, mac);
+    EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);
     Verdict::Tx(port)
 }
 
 /// Rewrites a NAT reply (backend -> client) back to VIP:port and routes it to the client.
 #[inline(always)]
-fn reply_to_client<B: PacketBuf>(
+fn to_client<B: PacketBuf>(
     env: &Env,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
     pkt: &mut B,
+    p: &Parsed,
     f: &FlowInit,
-    ihl: usize,
 ) -> Verdict {
     let (port, out, mac) = match next_hop(env, resolve, f.client, false) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
     let d = pkt.data_mut();
-    if !rewrite::decrement_ttl(&mut d[ETH..]) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut d[p.l3 as usize..]);
+    if !ip.decrement_ttl() {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    rewrite::nat_src(&mut d[ETH..], ihl, f.vip, f.vport);
-    rewrite::set_macs(d, out.mac, mac);
+    ip.rewrite_endpoint(End::Src, f.vip, f.vport);
+    EthernetFrame::new_unchecked(d).set_addrs(out.mac, mac);
     Verdict::Tx(port)
 }
 
@@ -415,38 +520,31 @@ fn echo_reply<B: PacketBuf>(
     c: &WorkerCounters,
     in_port: u16,
     pkt: &mut B,
-    ihl: usize,
-    total: usize,
+    l3: u16,
+    end: u16,
 ) -> Verdict {
+    let (l3, end) = (l3 as usize, end as usize);
     let d = pkt.data();
-    let Ok(ic) = IcmpPacket::new_checked(&d[ETH + ihl..ETH + total]) else {
+    let ihl = Ipv4Packet::new_unchecked(&d[l3..]).header_len();
+    let Ok(ic) = IcmpPacket::new_checked(&d[l3 + ihl..end]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
     if ic.msg_type() != icmp::TYPE_ECHO_REQUEST {
         return Verdict::Drop(DropReason::NoService);
     }
-    if ETH + total < d.len() && !pkt.truncate(ETH + total) {
+    if end < d.len() && !pkt.truncate(end) {
         return Verdict::Drop(DropReason::Malformed);
     }
     let mac = env.snap.ports[in_port as usize].mac;
     let d = pkt.data_mut();
-    let peer = MacAddr(d[6..12].try_into().unwrap());
-    rewrite::set_macs(d, mac, peer);
-    // Swap addresses (the checksum does not change), TTL 64, type 8 -> 0.
-    let (s, t) = d.split_at_mut(ETH + 16);
-    s[ETH + 12..ETH + 16].swap_with_slice(&mut t[..4]);
-    let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH..]);
+    let mut eth = EthernetFrame::new_unchecked(&mut *d);
+    let peer = eth.src();
+    eth.set_addrs(mac, peer);
+    let mut ip = Ipv4Packet::new_unchecked(&mut d[l3..]);
+    ip.swap_addrs();
     ip.set_ttl(64);
     ip.fill_checksum();
-    let i = ETH + ihl;
-    let old = u16::from_be_bytes([d[i], d[i + 1]]);
-    d[i] = icmp::TYPE_ECHO_REPLY;
-    let cs = checksum::update16(
-        u16::from_be_bytes([d[i + 2], d[i + 3]]),
-        old,
-        u16::from_be_bytes([d[i], d[i + 1]]),
-    );
-    d[i + 2..i + 4].copy_from_slice(&cs.to_be_bytes());
+    IcmpPacket::new_unchecked(&mut d[l3 + ihl..]).make_echo_reply();
     c.icmp_replies.inc();
     Verdict::Tx(in_port)
 }
@@ -458,38 +556,39 @@ fn frag_needed<B: PacketBuf>(
     c: &WorkerCounters,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
     pkt: &mut B,
-    ihl: usize,
+    p: &Parsed,
     mtu: u16,
 ) -> Verdict {
+    const ICMP_LEN: usize = icmp::HEADER_LEN;
+    let (l3, client) = (p.l3 as usize, p.key.src);
     let d = pkt.data();
-    let client = Ipv4Addr::new(d[26], d[27], d[28], d[29]);
-    let quote_len = (ihl + 8).min(d.len() - ETH);
+    let quote_len = (p.l4 as usize - l3 + 8).min(d.len() - l3);
     let mut quote = [0u8; 68];
-    quote[..quote_len].copy_from_slice(&d[ETH..ETH + quote_len]);
+    quote[..quote_len].copy_from_slice(&d[l3..l3 + quote_len]);
     let (port, out, mac) = match next_hop(env, resolve, client, false) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
-    let src = out.primary_address();
-    let new_len = ETH + 20 + 8 + quote_len;
-    if !pkt.truncate(new_len) {
+    let ip_len = ipv4::HEADER_LEN + ICMP_LEN + quote_len;
+    if !pkt.truncate(l3 + ip_len) {
         return Verdict::Drop(DropReason::Malformed);
     }
     let d = pkt.data_mut();
-    rewrite::set_macs(d, out.mac, mac);
-    d[12..14].copy_from_slice(&EtherType::IPV4.to_be_bytes());
-    let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH..]);
-    ip.set_version_and_len(20);
+    let mut eth = EthernetFrame::new_unchecked(&mut *d);
+    eth.set_addrs(out.mac, mac);
+    eth.set_ethertype(EtherType::IPV4);
+    let mut ip = Ipv4Packet::new_unchecked(&mut d[l3..]);
+    ip.set_version_and_len(ipv4::HEADER_LEN);
     ip.set_tos(0);
-    ip.set_total_len((20 + 8 + quote_len) as u16);
+    ip.set_total_len(ip_len as u16);
     ip.set_ident(0);
     ip.set_frag(false, false, 0);
     ip.set_ttl(64);
     ip.set_protocol(IpProtocol::ICMP);
-    ip.set_src(src);
+    ip.set_src(out.primary_address());
     ip.set_dst(client);
     ip.fill_checksum();
-    let mut ic = IcmpPacket::new_unchecked(&mut d[ETH + 20..]);
+    let mut ic = IcmpPacket::new_unchecked(&mut d[l3 + ipv4::HEADER_LEN..]);
     ic.set_msg_type(icmp::TYPE_DEST_UNREACHABLE);
     ic.set_code(icmp::CODE_FRAG_NEEDED);
     ic.set_next_hop_mtu(mtu);

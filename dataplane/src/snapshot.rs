@@ -16,42 +16,25 @@ use core::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Most services and backends (over all services) a snapshot may hold; ids are below.
+/// Most services a snapshot may hold; service ids are below it.
 pub const MAX_SERVICES: usize = 1024;
-pub const MAX_BACKEND_IDS: usize = 4096;
+/// Most backends over all services; backend ids (which index per-backend counters) are
+/// below it.
+pub const MAX_BACKENDS: usize = 4096;
 
-/// LVS forwarding mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Forward {
-    Nat = 0,
-    Dr = 1,
-    Tun = 2,
+crate::named_enum! {
+    /// LVS forwarding mode (`services[].forward`).
+    pub enum Forward {
+        /// D-NAT both ways (LVS "Masq").
+        Nat = "nat",
+        /// Direct routing: only the destination MAC changes.
+        Dr = "dr",
+        /// IP-in-IP to the backend.
+        Tun = "tun",
+    }
 }
 
 impl Forward {
-    pub fn from_u8(v: u8) -> Forward {
-        match v {
-            1 => Forward::Dr,
-            2 => Forward::Tun,
-            _ => Forward::Nat,
-        }
-    }
-    pub fn parse(s: &str) -> Option<Forward> {
-        Some(match s {
-            "nat" => Forward::Nat,
-            "dr" => Forward::Dr,
-            "tun" => Forward::Tun,
-            _ => return None,
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Forward::Nat => "nat",
-            Forward::Dr => "dr",
-            Forward::Tun => "tun",
-        }
-    }
     /// ipvsadm's word for it.
     pub fn ipvs_name(self) -> &'static str {
         match self {
@@ -62,12 +45,56 @@ impl Forward {
     }
 }
 
+crate::named_enum! {
+    /// The transport protocol of a service (`services[].protocol`).
+    pub enum Protocol {
+        Tcp = "tcp",
+        Udp = "udp",
+    }
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => crate::wire::IpProtocol::TCP,
+            Protocol::Udp => crate::wire::IpProtocol::UDP,
+        }
+    }
+    /// The service protocol of an IP protocol number, if ferrovs serves it.
+    pub const fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            crate::wire::IpProtocol::TCP => Some(Protocol::Tcp),
+            crate::wire::IpProtocol::UDP => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// A backend as the scheduler sees it: the operator's weight and the runtime's word on
+/// whether it may take new flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
     pub id: u32,
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// The configured weight (0: drained).
     pub weight: u32,
+    /// Runtime state, not configuration: false while health checks say it is down.
+    pub up: bool,
+}
+
+impl Backend {
+    /// The weight new flows are scheduled with: the configured one while the backend
+    /// is up, 0 (no new flows, like a drain) while it is down.
+    #[inline]
+    pub fn effective_weight(&self) -> u32 {
+        if self.up {
+            self.weight
+        } else {
+            0
+        }
+    }
 }
 
 /// One virtual service with its backends and scheduler.
@@ -108,11 +135,20 @@ impl Service {
     /// previous snapshot's, for the same service).
     pub fn build(spec: ServiceSpec, cursor: Arc<Cursor>, maglev_size: usize) -> Service {
         let ids: Box<[u32]> = spec.backends.iter().map(|b| b.id).collect();
-        let weights: Box<[u32]> = spec.backends.iter().map(|b| b.weight).collect();
+        let weights: Box<[u32]> = spec
+            .backends
+            .iter()
+            .map(Backend::effective_weight)
+            .collect();
         let idents: Vec<(u64, u32)> = spec
             .backends
             .iter()
-            .map(|b| (((b.addr.to_bits() as u64) << 16) | b.port as u64, b.weight))
+            .map(|b| {
+                (
+                    ((b.addr.to_bits() as u64) << 16) | b.port as u64,
+                    b.effective_weight(),
+                )
+            })
             .collect();
         cursor.clamp(spec.backends.len());
         Service {
@@ -417,6 +453,7 @@ mod tests {
                     addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8),
                     port: 8080,
                     weight: 1,
+                    up: true,
                 })
                 .collect(),
         }
@@ -473,6 +510,21 @@ mod tests {
             .is_none());
         assert_eq!(mask(0), 0);
         assert_eq!(mask(32), u32::MAX);
+    }
+
+    #[test]
+    fn a_down_backend_gets_no_new_flows() {
+        let conns = ConnCounters::default();
+        let mut sp = spec(0, 2);
+        sp.scheduler = SchedulerKind::Mh;
+        sp.backends[0].up = false;
+        let s = Service::build(sp, Default::default(), 251);
+        assert_eq!(s.backends[0].weight, 1, "the configured weight is kept");
+        for h in 0..200u64 {
+            let h = crate::hash::identity_hash(h, 9);
+            assert_eq!(s.schedule(&conns, h, h).unwrap().id, 1);
+            assert_eq!(s.stateless(h).unwrap().id, 1);
+        }
     }
 
     #[test]

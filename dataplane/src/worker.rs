@@ -83,7 +83,6 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
             snap,
             flows: &shared.flows,
             conns: &shared.conns,
-            timeouts: &shared.timeouts,
             now: shared.clock.load(Relaxed),
         };
         let mut busy = false;

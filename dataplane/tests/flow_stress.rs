@@ -18,7 +18,7 @@ fn flow(client_port: u16, client_low: u8, backend_id: u32) -> FlowInit {
         backend_port: 8080,
         service: 0,
         backend_id,
-        mode: 0,
+        mode: dataplane::snapshot::Forward::Nat,
         reverse: true,
         state: FlowState::SynSent,
     }

@@ -1,19 +1,18 @@
 //! Golden forwarding tests (Katran style): a table of {name, input, expected output,
-//! verdict}, run through `pipeline::process`, the function the worker calls. Expected
-//! frames are built independently with the frame builder (full checksums).
+//! verdict}, run through `pipeline::process`, the function the worker calls. Input and
+//! expected frames are built with etherparse (see `frames`), not with ferrovs's code.
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::flow::{FlowState, FlowTable, Timeouts};
+use dataplane::fixture::{self, LAN, WAN};
+use dataplane::flow::{FlowState, FlowTable};
 use dataplane::pipeline::{process, process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
 use dataplane::snapshot::*;
-use dataplane::wire::builder::{arp_frame, icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
-use dataplane::wire::{checksum, MacAddr, TcpFlags};
+use dataplane::wire::builder::arp_frame;
+use dataplane::wire::{checksum, IpProtocol, MacAddr, TcpFlags};
+use frames::{icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
-const WAN: u16 = 0;
-const LAN: u16 = 1;
 const SYN: u8 = TcpFlags::SYN;
 const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
 const ACK: u8 = TcpFlags::ACK;
@@ -31,6 +30,12 @@ fn wan_mac() -> MacAddr {
 fn lan_mac() -> MacAddr {
     mac("02:00:00:00:0b:01")
 }
+#[test]
+fn fixture_macs_are_the_ones_written_here() {
+    assert_eq!((fixture::WAN_MAC, fixture::LAN_MAC), (wan_mac(), lan_mac()));
+    assert_eq!(fixture::GATEWAY_MAC, gw_mac());
+    assert_eq!(fixture::backend_mac(ip("10.1.0.11")), be_mac(11));
+}
 fn gw_mac() -> MacAddr {
     mac("02:00:00:00:00:01")
 }
@@ -38,156 +43,181 @@ fn be_mac(last: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 0x10, last])
 }
 
-#[allow(clippy::too_many_arguments)]
-fn svc(
-    id: u16,
-    name: &str,
-    vip: &str,
-    port: u16,
-    proto: u8,
-    fwd: Forward,
-    s: SchedulerKind,
-    bes: &[(u32, &str, u16, u32)],
-) -> Service {
-    Service::build(
-        ServiceSpec {
-            id,
-            name: name.into(),
-            vip: ip(vip),
-            port,
-            protocol: proto,
-            forward: fwd,
-            scheduler: s,
-            backends: bes
-                .iter()
-                .map(|&(id, a, p, w)| Backend {
-                    id,
-                    addr: ip(a),
-                    port: p,
-                    weight: w,
-                })
-                .collect(),
-        },
-        Default::default(),
+fn snapshot() -> Snapshot {
+    use Forward::*;
+    use SchedulerKind::*;
+    let (tcp, udp) = (IpProtocol::TCP, IpProtocol::UDP);
+    let (b10, b11, b99) = (ip("10.1.0.10"), ip("10.1.0.11"), ip("10.1.0.99"));
+    let services = vec![
+        fixture::spec(
+            0,
+            "web",
+            ip("203.0.113.10"),
+            80,
+            tcp,
+            Nat,
+            Wrr,
+            0,
+            &[(b10, 8080, 1), (b11, 8080, 2)],
+        ),
+        fixture::spec(
+            1,
+            "dns",
+            ip("203.0.113.10"),
+            53,
+            udp,
+            Nat,
+            Rr,
+            2,
+            &[(b10, 5353, 1), (b11, 5353, 1)],
+        ),
+        fixture::spec(
+            2,
+            "dr",
+            ip("203.0.113.20"),
+            80,
+            tcp,
+            Dr,
+            Rr,
+            4,
+            &[(b10, 80, 1)],
+        ),
+        fixture::spec(
+            3,
+            "tun",
+            ip("203.0.113.30"),
+            80,
+            tcp,
+            Tun,
+            Rr,
+            5,
+            &[(b11, 80, 1)],
+        ),
+        fixture::spec(
+            4,
+            "unresolved",
+            ip("203.0.113.40"),
+            80,
+            tcp,
+            Nat,
+            Rr,
+            6,
+            &[(b99, 80, 1)],
+        ),
+        fixture::spec(
+            5,
+            "drained",
+            ip("203.0.113.50"),
+            80,
+            tcp,
+            Nat,
+            Lc,
+            7,
+            &[(b10, 80, 0)],
+        ),
+    ];
+    fixture::snapshot(
+        fixture::ports(wan_mac(), lan_mac()),
+        services,
+        &[b10, b11],
         251,
     )
 }
 
-fn snapshot() -> Snapshot {
-    let ports = vec![
-        PortConf {
-            name: "wan".into(),
-            mac: wan_mac(),
-            addresses: vec![(ip("203.0.113.2"), 24)],
-            mtu: 1500,
-        },
-        PortConf {
-            name: "lan".into(),
-            mac: lan_mac(),
-            addresses: vec![(ip("10.1.0.1"), 24)],
-            mtu: 1500,
-        },
-    ];
-    let routes = RouteTable::new(vec![
-        (
-            ip("203.0.113.0"),
-            24,
-            Route {
-                port: WAN,
-                via: None,
-            },
-        ),
-        (
-            ip("10.1.0.0"),
-            24,
-            Route {
-                port: LAN,
-                via: None,
-            },
-        ),
-        (
-            ip("0.0.0.0"),
+/// Frames built with etherparse, independently of ferrovs's own views and builders: the
+/// expected output of a golden case never comes from the code under test.
+mod frames {
+    use etherparse::{IpHeaders, Ipv4Header, PacketBuilder, PacketBuilderStep};
+    use std::net::Ipv4Addr;
+
+    /// Addresses and IP fields of a frame.
+    #[derive(Debug, Clone)]
+    pub struct FrameSpec {
+        pub src_mac: super::MacAddr,
+        pub dst_mac: super::MacAddr,
+        pub src_ip: Ipv4Addr,
+        pub dst_ip: Ipv4Addr,
+        pub src_port: u16,
+        pub dst_port: u16,
+        pub ttl: u8,
+        pub df: bool,
+        pub ident: u16,
+    }
+
+    impl Default for FrameSpec {
+        fn default() -> Self {
+            FrameSpec {
+                src_mac: super::MacAddr([0x02, 0, 0, 0, 0, 0x01]),
+                dst_mac: super::MacAddr([0x02, 0, 0, 0, 0x0a, 0x01]),
+                src_ip: Ipv4Addr::new(192, 0, 2, 1),
+                dst_ip: Ipv4Addr::new(203, 0, 113, 10),
+                src_port: 50000,
+                dst_port: 80,
+                ttl: 64,
+                df: true,
+                ident: 1,
+            }
+        }
+    }
+
+    fn ip(s: &FrameSpec) -> PacketBuilderStep<IpHeaders> {
+        let mut h = Ipv4Header::new(
             0,
-            Route {
-                port: WAN,
-                via: Some(ip("203.0.113.1")),
-            },
-        ),
-    ]);
-    let neighbors = Neighbors::new([
-        (ip("203.0.113.1"), gw_mac()),
-        (ip("10.1.0.10"), be_mac(10)),
-        (ip("10.1.0.11"), be_mac(11)),
-    ]);
-    let services = vec![
-        svc(
-            0,
-            "web",
-            "203.0.113.10",
-            80,
-            6,
-            Forward::Nat,
-            SchedulerKind::Wrr,
-            &[(0, "10.1.0.10", 8080, 1), (1, "10.1.0.11", 8080, 2)],
-        ),
-        svc(
-            1,
-            "dns",
-            "203.0.113.10",
-            53,
-            17,
-            Forward::Nat,
-            SchedulerKind::Rr,
-            &[(2, "10.1.0.10", 5353, 1), (3, "10.1.0.11", 5353, 1)],
-        ),
-        svc(
-            2,
-            "dr",
-            "203.0.113.20",
-            80,
-            6,
-            Forward::Dr,
-            SchedulerKind::Rr,
-            &[(4, "10.1.0.10", 80, 1)],
-        ),
-        svc(
-            3,
-            "tun",
-            "203.0.113.30",
-            80,
-            6,
-            Forward::Tun,
-            SchedulerKind::Rr,
-            &[(5, "10.1.0.11", 80, 1)],
-        ),
-        svc(
-            4,
-            "unresolved",
-            "203.0.113.40",
-            80,
-            6,
-            Forward::Nat,
-            SchedulerKind::Rr,
-            &[(6, "10.1.0.99", 80, 1)],
-        ),
-        svc(
-            5,
-            "drained",
-            "203.0.113.50",
-            80,
-            6,
-            Forward::Nat,
-            SchedulerKind::Lc,
-            &[(7, "10.1.0.10", 80, 0)],
-        ),
-    ];
-    Snapshot {
-        version: 1,
-        local: Arc::new(Snapshot::local_index(&ports)),
-        ports: Arc::new(ports),
-        services: Arc::new(Services::new(services)),
-        routes: Arc::new(routes),
-        neighbors: Arc::new(neighbors),
+            s.ttl,
+            etherparse::IpNumber(0),
+            s.src_ip.octets(),
+            s.dst_ip.octets(),
+        )
+        .unwrap();
+        h.identification = s.ident;
+        h.dont_fragment = s.df;
+        PacketBuilder::ethernet2(s.src_mac.0, s.dst_mac.0)
+            .ip(IpHeaders::Ipv4(h, Default::default()))
+    }
+
+    fn write<B>(size: usize, f: impl FnOnce(&mut Vec<u8>) -> Result<(), B>) -> Vec<u8>
+    where
+        B: std::fmt::Debug,
+    {
+        let mut out = Vec::with_capacity(size);
+        f(&mut out).unwrap();
+        out
+    }
+
+    /// TCP with a 20-byte header: seq 1000, ack 2000 when ACK is set, window 65535.
+    pub fn tcp_frame(s: &FrameSpec, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut t = ip(s).tcp(s.src_port, s.dst_port, 1000, 65535);
+        if flags & 0x01 != 0 {
+            t = t.fin();
+        }
+        if flags & 0x02 != 0 {
+            t = t.syn();
+        }
+        if flags & 0x04 != 0 {
+            t = t.rst();
+        }
+        if flags & 0x08 != 0 {
+            t = t.psh();
+        }
+        if flags & 0x10 != 0 {
+            t = t.ack(2000);
+        }
+        write(t.size(payload.len()), |o| t.write(o, payload))
+    }
+
+    pub fn udp_frame(s: &FrameSpec, payload: &[u8]) -> Vec<u8> {
+        let u = ip(s).udp(s.src_port, s.dst_port);
+        write(u.size(payload.len()), |o| u.write(o, payload))
+    }
+
+    /// An ICMP echo request (type 8) or reply (type 0).
+    pub fn icmp_echo_frame(s: &FrameSpec, msg_type: u8, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+        let i = if msg_type == 8 {
+            ip(s).icmpv4_echo_request(id, seq)
+        } else {
+            ip(s).icmpv4_echo_reply(id, seq)
+        };
+        write(i.size(data.len()), |o| i.write(o, data))
     }
 }
 
@@ -195,7 +225,6 @@ struct Rig {
     snap: Snapshot,
     flows: FlowTable,
     conns: ConnCounters,
-    timeouts: Timeouts,
     c: WorkerCounters,
     resolved: Vec<(Ipv4Addr, u16)>,
 }
@@ -206,7 +235,6 @@ impl Rig {
             snap: snapshot(),
             flows: FlowTable::new(capacity),
             conns: ConnCounters::default(),
-            timeouts: Timeouts::default(),
             c: WorkerCounters::default(),
             resolved: vec![],
         }
@@ -216,7 +244,6 @@ impl Rig {
             snap: &self.snap,
             flows: &self.flows,
             conns: &self.conns,
-            timeouts: &self.timeouts,
             now: 100,
         };
         let mut b = VecBuf::new(frame);
@@ -227,7 +254,6 @@ impl Rig {
             &mut |a, p| resolved.push((a, p)),
             port,
             &mut b,
-            None,
         );
         (v, b.data().to_vec())
     }
@@ -781,7 +807,6 @@ fn burst_equals_one_by_one() {
         snap: &b.snap,
         flows: &b.flows,
         conns: &b.conns,
-        timeouts: &b.timeouts,
         now: 100,
     };
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();

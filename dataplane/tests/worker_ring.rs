@@ -6,9 +6,10 @@ use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{register_thread, unregister_thread, Burst, Port};
 
 mod common;
+use dataplane::fixture;
 use dataplane::flow::Timeouts;
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::*;
+use dataplane::snapshot::{Forward, SnapshotCell};
 use dataplane::wire::builder::{arp_frame, tcp_frame, FrameSpec};
 use dataplane::wire::{MacAddr, TcpFlags};
 use dataplane::worker::{self, Shared, WorkerQueues};
@@ -35,63 +36,21 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
         p.start().unwrap();
     }
     let (wan_mac, lan_mac) = (wan_lb.mac(), lan_lb.mac());
-    let be_mac = MacAddr([2, 0, 0, 0, 0x10, 10]);
-    let gw_mac = MacAddr([2, 0, 0, 0, 0, 1]);
-    let ports = vec![
-        PortConf {
-            name: "wan".into(),
-            mac: wan_mac,
-            addresses: vec![(ip("203.0.113.2"), 24)],
-            mtu: 1500,
-        },
-        PortConf {
-            name: "lan".into(),
-            mac: lan_mac,
-            addresses: vec![(ip("10.1.0.1"), 24)],
-            mtu: 1500,
-        },
-    ];
-    let svc = Service::build(
-        ServiceSpec {
-            id: 0,
-            name: "web".into(),
-            vip: ip("203.0.113.10"),
-            port: 80,
-            protocol: 6,
-            forward: Forward::Nat,
-            scheduler: SchedulerKind::Rr,
-            backends: vec![Backend {
-                id: 0,
-                addr: ip("10.1.0.10"),
-                port: 8080,
-                weight: 1,
-            }],
-        },
-        Default::default(),
-        251,
+    let be_mac = fixture::backend_mac(ip("10.1.0.10"));
+    let gw_mac = fixture::GATEWAY_MAC;
+    let b10 = ip("10.1.0.10");
+    let web = fixture::spec(
+        0,
+        "web",
+        ip("203.0.113.10"),
+        80,
+        6,
+        Forward::Nat,
+        SchedulerKind::Rr,
+        0,
+        &[(b10, 8080, 1)],
     );
-    let snap = Snapshot {
-        version: 1,
-        local: Arc::new(Snapshot::local_index(&ports)),
-        ports: Arc::new(ports),
-        services: Arc::new(Services::new(vec![svc])),
-        routes: Arc::new(RouteTable::new(vec![
-            (ip("203.0.113.0"), 24, Route { port: 0, via: None }),
-            (ip("10.1.0.0"), 24, Route { port: 1, via: None }),
-            (
-                ip("0.0.0.0"),
-                0,
-                Route {
-                    port: 0,
-                    via: Some(ip("203.0.113.1")),
-                },
-            ),
-        ])),
-        neighbors: Arc::new(Neighbors::new([
-            (ip("10.1.0.10"), be_mac),
-            (ip("203.0.113.1"), gw_mac),
-        ])),
-    };
+    let snap = fixture::snapshot(fixture::ports(wan_mac, lan_mac), vec![web], &[b10], 251);
     let shared = Arc::new(Shared::new(
         SnapshotCell::new(snap),
         1024,

@@ -3,61 +3,41 @@
 #![no_main]
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::counters::WorkerCounters;
-use dataplane::flow::{FlowTable, Timeouts};
+use dataplane::flow::FlowTable;
 use dataplane::pipeline::{process, Env};
 use dataplane::sched::{ConnCounters, SchedulerKind};
-use dataplane::snapshot::*;
+use dataplane::fixture;
+use dataplane::snapshot::{Forward, Snapshot};
 use dataplane::wire::*;
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 struct World {
     snap: Snapshot,
     flows: FlowTable,
     conns: ConnCounters,
-    timeouts: Timeouts,
     counters: WorkerCounters,
 }
 
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let mac = MacAddr([2, 0, 0, 0, 0x0a, 1]);
-        let ports = vec![PortConf { name: "p".into(), mac, addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)], mtu: 1500 }];
+        let be = Ipv4Addr::new(10, 1, 0, 20);
+        let vip = Ipv4Addr::new(203, 0, 113, 10);
         let svc = |id: u16, port: u16, proto: u8, fwd: Forward| {
-            Service::build(
-                ServiceSpec {
-                    id,
-                    name: format!("s{id}"),
-                    vip: Ipv4Addr::new(10, 0, 0, 10),
-                    port,
-                    protocol: proto,
-                    forward: fwd,
-                    scheduler: SchedulerKind::Rr,
-                    backends: vec![Backend { id: id as u32, addr: Ipv4Addr::new(10, 0, 0, 20), port, weight: 1 }],
-                },
-                Default::default(),
-                251,
-            )
+            fixture::spec(id, fwd.name(), vip, port, proto, fwd, SchedulerKind::Rr, id as u32, &[(be, port, 1)])
         };
+        let services = vec![
+            svc(0, 80, 6, Forward::Nat),
+            svc(1, 81, 6, Forward::Dr),
+            svc(2, 82, 6, Forward::Tun),
+            svc(3, 53, 17, Forward::Nat),
+        ];
         World {
-            snap: Snapshot {
-                version: 1,
-                local: Arc::new(Snapshot::local_index(&ports)),
-                ports: Arc::new(ports),
-                services: Arc::new(Services::new(vec![
-                    svc(0, 80, 6, Forward::Nat),
-                    svc(1, 81, 6, Forward::Dr),
-                    svc(2, 82, 6, Forward::Tun),
-                    svc(3, 53, 17, Forward::Nat),
-                ])),
-                routes: Arc::new(RouteTable::new(vec![(Ipv4Addr::new(10, 0, 0, 0), 24, Route { port: 0, via: None })])),
-                neighbors: Arc::new(Neighbors::new([(Ipv4Addr::new(10, 0, 0, 20), MacAddr([2, 0, 0, 0, 0, 0x20]))])),
-            },
+            snap: fixture::snapshot(fixture::ports(fixture::WAN_MAC, fixture::LAN_MAC), services, &[be], 251),
             flows: FlowTable::new(4096),
             conns: ConnCounters::default(),
-            timeouts: Timeouts::default(),
             counters: WorkerCounters::default(),
         }
     })
@@ -86,21 +66,24 @@ fn views(data: &[u8]) {
     }
     // The in-place rewrites on a copy (valid headers only, as the pipeline calls them).
     let mut copy = p[..ip.total_len() as usize].to_vec();
-    let ihl = ip.header_len();
+    let mut view = Ipv4Packet::new_unchecked(&mut copy[..]);
     if (ip.protocol() == 6 && TcpPacket::new_checked(l4).is_ok()) || (ip.protocol() == 17 && UdpPacket::new_checked(l4).is_ok()) {
-        rewrite::nat_dst(&mut copy, ihl, Ipv4Addr::new(1, 2, 3, 4), 1);
-        rewrite::nat_src(&mut copy, ihl, Ipv4Addr::new(5, 6, 7, 8), 2);
+        view.rewrite_endpoint(End::Dst, Ipv4Addr::new(1, 2, 3, 4), 1);
+        view.rewrite_endpoint(End::Src, Ipv4Addr::new(5, 6, 7, 8), 2);
     }
-    rewrite::decrement_ttl(&mut copy);
+    view.decrement_ttl();
     let mut outer = [0u8; 20];
-    rewrite::ipip_outer(&mut outer, &copy, Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
+    let inner = Ipv4Packet::new_unchecked(&copy[..]);
+    Ipv4Packet::new_unchecked(&mut outer[..]).set_tunnel_header(&inner, Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
+    // The parse step alone, on every frame.
+    let _ = dataplane::pipeline::parse(fixture::WAN_MAC, data);
 }
 
 fuzz_target!(|data: &[u8]| {
     views(data);
     let w = world();
-    let env = Env { snap: &w.snap, flows: &w.flows, conns: &w.conns, timeouts: &w.timeouts, now: 0 };
+    let env = Env { snap: &w.snap, flows: &w.flows, conns: &w.conns, now: 0 };
     let mut b = VecBuf::new(data);
-    let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b, None);
+    let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b);
     let _ = b.data();
 });

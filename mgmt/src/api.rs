@@ -58,7 +58,7 @@ struct Api {
 
 /// Binds `listen` now (so a busy port fails start-up) and serves on a new thread.
 pub fn start(
-    listen: &str,
+    listen: std::net::SocketAddr,
     token: Option<String>,
     tx: mpsc::SyncSender<Request>,
 ) -> anyhow::Result<std::net::SocketAddr> {

@@ -1,10 +1,12 @@
-//! Turns a validated [`Config`] into a dataplane [`Snapshot`], keeping service and
-//! backend ids (and scheduler positions) stable across rebuilds, so flows keep their
-//! backend over reloads and API changes.
-use crate::config::{parse_cidr, Config};
-use dataplane::sched::{Cursor, SchedulerKind};
+//! Turns a validated [`Config`] and the [`Runtime`] state into the parts of a dataplane
+//! [`Snapshot`], keeping service and backend ids (and scheduler positions) stable across
+//! rebuilds, so flows keep their backend over reloads and API changes. The config is
+//! typed and validated, so nothing here parses or fails.
+#![forbid(unsafe_code)]
+use crate::config::Config;
+use crate::runtime::Runtime;
+use dataplane::sched::Cursor;
 use dataplane::snapshot::*;
-use dataplane::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -16,15 +18,23 @@ pub struct Registry {
     backends: HashMap<(String, Ipv4Addr, u16), u32>,
 }
 
+/// The lowest id below `max` that `used` does not hold. `Config::validate` caps the
+/// counts and [`Registry::retain`] runs before each build, so one is always free.
+fn free_id<T: Copy + Ord + TryFrom<usize>>(used: impl Iterator<Item = T>, max: usize) -> T {
+    let mut used: Vec<T> = used.collect();
+    used.sort_unstable();
+    (0..max)
+        .filter_map(|i| T::try_from(i).ok())
+        .find(|i| used.binary_search(i).is_err())
+        .expect("id space larger than the validated count")
+}
+
 impl Registry {
     fn service(&mut self, name: &str) -> (u16, Arc<Cursor>) {
         if let Some(s) = self.services.get(name) {
             return s.clone();
         }
-        let used: Vec<u16> = self.services.values().map(|s| s.0).collect();
-        let id = (0..MAX_SERVICES as u16)
-            .find(|i| !used.contains(i))
-            .expect("validated: service count");
+        let id = free_id(self.services.values().map(|s| s.0), MAX_SERVICES);
         let e = (id, Arc::new(Cursor::default()));
         self.services.insert(name.to_owned(), e.clone());
         e
@@ -34,11 +44,7 @@ impl Registry {
         if let Some(&id) = self.backends.get(&k) {
             return id;
         }
-        let mut used: Vec<u32> = self.backends.values().copied().collect();
-        used.sort_unstable();
-        let id = (0..MAX_BACKEND_IDS as u32)
-            .find(|i| used.binary_search(i).is_err())
-            .expect("validated: backend count");
+        let id = free_id(self.backends.values().copied(), MAX_BACKENDS);
         self.backends.insert(k, id);
         id
     }
@@ -51,10 +57,9 @@ impl Registry {
         self.backends.retain(|(svc, a, p), id| {
             let keep = cfg.services.iter().any(|s| {
                 &s.name == svc
-                    && s.backends.iter().any(|b| {
-                        b.address.parse::<Ipv4Addr>().ok() == Some(*a)
-                            && b.port.unwrap_or(s.port) as u16 == *p
-                    })
+                    && s.backends
+                        .iter()
+                        .any(|b| b.address == *a && b.port_in(s) == *p)
             });
             if !keep {
                 gone.push(*id);
@@ -65,59 +70,59 @@ impl Registry {
     }
 }
 
-/// Ports as the workers see them, given the MACs the devices ended up with.
-pub fn ports(cfg: &Config, macs: &[MacAddr]) -> Vec<PortConf> {
+/// Ports as the workers see them, with the MACs the devices came up with.
+pub fn ports(cfg: &Config, rt: &Runtime) -> Vec<PortConf> {
     cfg.ports
         .iter()
-        .zip(macs)
+        .zip(&rt.macs)
         .map(|(p, &mac)| PortConf {
             name: p.name.clone(),
             mac,
-            addresses: p.addresses.iter().filter_map(|a| parse_cidr(a)).collect(),
-            mtu: p.mtu.unwrap_or(1500) as u16,
+            addresses: p
+                .addresses
+                .iter()
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect(),
+            mtu: p.mtu.unwrap_or(1500),
         })
         .collect()
 }
 
+/// Connected routes of every port address, then the static routes (a route without
+/// `port` leaves through the port whose subnet holds its next hop).
 pub fn routes(cfg: &Config, ports: &[PortConf]) -> RouteTable {
     let mut entries = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         for &(a, l) in &p.addresses {
-            entries.push((
-                Ipv4Addr::from_bits(a.to_bits() & mask(l)),
-                l,
-                Route {
-                    port: i as u16,
-                    via: None,
-                },
-            ));
+            let net = Ipv4Addr::from_bits(a.to_bits() & mask(l));
+            let route = Route {
+                port: i as u16,
+                via: None,
+            };
+            entries.push((net, l, route));
         }
     }
     for r in &cfg.routes {
-        let (Some((net, len)), Ok(via)) = (parse_cidr(&r.prefix), r.via.parse::<Ipv4Addr>()) else {
-            continue;
-        };
         let port = match &r.port {
             Some(n) => ports.iter().position(|p| &p.name == n),
             None => ports
                 .iter()
-                .position(|p| p.addresses.iter().any(|&(a, l)| same_subnet(a, via, l))),
+                .position(|p| p.addresses.iter().any(|&(a, l)| same_subnet(a, r.via, l))),
         };
         if let Some(port) = port {
-            entries.push((
-                net,
-                len,
-                Route {
-                    port: port as u16,
-                    via: Some(via),
-                },
-            ));
+            let route = Route {
+                port: port as u16,
+                via: Some(r.via),
+            };
+            entries.push((r.prefix.network(), r.prefix.prefix_len(), route));
         }
     }
     RouteTable::new(entries)
 }
 
-pub fn services(cfg: &Config, reg: &mut Registry) -> Services {
+/// The services, with each backend's health from the runtime state (a down backend
+/// keeps its configured weight but takes no new flows).
+pub fn services(cfg: &Config, rt: &Runtime, reg: &mut Registry) -> Services {
     let list = cfg
         .services
         .iter()
@@ -127,28 +132,82 @@ pub fn services(cfg: &Config, reg: &mut Registry) -> Services {
                 .backends
                 .iter()
                 .map(|b| {
-                    let addr: Ipv4Addr = b.address.parse().expect("validated");
-                    let port = b.port.unwrap_or(s.port) as u16;
+                    let (addr, port) = (b.address, b.port_in(s));
                     Backend {
                         id: reg.backend(&s.name, addr, port),
                         addr,
                         port,
-                        weight: b.weight as u32,
+                        weight: b.weight,
+                        up: rt.is_up(&(s.name.clone(), addr, port)),
                     }
                 })
                 .collect();
             let spec = ServiceSpec {
                 id,
                 name: s.name.clone(),
-                vip: s.vip.parse().expect("validated"),
-                port: s.port as u16,
-                protocol: if s.protocol == "udp" { 17 } else { 6 },
-                forward: Forward::parse(&s.forward).expect("validated"),
-                scheduler: SchedulerKind::parse(&s.scheduler).expect("validated"),
+                vip: s.vip,
+                port: s.port,
+                protocol: s.protocol.number(),
+                forward: s.forward,
+                scheduler: s.scheduler,
                 backends,
             };
             Service::build(spec, cursor, dataplane::sched::maglev::DEFAULT_M)
         })
         .collect();
     Services::new(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Health;
+
+    const CFG: &str = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports: [ { name: lan, device: net_null0, addresses: ["10.1.0.1/24"] } ]
+services:
+  - { name: web, vip: 10.1.0.100, port: 80, scheduler: mh, backends: [ { address: 10.1.0.10 }, { address: 10.1.0.11 } ] }
+"#;
+
+    /// Health lives in the runtime state: a down backend gets no new flows, keeps its
+    /// configured weight, and stays down across a rebuild from a new config.
+    #[test]
+    fn health_overlay_survives_rebuilds_and_never_enters_the_config() {
+        let cfg = crate::config::load(CFG).unwrap();
+        let mut rt = Runtime::new(vec![dataplane::wire::MacAddr::ZERO]);
+        let mut reg = Registry::default();
+        let key = ("web".to_string(), Ipv4Addr::new(10, 1, 0, 10), 80);
+        assert!(rt.set_health(key.clone(), Health::Down));
+        assert!(!rt.set_health(key.clone(), Health::Down), "no change");
+        let check = |cfg: &Config, rt: &Runtime, reg: &mut Registry| {
+            let s = services(cfg, rt, reg);
+            let web = &s.list[0];
+            assert!(!web.backends[0].up && web.backends[0].weight == 1);
+            let conns = dataplane::sched::ConnCounters::default();
+            for h in 0..100u64 {
+                let h = dataplane::hash::identity_hash(h, 7);
+                assert_eq!(
+                    web.schedule(&conns, h, h).unwrap().addr,
+                    Ipv4Addr::new(10, 1, 0, 11)
+                );
+            }
+        };
+        check(&cfg, &rt, &mut reg);
+        // A reload with a changed weight elsewhere keeps the health.
+        let mut cfg2 = cfg.clone();
+        cfg2.services[0].backends[1].weight = 5;
+        rt.retain(&cfg2);
+        check(&cfg2, &rt, &mut reg);
+        assert_eq!(
+            cfg2.services[0].backends[0].weight, 1,
+            "health is not written into the config"
+        );
+        // Removed, then added again: it starts up.
+        let mut cfg3 = cfg2.clone();
+        cfg3.services[0].backends.remove(0);
+        rt.retain(&cfg3);
+        assert_eq!(rt.health(&key), None);
+        assert!(services(&cfg2, &rt, &mut reg).list[0].backends[0].up);
+    }
 }

@@ -1,34 +1,35 @@
-//! The YAML configuration (contract: `shared/design/CONFIG.md`), parsed strictly
-//! (unknown keys are errors) and validated with every error naming its key path.
+//! The YAML configuration (the keys and rules are in `docs/config.md`), parsed strictly
+//! (unknown keys are errors) into typed fields: addresses, prefixes, MACs, enums and
+//! numbers are parsed once, by serde, so nothing downstream parses a string again.
+//!
+//! Every error names its key path. Each port, route, neighbor and service is parsed on
+//! its own, so one mistake does not hide the others: `--check` lists them all.
+#![forbid(unsafe_code)]
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::{same_subnet, Forward};
+use dataplane::snapshot::{same_subnet, Forward, Protocol, MAX_BACKENDS, MAX_SERVICES};
 use dataplane::wire::MacAddr;
+use ipnet::Ipv4Net;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
-    #[serde(default)]
     pub dpdk: DpdkConf,
     pub ports: Vec<PortConf>,
-    #[serde(default)]
     pub routes: Vec<RouteConf>,
-    #[serde(default)]
     pub neighbors: Vec<NeighborConf>,
-    #[serde(default)]
     pub flows: FlowsConf,
-    #[serde(default)]
     pub api: ApiConf,
-    #[serde(default)]
     pub services: Vec<ServiceConf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DpdkConf {
-    pub cores: String,
+    pub cores: CoreList,
     pub memory_mb: u32,
     pub hugepages: bool,
     pub file_prefix: String,
@@ -37,12 +38,45 @@ pub struct DpdkConf {
 impl Default for DpdkConf {
     fn default() -> Self {
         DpdkConf {
-            cores: "0-2".into(),
+            cores: CoreList(vec![0, 1, 2]),
             memory_mb: 1024,
             hugepages: true,
             file_prefix: "ferrovs".into(),
             extra_args: vec![],
         }
+    }
+}
+
+/// An EAL core list ("0-2", "0,2,4", "1-3,6"): distinct core ids, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreList(pub Vec<usize>);
+
+impl std::str::FromStr for CoreList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CoreList, String> {
+        parse_cores(s)
+            .map(CoreList)
+            .ok_or_else(|| format!("`{s}` is not a core list like \"0-2\" or \"0,2,4\""))
+    }
+}
+
+impl std::fmt::Display for CoreList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(usize::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl Serialize for CoreList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for CoreList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -52,18 +86,19 @@ pub struct PortConf {
     pub name: String,
     pub device: String,
     #[serde(default)]
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
+    /// Local addresses with their prefix lengths (host bits kept: `10.1.0.1/24`).
     #[serde(default)]
-    pub addresses: Vec<String>,
+    pub addresses: Vec<Ipv4Net>,
     #[serde(default)]
-    pub mtu: Option<i64>,
+    pub mtu: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConf {
-    pub prefix: String,
-    pub via: String,
+    pub prefix: Ipv4Net,
+    pub via: Ipv4Addr,
     #[serde(default)]
     pub port: Option<String>,
 }
@@ -71,15 +106,15 @@ pub struct RouteConf {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConf {
-    pub address: String,
-    pub mac: String,
+    pub address: Ipv4Addr,
+    pub mac: MacAddr,
     pub port: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConf {
-    pub capacity: i64,
+    pub capacity: u32,
     pub timeouts: TimeoutsConf,
 }
 impl Default for FlowsConf {
@@ -91,13 +126,14 @@ impl Default for FlowsConf {
     }
 }
 
+/// Seconds a flow in each state lives without packets.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConf {
-    pub tcp_syn: i64,
-    pub tcp_established: i64,
-    pub tcp_closing: i64,
-    pub udp: i64,
+    pub tcp_syn: u32,
+    pub tcp_established: u32,
+    pub tcp_closing: u32,
+    pub udp: u32,
 }
 impl Default for TimeoutsConf {
     fn default() -> Self {
@@ -109,17 +145,27 @@ impl Default for TimeoutsConf {
         }
     }
 }
+impl TimeoutsConf {
+    pub fn to_timeouts(&self) -> dataplane::flow::Timeouts {
+        dataplane::flow::Timeouts {
+            tcp_syn: self.tcp_syn,
+            tcp_established: self.tcp_established,
+            tcp_closing: self.tcp_closing,
+            udp: self.udp,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConf {
-    pub listen: String,
-    pub token_file: Option<String>,
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
 }
 impl Default for ApiConf {
     fn default() -> Self {
         ApiConf {
-            listen: "127.0.0.1:9180".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
             token_file: None,
         }
     }
@@ -129,48 +175,53 @@ impl Default for ApiConf {
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
     pub name: String,
-    pub vip: String,
-    pub port: i64,
+    pub vip: Ipv4Addr,
+    pub port: u16,
     #[serde(default = "default_protocol")]
-    pub protocol: String,
+    pub protocol: Protocol,
     #[serde(default = "default_scheduler")]
-    pub scheduler: String,
+    pub scheduler: SchedulerKind,
     #[serde(default = "default_forward")]
-    pub forward: String,
+    pub forward: Forward,
     #[serde(default)]
     pub backends: Vec<BackendConf>,
 }
 impl ServiceConf {
-    /// The position of the backend at `addr:port` (a backend's port defaults to the
-    /// service's).
+    /// The position of the backend at `addr:port`.
     pub fn backend_index(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
-        self.backends.iter().position(|b| {
-            b.address.parse() == Ok(addr) && b.port.unwrap_or(self.port) == port as i64
-        })
+        self.backends
+            .iter()
+            .position(|b| b.address == addr && b.port_in(self) == port)
     }
 }
 
-fn default_protocol() -> String {
-    "tcp".into()
+fn default_protocol() -> Protocol {
+    Protocol::Tcp
 }
-fn default_scheduler() -> String {
-    "wrr".into()
+fn default_scheduler() -> SchedulerKind {
+    SchedulerKind::Wrr
 }
-fn default_forward() -> String {
-    "nat".into()
+fn default_forward() -> Forward {
+    Forward::Nat
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConf {
-    pub address: String,
+    pub address: Ipv4Addr,
     #[serde(default)]
-    pub port: Option<i64>,
+    pub port: Option<u16>,
     #[serde(default = "default_weight")]
-    pub weight: i64,
+    pub weight: u32,
 }
-fn default_weight() -> i64 {
+fn default_weight() -> u32 {
     1
+}
+impl BackendConf {
+    /// The backend's port: its own, else the service's.
+    pub fn port_in(&self, s: &ServiceConf) -> u16 {
+        self.port.unwrap_or(s.port)
+    }
 }
 
 /// Errors, each `key.path: what is wrong`.
@@ -187,18 +238,123 @@ impl std::fmt::Display for Errors {
 }
 impl std::error::Error for Errors {}
 
-/// Parses YAML text; a syntax or type error names its key path.
+/// Deserializes one value at key path `path`, recording the error (with its full key
+/// path) instead of stopping.
+pub fn typed<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    v: D,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            errors.push(match (path.is_empty(), inner == ".") {
+                (true, true) => msg,
+                (true, false) => format!("{inner}: {msg}"),
+                (false, true) => format!("{path}: {msg}"),
+                (false, false) => format!("{path}.{inner}: {msg}"),
+            });
+            None
+        }
+    }
+}
+
+const SECTIONS: [&str; 7] = [
+    "dpdk",
+    "ports",
+    "routes",
+    "neighbors",
+    "flows",
+    "api",
+    "services",
+];
+
+/// Parses YAML text into a typed config; every syntax or type error names its key path.
 pub fn parse(text: &str) -> Result<Config, Errors> {
-    let de = yaml_serde::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        Errors(vec![if path == "." {
-            inner
-        } else {
-            format!("{path}: {inner}")
-        }])
-    })
+    use yaml_serde::Value;
+    let doc: Value = yaml_serde::from_str(text).map_err(|e| Errors(vec![e.to_string()]))?;
+    let mut map = match doc {
+        Value::Mapping(m) => m,
+        Value::Null => Default::default(),
+        _ => {
+            return Err(Errors(vec![
+                "the config must be a mapping of sections".into()
+            ]))
+        }
+    };
+    let mut e = Vec::new();
+    for k in map.keys() {
+        match k.as_str() {
+            Some(k) if SECTIONS.contains(&k) => {}
+            _ => e.push(format!(
+                "unknown field `{}`, expected one of {}",
+                yaml_serde::to_string(k).unwrap_or_default().trim(),
+                SECTIONS.map(|s| format!("`{s}`")).join(", ")
+            )),
+        }
+    }
+    let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
+    fn section<T: DeserializeOwned + Default>(
+        v: Option<Value>,
+        key: &str,
+        e: &mut Vec<String>,
+    ) -> Option<T> {
+        match v {
+            None => Some(T::default()),
+            Some(v) => typed(v, key, e),
+        }
+    }
+    fn list<T: DeserializeOwned>(v: Option<Value>, key: &str, e: &mut Vec<String>) -> Vec<T> {
+        match v {
+            None => vec![],
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| typed(v, &format!("{key}[{i}]"), e))
+                .collect(),
+            Some(_) => {
+                e.push(format!("{key}: must be a list"));
+                vec![]
+            }
+        }
+    }
+    let (dpdk, ports, routes) = (take("dpdk"), take("ports"), take("routes"));
+    let (neighbors, flows, api, services) = (
+        take("neighbors"),
+        take("flows"),
+        take("api"),
+        take("services"),
+    );
+    if ports.is_none() {
+        e.push("ports: missing field `ports` (at least one port is required)".into());
+    }
+    let c = (
+        section(dpdk, "dpdk", &mut e),
+        list(ports, "ports", &mut e),
+        list(routes, "routes", &mut e),
+        list(neighbors, "neighbors", &mut e),
+        section(flows, "flows", &mut e),
+        section(api, "api", &mut e),
+        list(services, "services", &mut e),
+    );
+    match c {
+        (Some(dpdk), ports, routes, neighbors, Some(flows), Some(api), services)
+            if e.is_empty() =>
+        {
+            Ok(Config {
+                dpdk,
+                ports,
+                routes,
+                neighbors,
+                flows,
+                api,
+                services,
+            })
+        }
+        _ => Err(Errors(e)),
+    }
 }
 
 /// Parses and validates: the same checks for the file, `--check`, reload and API writes.
@@ -208,14 +364,7 @@ pub fn load(text: &str) -> Result<Config, Errors> {
     Ok(c)
 }
 
-pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, l) = s.split_once('/')?;
-    let l: u8 = l.parse().ok()?;
-    (l <= 32).then_some(())?;
-    Some((a.parse().ok()?, l))
-}
-
-/// Parses an EAL core list ("0-2", "0,2,4", "1-3,6").
+/// Parses an EAL core list ("0-2", "0,2,4", "1-3,6"); None if malformed or repeating.
 pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
     let mut out = Vec::new();
     for part in s.split(',') {
@@ -240,16 +389,16 @@ impl Config {
     /// Every validation error, each naming its key path.
     pub fn validate(&self) -> Result<(), Errors> {
         let mut e = Vec::new();
-        let cores = parse_cores(&self.dpdk.cores);
-        match &cores {
-            None => e.push(format!("dpdk.cores: `{}` is not a core list like \"0-2\" or \"0,2,4\"", self.dpdk.cores)),
-            Some(c) if c.len() < 2 => e.push(format!(
+        let cores = &self.dpdk.cores.0;
+        if cores.len() < 2 {
+            e.push(format!(
                 "dpdk.cores: `{}` has {} core(s); ferrovs needs at least 2 (one management core, then one per worker)",
                 self.dpdk.cores,
-                c.len()
-            )),
-            Some(c) if c.iter().any(|&x| x >= 128) => e.push("dpdk.cores: core ids must be below 128 (RTE_MAX_LCORE)".into()),
-            _ => {}
+                cores.len()
+            ));
+        }
+        if cores.iter().any(|&x| x >= 128) {
+            e.push("dpdk.cores: core ids must be below 128 (RTE_MAX_LCORE)".into());
         }
         if self.dpdk.memory_mb < 64 {
             e.push("dpdk.memory_mb: must be at least 64".into());
@@ -261,7 +410,7 @@ impl Config {
             e.push("ports: at least one port is required".into());
         }
         let mut names = HashSet::new();
-        let mut subnets: Vec<(String, Ipv4Addr, u8)> = Vec::new();
+        let mut subnets: Vec<(&str, Ipv4Net)> = Vec::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = format!("ports[{i}]");
             if p.name.is_empty() {
@@ -272,45 +421,28 @@ impl Config {
             if p.device.is_empty() {
                 e.push(format!("{k}.device: must be a PCI address or a vdev spec"));
             }
-            if let Some(m) = &p.mac {
-                if let Err(why) = m.parse::<MacAddr>() {
-                    e.push(format!("{k}.mac: `{m}`: {why}"));
-                }
-            }
-            if let Some(mtu) = p.mtu {
-                if !(68..=9216).contains(&mtu) {
-                    e.push(format!("{k}.mtu: must be 68..=9216"));
-                }
+            if p.mtu.is_some_and(|m| !(68..=9216).contains(&m)) {
+                e.push(format!("{k}.mtu: must be 68..=9216"));
             }
             for (j, a) in p.addresses.iter().enumerate() {
-                match parse_cidr(a) {
-                    None => e.push(format!("{k}.addresses[{j}]: `{a}` is not an IPv4 address with prefix like 10.1.0.1/24")),
-                    Some((addr, len)) => {
-                        for (other, n, l) in &subnets {
-                            if same_subnet(addr, *n, (*l).min(len)) {
-                                e.push(format!("{k}.addresses[{j}]: `{a}` overlaps {n}/{l} of port `{other}`"));
-                            }
-                        }
-                        subnets.push((p.name.clone(), addr, len));
+                for (other, n) in &subnets {
+                    if same_subnet(a.addr(), n.addr(), n.prefix_len().min(a.prefix_len())) {
+                        e.push(format!(
+                            "{k}.addresses[{j}]: `{a}` overlaps {n} of port `{other}`"
+                        ));
                     }
                 }
+                subnets.push((&p.name, *a));
             }
         }
-        let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n, l)| same_subnet(a, *n, *l));
+        let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n)| n.contains(&a));
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("routes[{i}]");
-            if parse_cidr(&r.prefix).is_none() {
+            if r.port.is_none() && !connected(r.via) {
                 e.push(format!(
-                    "{k}.prefix: `{}` is not a prefix like 10.8.0.0/16",
-                    r.prefix
+                    "{k}.via: {} is not on a connected subnet of any port (name `port:`)",
+                    r.via
                 ));
-            }
-            match r.via.parse::<Ipv4Addr>() {
-                Err(_) => e.push(format!("{k}.via: `{}` is not an IPv4 address", r.via)),
-                Ok(v) if r.port.is_none() && !connected(v) => e.push(format!(
-                    "{k}.via: {v} is not on a connected subnet of any port (name `port:`)"
-                )),
-                _ => {}
             }
             if let Some(p) = &r.port {
                 if !names.contains(p.as_str()) {
@@ -319,21 +451,11 @@ impl Config {
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            let k = format!("neighbors[{i}]");
-            if n.address.parse::<Ipv4Addr>().is_err() {
-                e.push(format!(
-                    "{k}.address: `{}` is not an IPv4 address",
-                    n.address
-                ));
-            }
-            if let Err(why) = n.mac.parse::<MacAddr>() {
-                e.push(format!("{k}.mac: `{}`: {why}", n.mac));
-            }
             if !names.contains(n.port.as_str()) {
-                e.push(format!("{k}.port: no port named `{}`", n.port));
+                e.push(format!("neighbors[{i}].port: no port named `{}`", n.port));
             }
         }
-        if !(1..=(i32::MAX as i64)).contains(&self.flows.capacity) {
+        if !(1..=(i32::MAX as u32)).contains(&self.flows.capacity) {
             e.push("flows.capacity: must be 1..=2147483647".into());
         }
         let t = &self.flows.timeouts;
@@ -347,12 +469,6 @@ impl Config {
                 e.push(format!("flows.timeouts.{n}: must be 1..=604800 seconds"));
             }
         }
-        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            e.push(format!(
-                "api.listen: `{}` is not an address:port",
-                self.api.listen
-            ));
-        }
         let mut snames = HashSet::new();
         let mut keys = HashMap::new();
         let mut nbackends = 0;
@@ -362,27 +478,19 @@ impl Config {
             if !snames.insert(s.name.as_str()) {
                 e.push(format!("{k}.name: `{}` is used by another service", s.name));
             }
-            if let Ok(vip) = s.vip.parse::<Ipv4Addr>() {
-                if let Some(prev) = keys.insert((vip, s.port, s.protocol.clone()), s.name.clone()) {
-                    e.push(format!(
-                        "{k}: {}:{}/{} is already service `{prev}`",
-                        s.vip, s.port, s.protocol
-                    ));
-                }
+            if let Some(prev) = keys.insert((s.vip, s.port, s.protocol), &s.name) {
+                e.push(format!(
+                    "{k}: {}:{}/{} is already service `{prev}`",
+                    s.vip, s.port, s.protocol
+                ));
             }
             nbackends += s.backends.len();
         }
-        if self.services.len() > dataplane::snapshot::MAX_SERVICES {
-            e.push(format!(
-                "services: at most {} services",
-                dataplane::snapshot::MAX_SERVICES
-            ));
+        if self.services.len() > MAX_SERVICES {
+            e.push(format!("services: at most {MAX_SERVICES} services"));
         }
-        if nbackends > dataplane::snapshot::MAX_BACKEND_IDS {
-            e.push(format!(
-                "services: at most {} backends in all",
-                dataplane::snapshot::MAX_BACKEND_IDS
-            ));
+        if nbackends > MAX_BACKENDS {
+            e.push(format!("services: at most {MAX_BACKENDS} backends in all"));
         }
         if e.is_empty() {
             Ok(())
@@ -391,8 +499,11 @@ impl Config {
         }
     }
 
-    pub fn cores(&self) -> Vec<usize> {
-        parse_cores(&self.dpdk.cores).unwrap_or_default()
+    /// True if `a` is on a connected subnet of some port.
+    pub fn is_connected(&self, a: Ipv4Addr) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.addresses.iter().any(|n| n.contains(&a)))
     }
 }
 
@@ -408,60 +519,32 @@ pub fn validate_service(
             "{k}.name: must be a non-empty name without '/' or spaces"
         ));
     }
-    if s.vip.parse::<Ipv4Addr>().is_err() {
-        e.push(format!("{k}.vip: `{}` is not an IPv4 address", s.vip));
-    }
-    if !(1..=65535).contains(&s.port) {
+    if s.port == 0 {
         e.push(format!("{k}.port: must be 1..=65535"));
-    }
-    if !matches!(s.protocol.as_str(), "tcp" | "udp") {
-        e.push(format!("{k}.protocol: `{}` must be tcp or udp", s.protocol));
-    }
-    if SchedulerKind::parse(&s.scheduler).is_none() {
-        e.push(format!(
-            "{k}.scheduler: `{}` must be one of rr, wrr, lc, wlc, sh, mh",
-            s.scheduler
-        ));
-    }
-    let fwd = Forward::parse(&s.forward);
-    if fwd.is_none() {
-        e.push(format!(
-            "{k}.forward: `{}` must be nat, dr or tun",
-            s.forward
-        ));
     }
     let mut seen = HashSet::new();
     for (j, b) in s.backends.iter().enumerate() {
         let bk = format!("{k}.backends[{j}]");
-        let addr = b.address.parse::<Ipv4Addr>();
-        if addr.is_err() {
-            e.push(format!(
-                "{bk}.address: `{}` is not an IPv4 address",
-                b.address
-            ));
-        }
-        let port = b.port.unwrap_or(s.port);
-        if !(1..=65535).contains(&port) {
+        let (a, port) = (b.address, b.port_in(s));
+        if port == 0 {
             e.push(format!("{bk}.port: must be 1..=65535"));
         }
-        if !(0..=65535).contains(&b.weight) {
+        if b.weight > 65535 {
             e.push(format!("{bk}.weight: must be 0..=65535"));
         }
-        if matches!(fwd, Some(Forward::Dr | Forward::Tun)) && port != s.port {
+        if matches!(s.forward, Forward::Dr | Forward::Tun) && port != s.port {
             e.push(format!(
                 "{bk}.port: must equal the service port {} in {} mode (the port is not rewritten)",
                 s.port, s.forward
             ));
         }
-        if let Ok(a) = addr {
-            if fwd == Some(Forward::Dr) && !connected(a) {
-                e.push(format!(
-                    "{bk}.address: {a} must be on a connected subnet of some port in dr mode"
-                ));
-            }
-            if !seen.insert((a, port)) {
-                e.push(format!("{bk}: {a}:{port} is listed twice"));
-            }
+        if s.forward == Forward::Dr && !connected(a) {
+            e.push(format!(
+                "{bk}.address: {a} must be on a connected subnet of some port in dr mode"
+            ));
+        }
+        if !seen.insert((a, port)) {
+            e.push(format!("{bk}: {a}:{port} is listed twice"));
         }
     }
     e
@@ -491,13 +574,20 @@ services:
         let c = load(GOOD).unwrap();
         assert_eq!(c.flows.capacity, 1_048_576);
         assert_eq!(c.flows.timeouts.tcp_established, 900);
-        assert_eq!(c.api.listen, "127.0.0.1:9180");
-        assert_eq!(c.services[0].scheduler, "wrr");
-        assert_eq!(c.services[0].protocol, "tcp");
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:9180");
+        assert_eq!(c.services[0].scheduler, SchedulerKind::Wrr);
+        assert_eq!(c.services[0].protocol, Protocol::Tcp);
+        assert_eq!(c.services[1].forward, Forward::Dr);
         assert_eq!(c.services[0].backends[0].weight, 1);
-        assert_eq!(c.cores(), vec![0, 1]);
+        assert_eq!(
+            c.services[0].backends[0].address,
+            Ipv4Addr::new(10, 1, 0, 10)
+        );
+        assert_eq!(c.ports[1].mac, Some("02:00:00:00:0b:01".parse().unwrap()));
+        assert_eq!(c.routes[0].prefix.prefix_len(), 0);
+        assert_eq!(c.dpdk.cores.0, vec![0, 1]);
         let min = load("ports: [ { name: p, device: net_null0 } ]").unwrap();
-        assert_eq!(min.dpdk.cores, "0-2");
+        assert_eq!(min.dpdk.cores.0, vec![0, 1, 2]);
         assert!(min.services.is_empty());
     }
 
@@ -513,12 +603,12 @@ services:
             (
                 "unknown key",
                 "dpdk: { cores: \"0-1\", hugepages: false, memory_mb: 256 }",
-                "dpdk: unknown field `hugepage`",
+                "dpdk.hugepage: unknown field `hugepage`",
             ),
             (
                 "scheduler",
                 "forward: dr, scheduler: mh",
-                "services[1].scheduler: `xx` must be one of",
+                "services[1].scheduler: `xx` must be rr, wrr, lc, wlc, sh or mh",
             ),
             (
                 "forward",
@@ -536,11 +626,7 @@ services:
                 "services[1].backends[0].address: 10.9.0.10 must be on a connected subnet",
             ),
             ("cores", "cores: \"0-1\"", "dpdk.cores: `0` has 1 core(s)"),
-            (
-                "mac",
-                "mac: \"02:00:00:00:0b:01\"",
-                "ports[1].mac: `02:00:00:00:0b`",
-            ),
+            ("mac", "mac: \"02:00:00:00:0b:01\"", "ports[1].mac: "),
             (
                 "overlap",
                 "addresses: [\"10.1.0.1/24\"]",
@@ -559,7 +645,7 @@ services:
             (
                 "vip",
                 "vip: 203.0.113.10",
-                "services[0].vip: `203.0.113.300`",
+                "services[0].vip: invalid IPv4 address",
             ),
             (
                 "type",
@@ -612,6 +698,38 @@ services:
             .replace("scheduler: mh", "scheduler: zz");
         let errs = load(&bad).unwrap_err();
         assert_eq!(errs.0.len(), 2, "{errs:?}");
+    }
+
+    /// One mistake per section and per service: each is reported, not only the first.
+    #[test]
+    fn every_section_reports_its_own_errors() {
+        let bad = GOOD
+            .replace("mac: \"02:00:00:00:0b:01\"", "mac: \"zz\"")
+            .replace("via: \"203.0.113.1\" }", "via: \"nowhere\" }")
+            .replace("vip: 203.0.113.10", "vip: 203.0.113.300")
+            .replace("scheduler: mh", "scheduler: zz")
+            .replace("hugepages: false", "hugepages: 7");
+        let errs = load(&bad).unwrap_err();
+        for want in [
+            "ports[1].mac",
+            "routes[0].via",
+            "services[0].vip",
+            "services[1].scheduler",
+            "dpdk.hugepages",
+        ] {
+            assert!(
+                errs.0.iter().any(|e| e.starts_with(want)),
+                "want {want} in {errs:?}"
+            );
+        }
+        assert_eq!(errs.0.len(), 5, "{errs:?}");
+        let top = load("ports: []\nservice: []\n").unwrap_err();
+        assert!(
+            top.0
+                .iter()
+                .any(|e| e.starts_with("unknown field `service`")),
+            "{top:?}"
+        );
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod build;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod runtime;

@@ -4,7 +4,7 @@ use dpdk_sys as sys;
 use std::ptr::NonNull;
 
 /// Packets per rx/tx burst.
-pub const BURST_SIZE: usize = 32;
+pub const BURST_SIZE: usize = crate::pipeline::BURST;
 
 /// One owned, single-segment DPDK packet buffer; freed on drop.
 #[repr(transparent)]

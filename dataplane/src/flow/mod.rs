@@ -6,6 +6,6 @@ pub mod table;
 
 pub use state::{FlowState, Timeouts};
 pub use table::{
-    Direction, FlowInfo, FlowInit, FlowKey, FlowRef, FlowTable, InsertError, Inserted,
+    Direction, FlowHash, FlowInfo, FlowInit, FlowKey, FlowRef, FlowTable, InsertError, Inserted,
     BYTES_PER_FLOW,
 };

@@ -4,47 +4,25 @@
 //! and `input_only` for DR/TUN (only client -> server is seen). Only transitions write
 //! to the shared flow entry; a packet that does not change the state writes nothing.
 
-/// The state of a flow. `Free` (0) marks an unused table entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum FlowState {
-    Free = 0,
-    /// SYN seen from the client, handshake not finished.
-    SynSent = 1,
-    /// The server answered the SYN (NAT only: the LB sees the SYN-ACK).
-    SynRecv = 2,
-    Established = 3,
-    /// A FIN was seen: the connection is closing.
-    Closing = 4,
-    /// A RST was seen.
-    Closed = 5,
-    /// UDP has one state.
-    Udp = 6,
+crate::named_enum! {
+    /// The state of a flow. `Free` (0) marks an unused table entry.
+    pub enum FlowState {
+        Free = "free",
+        /// SYN seen from the client, handshake not finished.
+        SynSent = "syn_sent",
+        /// The server answered the SYN (NAT only: the LB sees the SYN-ACK).
+        SynRecv = "syn_recv",
+        Established = "established",
+        /// A FIN was seen: the connection is closing.
+        Closing = "closing",
+        /// A RST was seen.
+        Closed = "closed",
+        /// UDP has one state.
+        Udp = "udp",
+    }
 }
 
 impl FlowState {
-    pub fn from_u8(v: u8) -> FlowState {
-        match v {
-            1 => FlowState::SynSent,
-            2 => FlowState::SynRecv,
-            3 => FlowState::Established,
-            4 => FlowState::Closing,
-            5 => FlowState::Closed,
-            6 => FlowState::Udp,
-            _ => FlowState::Free,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            FlowState::Free => "free",
-            FlowState::SynSent => "syn_sent",
-            FlowState::SynRecv => "syn_recv",
-            FlowState::Established => "established",
-            FlowState::Closing => "closing",
-            FlowState::Closed => "closed",
-            FlowState::Udp => "udp",
-        }
-    }
     /// ipvsadm counts ESTABLISHED as active, everything else as inactive.
     pub fn is_active(self) -> bool {
         self == FlowState::Established
@@ -192,7 +170,10 @@ mod tests {
         assert_eq!(t.for_state(Udp), 4);
         assert_eq!(Timeouts::default().for_state(Closed), 10);
         for v in 0..=7 {
-            assert_eq!(FlowState::from_u8(v) as u8, if v <= 6 { v } else { 0 });
+            assert_eq!(
+                FlowState::from_u8(v).map(|s| s as u8),
+                (v <= 6).then_some(v)
+            );
         }
     }
 }

@@ -39,6 +39,8 @@
 //! * **Few writes:** a packet of an existing flow writes nothing unless its state changes,
 //!   except `last_seen`, which is stored at most once per second per flow.
 use super::state::{FlowState, Timeouts};
+use crate::hash::mix;
+use crate::snapshot::Forward;
 use core::net::Ipv4Addr;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
@@ -70,13 +72,15 @@ fn slot_value(sig: u32, gen: u32, dir: Direction, idx: u32) -> u64 {
 const IDX_MASK: u64 = DIR_BIT - 1;
 const NIL: u32 = u32::MAX;
 
-/// A 5-tuple as seen on the wire.
+/// A 5-tuple as seen on the wire. The address type is a parameter so that a second
+/// family (IPv6) is a second instantiation, not a second set of functions; the table
+/// itself stores IPv4 flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub struct FlowKey<A = Ipv4Addr> {
     pub protocol: u8,
-    pub src: Ipv4Addr,
+    pub src: A,
     pub src_port: u16,
-    pub dst: Ipv4Addr,
+    pub dst: A,
     pub dst_port: u16,
 }
 
@@ -88,6 +92,14 @@ impl FlowKey {
             ((self.src_port as u64) << 32) | ((self.dst_port as u64) << 16) | self.protocol as u64,
         )
     }
+}
+
+/// A key's hash in the table: its signature (never 0) and its two candidate buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowHash {
+    pub sig: u32,
+    pub primary: usize,
+    pub alternate: usize,
 }
 
 /// Which side of a flow a key matched.
@@ -113,8 +125,8 @@ pub struct FlowInit {
     pub service: u16,
     /// Identity of the backend, stable across snapshots.
     pub backend_id: u32,
-    /// Forwarding mode (`snapshot::Forward as u8`).
-    pub mode: u8,
+    /// Forwarding mode.
+    pub mode: Forward,
     /// True for NAT: the backend-side key is indexed too.
     pub reverse: bool,
     pub state: FlowState,
@@ -194,7 +206,7 @@ impl Eq for FlowRef {}
 #[repr(C, align(64))]
 #[derive(Default)]
 struct Entry {
-    /// gen:32 | state:8 | mode:8 | protocol:8 | reverse:8
+    /// See [`layout`]: gen:32 | state:8 | mode:8 | protocol:8 | flags:8
     meta: AtomicU64,
     /// client:32 | vip:32
     addrs: AtomicU64,
@@ -208,18 +220,71 @@ struct Entry {
     next: AtomicU32,
 }
 
-#[inline(always)]
-fn gen_of(meta: u64) -> u32 {
-    (meta >> 32) as u32
+/// The one place that knows the bit layout of an entry's words: [`layout::pack`] and
+/// [`layout::unpack`] are inverses (tested).
+mod layout {
+    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING};
+
+    /// An entry's flow words, as stored.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct Words {
+        pub meta: u64,
+        pub addrs: u64,
+        pub ports: u64,
+        pub backend: u64,
+    }
+
+    #[inline(always)]
+    pub(super) fn gen_of(meta: u64) -> u32 {
+        (meta >> 32) as u32
+    }
+    #[inline(always)]
+    pub(super) fn state_of(meta: u64) -> FlowState {
+        FlowState::from_u8((meta >> 24) as u8).unwrap_or(FlowState::Free)
+    }
+    #[inline(always)]
+    pub(super) fn with_state(meta: u64, s: FlowState) -> u64 {
+        (meta & !(0xff << 24)) | ((s as u64) << 24)
+    }
+
+    /// The words of flow `f` in generation `gen` (even), marked PENDING.
+    #[inline(always)]
+    pub(super) fn pack(f: &FlowInit, gen: u32) -> Words {
+        Words {
+            meta: ((gen as u64) << 32)
+                | ((f.state as u64) << 24)
+                | ((f.mode as u64) << 16)
+                | ((f.protocol as u64) << 8)
+                | PENDING
+                | f.reverse as u64,
+            addrs: ((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64,
+            ports: ((f.client_port as u64) << 48)
+                | ((f.vport as u64) << 32)
+                | ((f.backend_port as u64) << 16)
+                | f.service as u64,
+            backend: ((f.backend.to_bits() as u64) << 32) | f.backend_id as u64,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn unpack(w: Words) -> FlowInit {
+        FlowInit {
+            protocol: (w.meta >> 8) as u8,
+            client: Ipv4Addr::from_bits((w.addrs >> 32) as u32),
+            vip: Ipv4Addr::from_bits(w.addrs as u32),
+            client_port: (w.ports >> 48) as u16,
+            vport: (w.ports >> 32) as u16,
+            backend_port: (w.ports >> 16) as u16,
+            service: w.ports as u16,
+            backend: Ipv4Addr::from_bits((w.backend >> 32) as u32),
+            backend_id: w.backend as u32,
+            mode: Forward::from_u8((w.meta >> 16) as u8).unwrap_or(Forward::Nat),
+            reverse: w.meta & 1 != 0,
+            state: state_of(w.meta),
+        }
+    }
 }
-#[inline(always)]
-fn state_of(meta: u64) -> FlowState {
-    FlowState::from_u8((meta >> 24) as u8)
-}
-#[inline(always)]
-fn with_state(meta: u64, s: FlowState) -> u64 {
-    (meta & !(0xff << 24)) | ((s as u64) << 24)
-}
+use layout::{gen_of, state_of, with_state};
 
 /// The shared flow table. `Sync`: every method takes `&self`.
 pub struct FlowTable {
@@ -284,7 +349,7 @@ impl FlowTable {
 
     /// The hash of a key: the signature (never 0) and the two bucket indexes.
     #[inline(always)]
-    pub fn hash(&self, k: &FlowKey) -> (u32, usize, usize) {
+    pub fn hash(&self, k: &FlowKey) -> FlowHash {
         let (a, b) = k.words();
         let h = mix(a ^ self.seed, b.wrapping_add(self.seed.rotate_left(29)));
         let sig = ((h >> 32) as u32) | 1;
@@ -295,14 +360,18 @@ impl FlowTable {
         } else {
             b2
         };
-        (sig, b1, b2)
+        FlowHash {
+            sig,
+            primary: b1,
+            alternate: b2,
+        }
     }
 
     /// Prefetches the buckets of a hashed key (batched lookups do this for a whole burst).
     #[inline(always)]
-    pub fn prefetch(&self, b1: usize, b2: usize) {
-        prefetch(&self.slots[b1 * BUCKET]);
-        prefetch(&self.slots[b2 * BUCKET]);
+    pub fn prefetch(&self, h: FlowHash) {
+        prefetch(&self.slots[h.primary * BUCKET]);
+        prefetch(&self.slots[h.alternate * BUCKET]);
     }
 
     /// Second prefetch stage: with the buckets already in cache (see [`prefetch`]),
@@ -311,9 +380,9 @@ impl FlowTable {
     ///
     /// [`prefetch`]: FlowTable::prefetch
     #[inline(always)]
-    pub fn prefetch_entries(&self, (sig, b1, b2): (u32, usize, usize)) {
-        let want = ((sig as u64) << 32) & SIG_MASK;
-        for b in [b1, b2] {
+    pub fn prefetch_entries(&self, h: FlowHash) {
+        let want = ((h.sig as u64) << 32) & SIG_MASK;
+        for b in [h.primary, h.alternate] {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 let v = self.slots[pos].load(Relaxed);
                 if v != 0 && v & SIG_MASK == want {
@@ -332,13 +401,9 @@ impl FlowTable {
 
     /// Looks up a key whose hash the caller computed (and whose buckets it prefetched).
     #[inline]
-    pub fn lookup_hashed(
-        &self,
-        k: &FlowKey,
-        (sig, b1, b2): (u32, usize, usize),
-    ) -> Option<FlowRef> {
+    pub fn lookup_hashed(&self, k: &FlowKey, h: FlowHash) -> Option<FlowRef> {
         for _ in 0..MAX_READ_RETRIES {
-            match self.scan(k, sig, b1, b2, None) {
+            match self.scan(k, h, None) {
                 Scan::Found(r) => return Some(r),
                 Scan::Missing => return None,
                 Scan::Retry => continue,
@@ -350,12 +415,12 @@ impl FlowTable {
     /// Looks up a burst of keys: hashes all and prefetches their buckets, prefetches the
     /// matching entries, then probes.
     pub fn lookup_burst(&self, keys: &[FlowKey], out: &mut [Option<FlowRef>]) {
-        let mut hashes = [(0u32, 0usize, 0usize); 64];
+        let mut hashes = [FlowHash::default(); 64];
         for chunk in (0..keys.len()).step_by(64) {
             let end = (chunk + 64).min(keys.len());
             for i in chunk..end {
                 let h = self.hash(&keys[i]);
-                self.prefetch(h.1, h.2);
+                self.prefetch(h);
                 hashes[i - chunk] = h;
             }
             for h in &hashes[..end - chunk] {
@@ -370,9 +435,10 @@ impl FlowTable {
     /// Scans both buckets for `k`. `skip` ignores one slot position (our own, on the
     /// post-insert rescan).
     #[inline(always)]
-    fn scan(&self, k: &FlowKey, sig: u32, b1: usize, b2: usize, skip: Option<usize>) -> Scan {
+    fn scan(&self, k: &FlowKey, h: FlowHash, skip: Option<usize>) -> Scan {
+        let sig = h.sig;
         let mut retry = false;
-        for b in [b1, b2] {
+        for b in [h.primary, h.alternate] {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 let v = self.slots[pos].load(Acquire);
                 if v == 0 || v & SIG_MASK != ((sig as u64) << 32) & SIG_MASK || Some(pos) == skip {
@@ -430,20 +496,12 @@ impl FlowTable {
         if gen_of(m1) != gen_of(m2) || state_of(m2) == FlowState::Free {
             return None;
         }
-        let init = FlowInit {
-            protocol: (m2 >> 8) as u8,
-            client: Ipv4Addr::from_bits((addrs >> 32) as u32),
-            vip: Ipv4Addr::from_bits(addrs as u32),
-            client_port: (ports >> 48) as u16,
-            vport: (ports >> 32) as u16,
-            backend_port: (ports >> 16) as u16,
-            service: ports as u16,
-            backend: Ipv4Addr::from_bits((backend >> 32) as u32),
-            backend_id: backend as u32,
-            mode: (m2 >> 16) as u8,
-            reverse: m2 & 1 != 0,
-            state: state_of(m2),
-        };
+        let init = layout::unpack(layout::Words {
+            meta: m2,
+            addrs,
+            ports,
+            backend,
+        });
         Some((
             m2,
             FlowInfo {
@@ -522,29 +580,12 @@ impl FlowTable {
         let odd = g.wrapping_add(1) | 1;
         e.meta.store((odd as u64) << 32, Relaxed);
         fence(Release);
-        e.addrs.store(
-            ((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64,
-            Relaxed,
-        );
-        e.ports.store(
-            ((f.client_port as u64) << 48)
-                | ((f.vport as u64) << 32)
-                | ((f.backend_port as u64) << 16)
-                | f.service as u64,
-            Relaxed,
-        );
-        e.backend.store(
-            ((f.backend.to_bits() as u64) << 32) | f.backend_id as u64,
-            Relaxed,
-        );
+        let w = layout::pack(f, odd.wrapping_add(1));
+        e.addrs.store(w.addrs, Relaxed);
+        e.ports.store(w.ports, Relaxed);
+        e.backend.store(w.backend, Relaxed);
         e.times.store(((now as u64) << 32) | now as u64, Relaxed);
-        let even = odd.wrapping_add(1);
-        let meta = ((even as u64) << 32)
-            | ((f.state as u64) << 24)
-            | ((f.mode as u64) << 16)
-            | ((f.protocol as u64) << 8)
-            | PENDING
-            | f.reverse as u64;
+        let meta = w.meta;
         e.meta.store(meta, Release);
         meta
     }
@@ -568,14 +609,8 @@ impl FlowTable {
     /// Publishes a slot for `k` -> `idx`, then checks no other slot holds the same key:
     /// `Raced` if one does (we withdrew ours), `Busy` if the check could not settle
     /// (an entry in the buckets is being written or removed right now).
-    fn publish(
-        &self,
-        k: &FlowKey,
-        (sig, b1, b2): (u32, usize, usize),
-        idx: u32,
-        gen: u32,
-        dir: Direction,
-    ) -> Publish {
+    fn publish(&self, k: &FlowKey, h: FlowHash, idx: u32, gen: u32, dir: Direction) -> Publish {
+        let (sig, b1, b2) = (h.sig, h.primary, h.alternate);
         let v = slot_value(sig, gen, dir, idx);
         // Power of two choices: fill the emptier bucket first. Lookups scan both, so
         // placement is free to choose; first-fit overflowed ~6% of tables filled to
@@ -609,7 +644,7 @@ impl FlowTable {
         };
         // Rescan: a racing insert of the same key may have published elsewhere.
         for _ in 0..MAX_READ_RETRIES {
-            match self.scan(k, sig, b1, b2, Some(pos)) {
+            match self.scan(k, h, Some(pos)) {
                 Scan::Missing => return Publish::Done(pos, v),
                 Scan::Found(..) => {
                     self.unpublish(pos, v);
@@ -720,9 +755,9 @@ impl FlowTable {
     }
 
     fn clear_slot(&self, k: &FlowKey, idx: u32, gen: u32, dir: Direction) {
-        let (sig, b1, b2) = self.hash(k);
-        let want = slot_value(sig, gen, dir, idx);
-        for b in [b1, b2] {
+        let h = self.hash(k);
+        let want = slot_value(h.sig, gen, dir, idx);
+        for b in [h.primary, h.alternate] {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 if self.slots[pos].load(SeqCst) == want {
                     let _ = self.slots[pos].compare_exchange(want, 0, SeqCst, Relaxed);
@@ -841,14 +876,6 @@ enum Publish {
 }
 
 #[inline(always)]
-fn mix(a: u64, b: u64) -> u64 {
-    let m = (a as u128).wrapping_mul((b ^ 0xe703_7ed1_a0b4_28db) as u128);
-    let h = (m as u64) ^ ((m >> 64) as u64);
-    let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^ (h >> 32)
-}
-
-#[inline(always)]
 fn prefetch<T>(p: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint and never faults.
@@ -875,7 +902,7 @@ mod tests {
             backend_port: 8080,
             service: 3,
             backend_id: 7,
-            mode: 0,
+            mode: Forward::Nat,
             reverse: true,
             state: FlowState::SynSent,
         }
@@ -912,7 +939,7 @@ mod tests {
         let t = FlowTable::new(16);
         let f = FlowInit {
             reverse: false,
-            mode: 1,
+            mode: Forward::Dr,
             ..nat(1)
         };
         new_ref(t.insert(&f, 0));
@@ -1149,6 +1176,34 @@ mod tests {
                 ),
                 Err(InsertError::Full)
             );
+        }
+    }
+
+    #[test]
+    fn layout_pack_unpack_round_trip() {
+        for (mode, state, reverse) in [
+            (Forward::Nat, FlowState::SynSent, true),
+            (Forward::Dr, FlowState::Established, false),
+            (Forward::Tun, FlowState::Udp, false),
+        ] {
+            let f = FlowInit {
+                protocol: 17,
+                client: Ipv4Addr::new(192, 0, 2, 200),
+                client_port: 65535,
+                vip: Ipv4Addr::new(203, 0, 113, 10),
+                vport: 53,
+                backend: Ipv4Addr::new(10, 1, 0, 255),
+                backend_port: 5353,
+                service: 1023,
+                backend_id: 4095,
+                mode,
+                reverse,
+                state,
+            };
+            let w = layout::pack(&f, 0xfffe);
+            assert_eq!(gen_of(w.meta), 0xfffe);
+            assert_ne!(w.meta & PENDING, 0);
+            assert_eq!(layout::unpack(w), f);
         }
     }
 

@@ -7,6 +7,7 @@
 //! each backend ends with the floor or ceiling of its weight share of M. Weight 0 takes
 //! no slots. Permutations depend only on the backend's identity, so a table built again
 //! after a change moves few slots (measured in the tests).
+use crate::hash::identity_hash;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -17,14 +18,6 @@ pub const DEFAULT_M: usize = 65537;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maglev {
     table: Box<[u16]>,
-}
-
-/// Hash of a backend identity with a seed (splitmix64 over the bytes).
-pub fn identity_hash(id: u64, seed: u64) -> u64 {
-    let mut z = id ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl Maglev {

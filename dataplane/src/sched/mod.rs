@@ -10,45 +10,26 @@ pub mod maglev;
 pub use maglev::Maglev;
 
 use crate::flow::FlowState;
+use crate::snapshot::MAX_BACKENDS;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-/// The configured scheduler of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchedulerKind {
-    Rr,
-    Wrr,
-    Lc,
-    Wlc,
-    Sh,
-    Mh,
-}
-
-impl SchedulerKind {
-    pub fn parse(s: &str) -> Option<SchedulerKind> {
-        Some(match s {
-            "rr" => SchedulerKind::Rr,
-            "wrr" => SchedulerKind::Wrr,
-            "lc" => SchedulerKind::Lc,
-            "wlc" => SchedulerKind::Wlc,
-            "sh" => SchedulerKind::Sh,
-            "mh" => SchedulerKind::Mh,
-            _ => return None,
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            SchedulerKind::Rr => "rr",
-            SchedulerKind::Wrr => "wrr",
-            SchedulerKind::Lc => "lc",
-            SchedulerKind::Wlc => "wlc",
-            SchedulerKind::Sh => "sh",
-            SchedulerKind::Mh => "mh",
-        }
+crate::named_enum! {
+    /// The configured scheduler of a service (`services[].scheduler`).
+    pub enum SchedulerKind {
+        /// Round robin.
+        Rr = "rr",
+        /// Weighted round robin (IPVS's interleaved sequence).
+        Wrr = "wrr",
+        /// Least connections.
+        Lc = "lc",
+        /// Weighted least connections.
+        Wlc = "wlc",
+        /// Source hashing.
+        Sh = "sh",
+        /// Maglev hashing.
+        Mh = "mh",
     }
 }
-
-/// Most backends (over all services) the counters can track.
-pub const MAX_BACKENDS: usize = 1 << 16;
 
 /// Active (established) and inactive (other) connection counts per backend id.
 pub struct ConnCounters {

@@ -52,6 +52,8 @@ impl core::str::FromStr for MacAddr {
     }
 }
 
+crate::serde_by_name!(MacAddr);
+
 /// EtherType values ferrovs handles.
 pub struct EtherType;
 impl EtherType {
@@ -135,6 +137,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
     pub fn set_src(&mut self, m: MacAddr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&m.0);
+    }
+    /// Sets both addresses: the frame leaves from `src` toward `dst`.
+    pub fn set_addrs(&mut self, src: MacAddr, dst: MacAddr) {
+        self.set_src(src);
+        self.set_dst(dst);
     }
     /// Sets the outer EtherType (no VLAN tag): for frames the caller lays out itself.
     pub fn set_ethertype(&mut self, t: u16) {

@@ -129,6 +129,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
+    /// Turns an echo request into its reply in place: type 0, checksum updated
+    /// incrementally (identifier, sequence and data stay).
+    pub fn make_echo_reply(&mut self) {
+        let b = self.buffer.as_mut();
+        let old = get_u16(b, field::TYPE);
+        b[field::TYPE] = TYPE_ECHO_REPLY;
+        let c = checksum::update16(get_u16(b, field::CHECKSUM), old, get_u16(b, field::TYPE));
+        set_u16(b, field::CHECKSUM, c);
+    }
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let c = checksum::checksum(self.buffer.as_ref());

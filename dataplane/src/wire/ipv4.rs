@@ -1,5 +1,7 @@
 //! IPv4 headers (RFC 791), options allowed; also the outer header of IP-in-IP (protocol 4).
-use super::{checksum, get_u16, set_u16, Error, Result};
+use super::{
+    checksum, get_u16, get_u32, set_u16, set_u32, End, Error, Result, TcpPacket, UdpPacket,
+};
 use core::net::Ipv4Addr;
 
 mod field {
@@ -153,6 +155,68 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_dst(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::DST..field::DST + 4].copy_from_slice(&a.octets());
     }
+    /// Decrements the TTL and updates the checksum incrementally. Returns false (and
+    /// changes nothing) when the TTL is 1 or 0: the packet must not be forwarded.
+    pub fn decrement_ttl(&mut self) -> bool {
+        let b = self.buffer.as_mut();
+        let ttl = b[field::TTL];
+        if ttl <= 1 {
+            return false;
+        }
+        let old = get_u16(b, field::TTL);
+        b[field::TTL] = ttl - 1;
+        let c = checksum::update16(get_u16(b, field::CHECKSUM), old, get_u16(b, field::TTL));
+        set_u16(b, field::CHECKSUM, c);
+        true
+    }
+    /// NAT: the address at `end` becomes `addr` and the TCP/UDP port at that end becomes
+    /// `port`; the IP and transport checksums are updated incrementally (RFC 1624). Other
+    /// protocols get the address change only. The view must have passed `new_checked`
+    /// and, for TCP/UDP, the transport view's `new_checked`.
+    pub fn rewrite_endpoint(&mut self, end: End, addr: Ipv4Addr, port: u16) {
+        let at = match end {
+            End::Src => field::SRC,
+            End::Dst => field::DST,
+        };
+        let (hl, protocol) = (self.header_len(), self.protocol());
+        let b = self.buffer.as_mut();
+        let old = Ipv4Addr::from_bits(get_u32(b, at));
+        set_u32(b, at, addr.to_bits());
+        let c = checksum::update32(get_u16(b, field::CHECKSUM), old.to_bits(), addr.to_bits());
+        set_u16(b, field::CHECKSUM, c);
+        let l4 = &mut b[hl..];
+        match protocol {
+            IpProtocol::TCP => TcpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
+            IpProtocol::UDP => UdpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
+            _ => {}
+        }
+    }
+    /// Swaps source and destination (the header checksum does not change).
+    pub fn swap_addrs(&mut self) {
+        let (s, d) = (self.src(), self.dst());
+        self.set_src(d);
+        self.set_dst(s);
+    }
+    /// Writes this (20-byte) header as the outer header of IP-in-IP (protocol 4) around
+    /// `inner`: TOS, DF, TTL and identification copied from it, total length = inner
+    /// total length + 20, never fragment fields, a full checksum.
+    pub fn set_tunnel_header<I: AsRef<[u8]>>(
+        &mut self,
+        inner: &Ipv4Packet<I>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) {
+        self.set_version_and_len(HEADER_LEN);
+        self.set_tos(inner.tos());
+        self.set_total_len(inner.total_len().wrapping_add(HEADER_LEN as u16));
+        self.set_ident(inner.ident());
+        self.set_frag(inner.dont_frag(), false, 0);
+        self.set_ttl(inner.ttl());
+        self.set_protocol(IpProtocol::IPIP);
+        self.set_src(src);
+        self.set_dst(dst);
+        self.fill_checksum();
+    }
     /// Recomputes the header checksum from scratch.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
@@ -281,5 +345,147 @@ mod tests {
         b[..28].copy_from_slice(&fixture());
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.payload().len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    //! The in-place rewrites (NAT, TTL, tunnel header) against full recomputation.
+    use super::super::builder::{tcp_frame, udp_frame, FrameSpec};
+    use super::super::{End, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+    use core::net::Ipv4Addr;
+    use proptest::prelude::*;
+
+    fn nat_dst(ip: &mut [u8], addr: Ipv4Addr, port: u16) {
+        Ipv4Packet::new_unchecked(ip).rewrite_endpoint(End::Dst, addr, port);
+    }
+    fn nat_src(ip: &mut [u8], addr: Ipv4Addr, port: u16) {
+        Ipv4Packet::new_unchecked(ip).rewrite_endpoint(End::Src, addr, port);
+    }
+    fn decrement_ttl(ip: &mut [u8]) -> bool {
+        Ipv4Packet::new_unchecked(ip).decrement_ttl()
+    }
+
+    fn verify_all(frame: &[u8]) {
+        let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+        assert!(ip.verify_checksum(), "ip checksum");
+        match ip.protocol() {
+            IpProtocol::TCP => {
+                assert!(TcpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(ip.src(), ip.dst()))
+            }
+            IpProtocol::UDP => {
+                assert!(UdpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum(ip.src(), ip.dst()))
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn nat_both_ways_keeps_checksums() {
+        let spec = FrameSpec::default();
+        let mut f = tcp_frame(&spec, 0x12, b"hello");
+        let be = Ipv4Addr::new(10, 1, 0, 10);
+        nat_dst(&mut f[14..], be, 8080);
+        verify_all(&f);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.dst(), be);
+        assert_eq!(
+            TcpPacket::new_checked(ip.payload()).unwrap().dst_port(),
+            8080
+        );
+        nat_src(&mut f[14..], spec.dst_ip, spec.dst_port);
+        verify_all(&f);
+    }
+
+    #[test]
+    fn udp_zero_checksum_stays_zero() {
+        let mut f = udp_frame(&FrameSpec::default(), b"x");
+        f[14 + 20 + 6..14 + 20 + 8].fill(0);
+        nat_dst(&mut f[14..], Ipv4Addr::new(10, 1, 0, 10), 53);
+        assert_eq!(&f[40..42], &[0, 0]);
+    }
+
+    #[test]
+    fn ttl() {
+        let mut f = tcp_frame(
+            &FrameSpec {
+                ttl: 2,
+                ..Default::default()
+            },
+            0x10,
+            b"",
+        );
+        assert!(decrement_ttl(&mut f[14..]));
+        assert_eq!(f[22], 1);
+        verify_all(&f);
+        assert!(!decrement_ttl(&mut f[14..]));
+        assert_eq!(f[22], 1);
+    }
+
+    #[test]
+    fn ipip_outer_from_inner() {
+        let f = tcp_frame(
+            &FrameSpec {
+                df: true,
+                ttl: 33,
+                ..Default::default()
+            },
+            0x02,
+            b"abc",
+        );
+        let inner = &f[14..];
+        let mut outer = [0u8; 20];
+        let (s, d) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 10));
+        Ipv4Packet::new_unchecked(&mut outer[..]).set_tunnel_header(
+            &Ipv4Packet::new_unchecked(inner),
+            s,
+            d,
+        );
+        let mut pkt = outer.to_vec();
+        pkt.extend_from_slice(inner);
+        let o = Ipv4Packet::new_checked(&pkt[..]).unwrap();
+        assert!(o.verify_checksum());
+        assert_eq!((o.src(), o.dst(), o.protocol()), (s, d, IpProtocol::IPIP));
+        assert_eq!(o.total_len() as usize, inner.len() + 20);
+        assert!(o.dont_frag() && !o.is_fragment());
+        assert_eq!(o.ttl(), 33);
+        assert_eq!(o.payload(), inner);
+    }
+
+    proptest! {
+        #[test]
+        fn incremental_equals_full(
+            src in any::<u32>(), dst in any::<u32>(), sport in any::<u16>(), dport in any::<u16>(),
+            new_addr in any::<u32>(), new_port in any::<u16>(), ttl in 2u8..=255,
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            udp in any::<bool>(), to_src in any::<bool>(),
+        ) {
+            let spec = FrameSpec {
+                src_ip: Ipv4Addr::from_bits(src), dst_ip: Ipv4Addr::from_bits(dst),
+                src_port: sport, dst_port: dport, ttl, ..Default::default()
+            };
+            let mut f = if udp { udp_frame(&spec, &payload) } else { tcp_frame(&spec, 0x18, &payload) };
+            if to_src {
+                nat_src(&mut f[14..], Ipv4Addr::from_bits(new_addr), new_port);
+            } else {
+                nat_dst(&mut f[14..], Ipv4Addr::from_bits(new_addr), new_port);
+            }
+            prop_assert!(decrement_ttl(&mut f[14..]));
+            // Recompute everything from scratch and compare with the incremental result.
+            let mut full = f.clone();
+            let mut ip = Ipv4Packet::new_unchecked(&mut full[14..]);
+            ip.fill_checksum();
+            let (s, d) = (ip.src(), ip.dst());
+            if udp {
+                UdpPacket::new_unchecked(&mut full[34..]).fill_checksum(s, d);
+            } else {
+                TcpPacket::new_unchecked(&mut full[34..]).fill_checksum(s, d);
+            }
+            prop_assert_eq!(f, full);
+        }
     }
 }

@@ -15,7 +15,6 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
-pub mod rewrite;
 pub mod tcp;
 pub mod udp;
 
@@ -25,6 +24,13 @@ pub use icmp::IcmpPacket;
 pub use ipv4::{IpProtocol, Ipv4Packet};
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::UdpPacket;
+
+/// Which end of a packet a NAT rewrite changes (address and port together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Src,
+    Dst,
+}
 
 /// A byte range inside a header.
 pub type Field = core::ops::Range<usize>;

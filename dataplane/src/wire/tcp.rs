@@ -1,5 +1,5 @@
 //! TCP headers (RFC 9293): ports, sequence numbers, flags, options length.
-use super::{checksum, get_u16, get_u32, set_u16, set_u32, Error, Result};
+use super::{checksum, get_u16, get_u32, set_u16, set_u32, End, Error, Result};
 use core::net::Ipv4Addr;
 
 mod field {
@@ -129,6 +129,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
     pub fn set_urgent(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::URGENT, v);
+    }
+    /// NAT: the port at `end` becomes `port`, and the checksum follows both that change
+    /// and the pseudo-header's address change `old_addr -> new_addr` (RFC 1624,
+    /// incremental: the cost does not depend on the segment's size).
+    pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
+        let at = match end {
+            End::Src => field::SRC_PORT,
+            End::Dst => field::DST_PORT,
+        };
+        let b = self.buffer.as_mut();
+        let old_port = get_u16(b, at);
+        set_u16(b, at, port);
+        let c = checksum::update32(
+            get_u16(b, field::CHECKSUM),
+            old_addr.to_bits(),
+            new_addr.to_bits(),
+        );
+        set_u16(b, field::CHECKSUM, checksum::update16(c, old_port, port));
     }
     /// Recomputes the checksum over the pseudo-header and the whole buffer.
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

@@ -1,5 +1,5 @@
 //! UDP headers (RFC 768).
-use super::{checksum, get_u16, set_u16, Error, Result};
+use super::{checksum, get_u16, set_u16, End, Error, Result};
 use core::net::Ipv4Addr;
 
 mod field {
@@ -74,6 +74,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
     pub fn set_checksum(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+    /// NAT: the port at `end` becomes `port`; the checksum follows that change and the
+    /// pseudo-header's address change, incrementally. A datagram sent without a checksum
+    /// (0) keeps none; a computed 0 is sent as 0xffff (RFC 768).
+    pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
+        let at = match end {
+            End::Src => field::SRC_PORT,
+            End::Dst => field::DST_PORT,
+        };
+        let b = self.buffer.as_mut();
+        let old_port = get_u16(b, at);
+        set_u16(b, at, port);
+        let hc = get_u16(b, field::CHECKSUM);
+        if hc == 0 {
+            return;
+        }
+        let c = checksum::update32(hc, old_addr.to_bits(), new_addr.to_bits());
+        let c = checksum::update16(c, old_port, port);
+        set_u16(b, field::CHECKSUM, if c == 0 { 0xffff } else { c });
     }
     /// Recomputes the checksum; a computed 0 is sent as 0xffff (RFC 768).
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

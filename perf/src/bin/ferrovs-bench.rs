@@ -6,9 +6,10 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{self, rdtsc, Burst, Eal, Mempool, Port};
+use dataplane::fixture;
 use dataplane::flow::{FlowInit, FlowState, Timeouts};
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::*;
+use dataplane::snapshot::{Forward, PortConf, SnapshotCell};
 use dataplane::wire::builder::{tcp_frame, FrameSpec};
 use dataplane::wire::{MacAddr, TcpFlags};
 use dataplane::worker::{self, Shared, WorkerQueues};
@@ -114,52 +115,18 @@ fn main() -> Result<()> {
             addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
             mtu: 1500,
         }];
-        let backends: Vec<Backend> = (0..4u8)
-            .map(|i| Backend {
-                id: i as u32,
-                addr: Ipv4Addr::new(10, 0, 0, 11 + i),
-                port: 80,
-                weight: 1,
-            })
+        let bes: Vec<(Ipv4Addr, u16, u32)> = (0..4u8)
+            .map(|i| (Ipv4Addr::new(10, 0, 0, 11 + i), 80, 1))
             .collect();
-        let svc = Service::build(
-            ServiceSpec {
-                id: 0,
-                name: "bench".into(),
-                vip: VIP,
-                port: 80,
-                protocol: 6,
-                forward: fwd,
-                scheduler: SchedulerKind::Rr,
-                backends: backends.clone(),
-            },
-            Default::default(),
+        let addrs: Vec<Ipv4Addr> = bes.iter().map(|b| b.0).collect();
+        let svc = fixture::spec(0, "bench", VIP, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
+        let backends = svc.backends.clone();
+        let snap = fixture::snapshot(
+            ports,
+            vec![svc],
+            &addrs,
             dataplane::sched::maglev::DEFAULT_M,
         );
-        let gw = Ipv4Addr::new(10, 0, 0, 254);
-        let snap = Snapshot {
-            version: 1,
-            local: Arc::new(Snapshot::local_index(&ports)),
-            ports: Arc::new(ports),
-            services: Arc::new(Services::new(vec![svc])),
-            routes: Arc::new(RouteTable::new(vec![
-                (Ipv4Addr::new(10, 0, 0, 0), 24, Route { port: 0, via: None }),
-                (
-                    Ipv4Addr::UNSPECIFIED,
-                    0,
-                    Route {
-                        port: 0,
-                        via: Some(gw),
-                    },
-                ),
-            ])),
-            neighbors: Arc::new(Neighbors::new(
-                backends
-                    .iter()
-                    .map(|b| (b.addr, MacAddr([2, 0, 0, 0, 0x10, b.id as u8])))
-                    .chain([(gw, MacAddr([2, 0, 0, 0, 0, 0xfe]))]),
-            )),
-        };
         let capacity = if syn {
             12_000_000
         } else {
@@ -186,7 +153,7 @@ fn main() -> Result<()> {
                     backend_port: 80,
                     service: 0,
                     backend_id: b.id,
-                    mode: fwd as u8,
+                    mode: fwd,
                     reverse: fwd == Forward::Nat,
                     state: FlowState::Established,
                 };

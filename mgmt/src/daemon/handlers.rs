@@ -2,21 +2,19 @@
 //! writes that go through the same validation as the config file, then `apply`.
 use super::Daemon;
 use crate::api::{Op, Reply};
-use crate::config::{BackendConf, Config, ServiceConf};
-use dataplane::counters::{DropReason, Traffic, WorkerCounters};
-use dataplane::snapshot::{Forward, Service};
+use crate::config::{self, BackendConf, Config, ServiceConf};
+use dataplane::snapshot::Service;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use std::fmt::Write as _;
+use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BackendBody {
-    weight: Option<i64>,
+    weight: Option<u32>,
 }
 
-fn proto_name(p: u8) -> &'static str {
+pub(super) fn proto_name(p: u8) -> &'static str {
     if p == 17 {
         "udp"
     } else {
@@ -31,21 +29,6 @@ fn parse_backend(s: &str) -> Option<(Ipv4Addr, u16)> {
 }
 
 impl Daemon {
-    fn sum(&self, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
-        self.counters.iter().map(|c| f(c)).sum()
-    }
-
-    fn traffic(&self, pick: impl Fn(&WorkerCounters) -> &Traffic) -> Value {
-        let t = |g: fn(&Traffic) -> u64| self.sum(|c| g(pick(c)));
-        json!({
-            "connections": t(|x| x.connections.get()),
-            "packets_in": t(|x| x.packets_in.get()),
-            "packets_out": t(|x| x.packets_out.get()),
-            "bytes_in": t(|x| x.bytes_in.get()),
-            "bytes_out": t(|x| x.bytes_out.get()),
-        })
-    }
-
     fn service_json(&self, s: &Service) -> Value {
         let backends: Vec<Value> = s
             .backends
@@ -221,12 +204,15 @@ impl Daemon {
             Some(Value::String(n)) if n == name => {}
             Some(_) => return Reply::error(400, format!("name: must match the URL (`{name}`)")),
         }
-        let svc: ServiceConf = match serde_path_to_error::deserialize(v) {
-            Ok(s) => s,
-            Err(e) => return Reply::error(400, format!("{}: {}", e.path(), e.inner())),
-        };
+        // Errors name the key path the service has (or will have) in the config.
         let mut cfg = self.cfg.clone();
-        let existed = match cfg.services.iter().position(|s| s.name == name) {
+        let at = cfg.services.iter().position(|s| s.name == name);
+        let mut errors = Vec::new();
+        let key = format!("services[{}]", at.unwrap_or(cfg.services.len()));
+        let Some(svc) = config::typed::<ServiceConf, _>(v, &key, &mut errors) else {
+            return Reply::error(400, errors.join("; "));
+        };
+        let existed = match at {
             Some(i) => {
                 cfg.services[i] = svc;
                 true
@@ -266,74 +252,14 @@ impl Daemon {
             }
             None => {
                 svc.backends.push(BackendConf {
-                    address: addr.to_string(),
-                    port: Some(port as i64),
+                    address: addr,
+                    port: Some(port),
                     weight: b.weight.unwrap_or(1),
                 });
                 false
             }
         };
         self.apply_write(cfg, name, existed)
-    }
-
-    fn stats(&self) -> Value {
-        let drops: Map<String, Value> = DropReason::ALL
-            .iter()
-            .map(|r| {
-                (
-                    r.name().to_string(),
-                    json!(self.sum(|c| c.drops[*r as usize].get())),
-                )
-            })
-            .collect();
-        let ports: Vec<Value> = self
-            .ports
-            .iter()
-            .zip(&self.port_notes)
-            .map(|(p, note)| {
-                let s = p.stats();
-                let l = p.link();
-                let mut v = note.clone();
-                merge(
-                    &mut v,
-                    json!({
-                        "link_up": l.up, "speed_mbps": l.speed_mbps,
-                        "ipackets": s.ipackets, "opackets": s.opackets, "ibytes": s.ibytes, "obytes": s.obytes,
-                        "imissed": s.imissed, "ierrors": s.ierrors, "oerrors": s.oerrors, "rx_nombuf": s.rx_nombuf,
-                    }),
-                );
-                v
-            })
-            .collect();
-        let workers: Vec<Value> = self
-            .counters
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                json!({
-                    "worker": i, "rx": c.rx.get(), "tx": c.tx.get(), "drops": c.drops_total(),
-                    "busy_ratio": self.samples.get(i).map(|b| b.busy_ratio).unwrap_or(0.0), "loops": c.loops.get(),
-                })
-            })
-            .collect();
-        json!({
-            "uptime_s": self.start.elapsed().as_secs(),
-            "snapshot_version": self.shared.cell.version(),
-            "totals": {
-                "rx": self.sum(|c| c.rx.get()), "tx": self.sum(|c| c.tx.get()),
-                "drops": self.sum(|c| c.drops_total()), "new_flows": self.sum(|c| c.new_flows.get()),
-                "table_full": self.sum(|c| c.table_full.get()), "stateless": self.sum(|c| c.stateless.get()),
-                "to_mgmt": self.sum(|c| c.to_mgmt.get()), "icmp_replies": self.sum(|c| c.icmp_replies.get()),
-            },
-            "drops": drops,
-            "ports": ports,
-            "workers": workers,
-            "flows": {
-                "active": self.shared.flows.len(),
-                "capacity": self.shared.flows.capacity(),
-                "memory_bytes": self.shared.flows.memory_bytes(),
-            },
-        })
     }
 
     fn flows(&self, service: Option<&str>, limit: usize) -> Value {
@@ -366,7 +292,7 @@ impl Daemon {
                 "client": format!("{}:{}", f.init.client, f.init.client_port),
                 "vip": format!("{}:{}", f.init.vip, f.init.vport),
                 "backend": format!("{}:{}", f.init.backend, f.init.backend_port),
-                "forward": Forward::from_u8(f.init.mode).name(),
+                "forward": f.init.mode.name(),
                 "state": f.state.name(),
                 "age_s": now.saturating_sub(f.created),
                 "idle_s": now.saturating_sub(f.last_seen),
@@ -374,180 +300,9 @@ impl Daemon {
         });
         Value::Array(out)
     }
-
-    /// Prometheus text format, with the contract's metric names.
-    fn metrics(&self) -> String {
-        let snap = self.shared.cell.load();
-        let mut m = String::new();
-        let family = |m: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        let svc_labels = |s: &Service| {
-            format!(
-                "service=\"{}\",vip=\"{}\",port=\"{}\",protocol=\"{}\"",
-                s.name,
-                s.vip,
-                s.port,
-                proto_name(s.protocol)
-            )
-        };
-        family(
-            &mut m,
-            "ferrovs_service_connections_total",
-            "counter",
-            "Connections (flows) created per service.",
-        );
-        for s in &snap.services.list {
-            let _ = writeln!(
-                m,
-                "ferrovs_service_connections_total{{{}}} {}",
-                svc_labels(s),
-                self.sum(|c| c.services[s.id as usize].connections.get())
-            );
-        }
-        type Get = fn(&Traffic) -> u64;
-        let per_direction: [(&str, &str, &str, Get); 4] = [
-            (
-                "ferrovs_service_packets_total",
-                "Packets per service and direction.",
-                "in",
-                |t| t.packets_in.get(),
-            ),
-            ("ferrovs_service_packets_total", "", "out", |t| {
-                t.packets_out.get()
-            }),
-            (
-                "ferrovs_service_bytes_total",
-                "Bytes per service and direction.",
-                "in",
-                |t| t.bytes_in.get(),
-            ),
-            ("ferrovs_service_bytes_total", "", "out", |t| {
-                t.bytes_out.get()
-            }),
-        ];
-        for (name, help, dir, get) in per_direction {
-            if !help.is_empty() {
-                family(&mut m, name, "counter", help);
-            }
-            for s in &snap.services.list {
-                let v = self.sum(|c| get(&c.services[s.id as usize]));
-                let _ = writeln!(m, "{name}{{{},direction=\"{dir}\"}} {v}", svc_labels(s));
-            }
-        }
-        type BackendGet = fn(&Daemon, &dataplane::snapshot::Backend) -> u64;
-        let per_backend: [(&str, &str, BackendGet); 2] = [
-            (
-                "ferrovs_backend_connections_active",
-                "Established connections per backend.",
-                |d, b| d.shared.conns.active(b.id) as u64,
-            ),
-            (
-                "ferrovs_backend_weight",
-                "Configured weight per backend (0: drained).",
-                |_, b| b.weight as u64,
-            ),
-        ];
-        for (name, help, get) in per_backend {
-            family(&mut m, name, "gauge", help);
-            for s in &snap.services.list {
-                for b in s.backends.iter() {
-                    let v = get(self, b);
-                    let _ = writeln!(
-                        m,
-                        "{name}{{{},backend=\"{}:{}\"}} {v}",
-                        svc_labels(s),
-                        b.addr,
-                        b.port
-                    );
-                }
-            }
-        }
-        family(
-            &mut m,
-            "ferrovs_port_packets_total",
-            "counter",
-            "Packets per port and direction (device counters).",
-        );
-        for (p, note) in self.ports.iter().zip(&self.port_notes) {
-            let st = p.stats();
-            let name = note["name"].as_str().unwrap_or("");
-            let _ = writeln!(
-                m,
-                "ferrovs_port_packets_total{{port=\"{name}\",direction=\"in\"}} {}",
-                st.ipackets
-            );
-            let _ = writeln!(
-                m,
-                "ferrovs_port_packets_total{{port=\"{name}\",direction=\"out\"}} {}",
-                st.opackets
-            );
-        }
-        family(
-            &mut m,
-            "ferrovs_drops_total",
-            "counter",
-            "Packets dropped, by reason.",
-        );
-        for r in DropReason::ALL {
-            let _ = writeln!(
-                m,
-                "ferrovs_drops_total{{reason=\"{}\"}} {}",
-                r.name(),
-                self.sum(|c| c.drops[r as usize].get())
-            );
-        }
-        family(
-            &mut m,
-            "ferrovs_flows_active",
-            "gauge",
-            "Flows in the flow table.",
-        );
-        let _ = writeln!(m, "ferrovs_flows_active {}", self.shared.flows.len());
-        family(
-            &mut m,
-            "ferrovs_flows_capacity",
-            "gauge",
-            "Capacity of the flow table.",
-        );
-        let _ = writeln!(m, "ferrovs_flows_capacity {}", self.shared.flows.capacity());
-        family(
-            &mut m,
-            "ferrovs_worker_busy_ratio",
-            "gauge",
-            "Share of the last second a worker spent on bursts with packets.",
-        );
-        for (i, b) in self.samples.iter().enumerate() {
-            let _ = writeln!(
-                m,
-                "ferrovs_worker_busy_ratio{{worker=\"{i}\"}} {:.4}",
-                b.busy_ratio
-            );
-        }
-        m
-    }
-
-    /// Samples each worker once a second: busy ratio over the interval, and whether its
-    /// loop counter moved (it is polling).
-    pub(super) fn sample_workers(&mut self) {
-        for (c, s) in self.counters.iter().zip(self.samples.iter_mut()) {
-            let (busy, total, loops) = (c.busy_cycles.get(), c.total_cycles.get(), c.loops.get());
-            let dt = total.saturating_sub(s.total_cycles);
-            s.busy_ratio = if dt == 0 {
-                0.0
-            } else {
-                busy.saturating_sub(s.busy_cycles) as f64 / dt as f64
-            };
-            (s.busy_cycles, s.total_cycles) = (busy, total);
-            if loops != s.loops {
-                s.loops = loops;
-                s.progressed = std::time::Instant::now();
-            }
-        }
-    }
 }
 
-fn merge(into: &mut Value, from: Value) {
+pub(super) fn merge(into: &mut Value, from: Value) {
     if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
         a.extend(b);
     }

@@ -1,0 +1,150 @@
+//! The one test world, shared by the golden tests, the worker test, the fuzz target,
+//! the criterion benches and the in-process harness (`ferrovs-bench`): two ports (wan
+//! `203.0.113.2/24`, lan `10.1.0.1/24`), a gateway on wan, backends on lan whose MACs
+//! derive from their addresses, and services built from short specs. Nothing here is
+//! on the packet path.
+#![forbid(unsafe_code)]
+use crate::sched::SchedulerKind;
+use crate::snapshot::{
+    Backend, Forward, Neighbors, PortConf, Route, RouteTable, Service, ServiceSpec, Services,
+    Snapshot,
+};
+use crate::wire::MacAddr;
+use core::net::Ipv4Addr;
+use std::sync::Arc;
+
+pub const WAN: u16 = 0;
+pub const LAN: u16 = 1;
+pub const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+pub const LAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0b, 1]);
+pub const WAN_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+pub const LAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+/// The default route's next hop, on wan.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+pub const GATEWAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+/// The MAC of the backend (or other neighbor) at `a`: `02:00:00:00:10:<last octet>`.
+pub fn backend_mac(a: Ipv4Addr) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0x10, a.octets()[3]])
+}
+
+/// wan and lan with the given MACs (ring ports choose their own).
+pub fn ports(wan_mac: MacAddr, lan_mac: MacAddr) -> Vec<PortConf> {
+    vec![
+        PortConf {
+            name: "wan".into(),
+            mac: wan_mac,
+            addresses: vec![(WAN_ADDR, 24)],
+            mtu: 1500,
+        },
+        PortConf {
+            name: "lan".into(),
+            mac: lan_mac,
+            addresses: vec![(LAN_ADDR, 24)],
+            mtu: 1500,
+        },
+    ]
+}
+
+/// A service's spec: backends `(address, port, weight)` get ids from `first_id` on.
+#[allow(clippy::too_many_arguments)]
+pub fn spec(
+    id: u16,
+    name: &str,
+    vip: Ipv4Addr,
+    port: u16,
+    protocol: u8,
+    forward: Forward,
+    scheduler: SchedulerKind,
+    first_id: u32,
+    backends: &[(Ipv4Addr, u16, u32)],
+) -> ServiceSpec {
+    ServiceSpec {
+        id,
+        name: name.into(),
+        vip,
+        port,
+        protocol,
+        forward,
+        scheduler,
+        backends: backends
+            .iter()
+            .zip(first_id..)
+            .map(|(&(addr, port, weight), id)| Backend {
+                id,
+                addr,
+                port,
+                weight,
+                up: true,
+            })
+            .collect(),
+    }
+}
+
+/// The snapshot over `ports`: connected routes, a default route via [`GATEWAY`] (on the
+/// port whose subnet holds it), and neighbors for the gateway and each of `resolved`.
+/// Services are built with Maglev tables of size `maglev_m`.
+pub fn snapshot(
+    ports: Vec<PortConf>,
+    services: Vec<ServiceSpec>,
+    resolved: &[Ipv4Addr],
+    maglev_m: usize,
+) -> Snapshot {
+    let mut routes: Vec<(Ipv4Addr, u8, Route)> = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        for &(a, len) in &p.addresses {
+            let net = Ipv4Addr::from_bits(a.to_bits() & crate::snapshot::mask(len));
+            let port = i as u16;
+            routes.push((net, len, Route { port, via: None }));
+            if crate::snapshot::same_subnet(a, GATEWAY, len) {
+                let via = Some(GATEWAY);
+                routes.push((Ipv4Addr::UNSPECIFIED, 0, Route { port, via }));
+            }
+        }
+    }
+    let neighbors = resolved
+        .iter()
+        .map(|&a| (a, backend_mac(a)))
+        .chain([(GATEWAY, GATEWAY_MAC)]);
+    let services = services
+        .into_iter()
+        .map(|s| Service::build(s, Default::default(), maglev_m))
+        .collect();
+    Snapshot {
+        version: 1,
+        local: Arc::new(Snapshot::local_index(&ports)),
+        ports: Arc::new(ports),
+        services: Arc::new(Services::new(services)),
+        routes: Arc::new(RouteTable::new(routes)),
+        neighbors: Arc::new(Neighbors::new(neighbors)),
+    }
+}
+
+/// The bench world: nat, dr and tun services on port 80 of VIPs `.10`, `.20`, `.30` of
+/// wan's subnet, four backends each (`10.1.0.10..=13`, weights 1..=4), all resolved.
+pub fn bench_snapshot(wan_mac: MacAddr, scheduler: SchedulerKind, maglev_m: usize) -> Snapshot {
+    let bes: Vec<(Ipv4Addr, u16, u32)> = (0..4u8)
+        .map(|i| (Ipv4Addr::new(10, 1, 0, 10 + i), 80, 1 + i as u32))
+        .collect();
+    let addrs: Vec<Ipv4Addr> = bes.iter().map(|b| b.0).collect();
+    let modes = [Forward::Nat, Forward::Dr, Forward::Tun];
+    let services = modes
+        .iter()
+        .enumerate()
+        .map(|(i, &fwd)| {
+            let vip = Ipv4Addr::new(203, 0, 113, 10 * (i as u8 + 1));
+            spec(
+                i as u16,
+                fwd.name(),
+                vip,
+                80,
+                6,
+                fwd,
+                scheduler,
+                4 * i as u32,
+                &bes,
+            )
+        })
+        .collect();
+    snapshot(ports(wan_mac, LAN_MAC), services, &addrs, maglev_m)
+}

@@ -1,0 +1,164 @@
+//! Bring-up: EAL arguments from the config, ports opened and configured with a queue
+//! plan that fits what each device offers.
+use crate::config::Config;
+use anyhow::{Context, Result};
+use dataplane::dpdk::{Mempool, Port, TxQueue};
+use dataplane::wire::MacAddr;
+use dataplane::worker::WorkerQueues;
+
+/// True for a PCI address such as 0000:3b:00.0 (else the device is a vdev spec).
+pub fn is_pci(dev: &str) -> bool {
+    let b = dev.as_bytes();
+    dev.len() >= 7
+        && dev.contains(':')
+        && dev.contains('.')
+        && b.iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
+}
+
+/// EAL arguments for a config.
+pub fn eal_args(cfg: &Config) -> Vec<String> {
+    let d = &cfg.dpdk;
+    let mut a = vec![
+        "-l".into(),
+        d.cores.to_string(),
+        "--file-prefix".into(),
+        d.file_prefix.clone(),
+    ];
+    if d.hugepages {
+        a.extend(["-m".into(), d.memory_mb.to_string(), "--in-memory".into()]);
+    } else {
+        a.extend([
+            "--no-huge".into(),
+            "-m".into(),
+            d.memory_mb.to_string(),
+            "--no-shconf".into(),
+        ]);
+    }
+    let mut any_pci = false;
+    for p in &cfg.ports {
+        if is_pci(&p.device) {
+            any_pci = true;
+            a.extend(["-a".into(), p.device.clone()]);
+        } else {
+            a.push(format!("--vdev={}", p.device));
+        }
+    }
+    if !any_pci && !d.extra_args.iter().any(|x| x == "--no-pci") {
+        a.push("--no-pci".into());
+    }
+    a.extend(d.extra_args.iter().cloned());
+    a
+}
+
+/// The ports, up, and how their queues are shared out.
+pub struct PortsUp {
+    pub ports: Vec<Port>,
+    /// What each worker polls and sends on.
+    pub per_worker: Vec<WorkerQueues>,
+    /// Per port: the management thread's own TX queue, if the device had one to spare.
+    pub mgmt_tx: Vec<Option<TxQueue>>,
+    /// Per port: the MAC it runs with.
+    pub macs: Vec<MacAddr>,
+    /// Per port: how it was brought up (driver, queues, MAC in software or not).
+    pub notes: Vec<serde_json::Value>,
+}
+
+/// Opens and starts every port. Queue plan: as many workers as every port can give a TX
+/// queue and (where it can) an RX queue; one more TX queue for the management thread
+/// where there is one, else it sends through worker 0.
+pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsUp> {
+    let mut ports = Vec::new();
+    let mut infos = Vec::new();
+    for p in &cfg.ports {
+        let name = if is_pci(&p.device) {
+            p.device.as_str()
+        } else {
+            p.device.split(',').next().unwrap_or("")
+        };
+        let port =
+            Port::by_name(name).with_context(|| format!("port `{}` ({})", p.name, p.device))?;
+        infos.push(port.info().map_err(anyhow::Error::msg)?);
+        ports.push(port);
+    }
+    let max_tx = infos
+        .iter()
+        .map(|i| i.max_tx_queues as usize)
+        .min()
+        .unwrap_or(1);
+    let workers = want_workers.min(max_tx).max(1);
+    if workers < want_workers {
+        tracing::warn!(
+            want_workers,
+            workers,
+            "a port offers fewer TX queues than worker cores: running fewer workers"
+        );
+    }
+    let mut up = PortsUp {
+        ports: Vec::new(),
+        per_worker: (0..workers)
+            .map(|_| WorkerQueues {
+                rx: vec![],
+                tx: vec![],
+                sends_for_mgmt: false,
+            })
+            .collect(),
+        mgmt_tx: Vec::new(),
+        macs: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (i, (mut port, info)) in ports.into_iter().zip(&infos).enumerate() {
+        let pc = &cfg.ports[i];
+        let rxq = workers.min(info.max_rx_queues as usize).max(1);
+        let txq = (workers + 1).min(info.max_tx_queues as usize);
+        let (rx, tx, rss) = port
+            .configure(rxq as u16, txq as u16, 1024, pool)
+            .map_err(anyhow::Error::msg)?;
+        let mut software_mac = false;
+        let mac = match pc.mac {
+            Some(mac) => {
+                software_mac = port.set_mac(mac).is_err();
+                mac
+            }
+            None => port.mac(),
+        };
+        if let Some(mtu) = pc.mtu {
+            if let Err(e) = port.set_mtu(mtu) {
+                tracing::warn!(port = %pc.name, "cannot set MTU: {e}");
+            }
+        }
+        port.start().map_err(anyhow::Error::msg)?;
+        if software_mac {
+            let _ = port.set_promiscuous(true);
+        }
+        let mut tx = tx.into_iter();
+        for (w, q) in rx.into_iter().enumerate() {
+            up.per_worker[w].rx.push((i as u16, q));
+        }
+        for wq in up.per_worker.iter_mut() {
+            wq.tx.push(tx.next().expect("workers <= tx queues"));
+        }
+        let own = tx.next();
+        let mgmt_tx = if own.is_some() {
+            "own queue"
+        } else {
+            "through worker 0"
+        };
+        tracing::info!(
+            port = %pc.name, device = %pc.device, driver = %info.driver, %mac, rx_queues = rxq, tx_queues = txq,
+            rss, software_mac, mgmt_tx, "port up"
+        );
+        up.notes.push(serde_json::json!({
+            "name": pc.name, "device": pc.device, "driver": info.driver, "mac": mac.to_string(),
+            "software_mac": software_mac, "rx_queues": rxq, "tx_queues": txq, "rss": rss,
+            "mgmt_tx": mgmt_tx,
+        }));
+        up.mgmt_tx.push(own);
+        up.macs.push(mac);
+        up.ports.push(port);
+    }
+    if up.mgmt_tx.iter().any(|q| q.is_none()) {
+        up.per_worker[0].sends_for_mgmt = true;
+    }
+    Ok(up)
+}

@@ -1,0 +1,115 @@
+//! The management loop and configuration changes: reload (SIGHUP, API), apply (a
+//! validated config and the runtime state become a snapshot), flow expiry sweeps,
+//! neighbor upkeep, API requests, worker sampling.
+use super::{Daemon, RELOAD, STOP};
+use crate::build;
+use crate::config::{self, Config};
+use dataplane::snapshot::Snapshot;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Daemon {
+    /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
+    /// fails validation changes nothing; the error lists every problem.
+    pub(crate) fn reload(&mut self) -> Result<u64, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("read {}: {e}", self.path.display()))?;
+        let cfg = config::load(&text).map_err(|e| e.to_string())?;
+        Ok(self.apply(cfg))
+    }
+
+    /// Publishes a validated config: services, routes and static neighbors change at
+    /// once; flows of unchanged backends stay, drained ones (weight 0) keep theirs,
+    /// removed backends' flows end. Runtime state (health) is kept. Returns the
+    /// snapshot version.
+    pub(crate) fn apply(&mut self, cfg: Config) -> u64 {
+        if cfg.ports != self.cfg.ports || cfg.dpdk != self.cfg.dpdk || cfg.flows != self.cfg.flows {
+            tracing::warn!("reload: changes to dpdk, ports or flows need a restart; applying services, routes and neighbors only");
+        }
+        let gone = self.reg.retain(&cfg);
+        self.runtime.retain(&cfg);
+        self.cfg = Config {
+            ports: self.cfg.ports.clone(),
+            dpdk: self.cfg.dpdk.clone(),
+            flows: self.cfg.flows.clone(),
+            ..cfg
+        };
+        let cur = self.shared.cell.load();
+        let services = Arc::new(build::services(&self.cfg, &self.runtime, &mut self.reg));
+        let routes = Arc::new(build::routes(&self.cfg, &cur.ports));
+        self.neighbors.retain(|_, n| !n.is_static);
+        self.load_static_neighbors();
+        let neighbors = self.neighbor_table();
+        let v = self.shared.cell.publish(Snapshot {
+            services,
+            routes,
+            neighbors,
+            ..Snapshot::clone(&cur)
+        });
+        // Removed backends' flows end; drained ones (weight 0) keep theirs.
+        let conns = &self.shared.conns;
+        let ended = self.shared.flows.remove_where(
+            |f| gone.contains(&f.init.backend_id),
+            |f| conns.on_end(f.init.backend_id, f.state),
+        );
+        for id in gone {
+            self.shared.conns.reset(id);
+        }
+        tracing::info!(version = v, flows_ended = ended, "config applied");
+        self.gratuitous_arp();
+        v
+    }
+
+    /// The management loop; returns when a stop signal arrives.
+    pub(super) fn manage(&mut self) {
+        let mut last_sweep = Instant::now();
+        let mut last_age = Instant::now();
+        while !STOP.load(Relaxed) {
+            let secs = self.start.elapsed().as_secs() as u32;
+            self.shared.clock.store(secs, Relaxed);
+            if RELOAD.swap(false, Relaxed) {
+                if let Err(e) = self.reload() {
+                    tracing::error!("reload rejected, running config kept:\n{e}");
+                }
+            }
+            let mut changed = false;
+            let mut n = 0;
+            while let Some((port, m)) = self.shared.to_mgmt.pop() {
+                changed |= self.handle_arp(port, m.data());
+                n += 1;
+                if n == 256 {
+                    break;
+                }
+            }
+            while let Some((ip, port)) = self.shared.resolve.pop() {
+                self.resolve(ip, port);
+            }
+            self.retry_pending();
+            while let Ok(req) = self.api_rx.try_recv() {
+                let reply = self.handle(req.op);
+                let _ = req.reply.send(reply);
+            }
+            if last_age.elapsed() > Duration::from_secs(1) {
+                last_age = Instant::now();
+                self.sample_workers();
+                self.refresh_neighbors();
+                changed |= self.expire_neighbors();
+            }
+            if changed {
+                self.publish_neighbors();
+            }
+            if last_sweep.elapsed() > Duration::from_millis(10) {
+                last_sweep = Instant::now();
+                let budget = (self.shared.flows.capacity() / 100).max(1024);
+                let conns = &self.shared.conns;
+                self.shared
+                    .flows
+                    .sweep(secs, &self.shared.timeouts, budget, |f| {
+                        conns.on_end(f.init.backend_id, f.state)
+                    });
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}

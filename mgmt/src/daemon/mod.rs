@@ -1,0 +1,221 @@
+//! The running appliance, one file per job:
+//! * this file: the life cycle (start, signals, workers, stop) and `--check`;
+//! * [`bringup`]: EAL arguments, ports and the queue plan;
+//! * `neighbors`: ARP answer/learn/resolve/refresh, gratuitous ARP;
+//! * `manage`: the management loop, reload and apply;
+//! * `handlers`: answers to REST API requests;
+//! * `metrics`: `/metrics`, `/api/v1/stats` and worker sampling.
+pub mod bringup;
+mod handlers;
+mod manage;
+mod metrics;
+mod neighbors;
+
+pub use bringup::{eal_args, is_pci};
+
+use crate::api::{self, Request};
+use crate::build::{self, Registry};
+use crate::config::{self, Config};
+use crate::runtime::Runtime;
+use anyhow::{bail, Context, Result};
+use dataplane::counters::WorkerCounters;
+use dataplane::dpdk::{self, Eal, Mempool, Port, TxQueue};
+use dataplane::snapshot::{Neighbors, Snapshot, SnapshotCell};
+use dataplane::worker::{self, Shared};
+use neighbors::{Neighbor, Pending};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Relaxed);
+    } else {
+        STOP.store(true, Relaxed);
+    }
+}
+
+fn install_signals() {
+    for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to atomics (async-signal-safe).
+        unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WorkerSample {
+    busy_cycles: u64,
+    total_cycles: u64,
+    /// Busy share of the last interval.
+    busy_ratio: f64,
+    loops: u64,
+    /// When `loops` last moved (the worker is polling).
+    progressed: Instant,
+}
+
+impl WorkerSample {
+    fn new() -> WorkerSample {
+        WorkerSample {
+            busy_cycles: 0,
+            total_cycles: 0,
+            busy_ratio: 0.0,
+            loops: 0,
+            progressed: Instant::now(),
+        }
+    }
+}
+
+/// A worker whose loop counter has not moved for this long is reported unhealthy.
+const WORKER_STALL: Duration = Duration::from_secs(2);
+
+pub struct Daemon {
+    /// The operator's config: the file plus API edits.
+    cfg: Config,
+    path: PathBuf,
+    reg: Registry,
+    /// State that is not configuration (port MACs, backend health): kept across reloads.
+    runtime: Runtime,
+    shared: Arc<Shared>,
+    ports: Vec<Port>,
+    pool: Arc<Mempool>,
+    mgmt_tx: Vec<Option<TxQueue>>,
+    neighbors: HashMap<Ipv4Addr, Neighbor>,
+    pending: HashMap<Ipv4Addr, Pending>,
+    counters: Vec<Arc<WorkerCounters>>,
+    /// Per port: how it was brought up (driver, queues, MAC in software or not).
+    port_notes: Vec<serde_json::Value>,
+    /// Per worker: what the last once-a-second sample saw.
+    samples: Vec<WorkerSample>,
+    api_rx: mpsc::Receiver<Request>,
+    start: Instant,
+}
+
+pub fn run(path: PathBuf) -> Result<()> {
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let cfg = config::load(&text)
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    install_signals();
+    let args = bringup::eal_args(&cfg);
+    tracing::info!(?args, "starting EAL");
+    let eal = Eal::init(&args).map_err(|e| {
+        let hint = if cfg.dpdk.hugepages {
+            " (no hugepages? run scripts/hugepages.sh, or set dpdk.hugepages: false)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    let result = run_with(&eal, cfg, path);
+    drop(eal);
+    result
+}
+
+fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
+    let cores = cfg.dpdk.cores.0.clone();
+    let pool =
+        Arc::new(Mempool::new(eal, "ferrovs_pool", 16383, 256, 2176).map_err(anyhow::Error::msg)?);
+    let up = bringup::ports(&cfg, cores.len() - 1, &pool)?;
+    let workers = up.per_worker.len();
+    let mut reg = Registry::default();
+    let runtime = Runtime::new(up.macs);
+    let port_confs = build::ports(&cfg, &runtime);
+    let first = Snapshot {
+        version: 1,
+        local: Arc::new(Snapshot::local_index(&port_confs)),
+        routes: Arc::new(build::routes(&cfg, &port_confs)),
+        services: Arc::new(build::services(&cfg, &runtime, &mut reg)),
+        ports: Arc::new(port_confs),
+        neighbors: Arc::new(Neighbors::default()),
+    };
+    let shared = Arc::new(Shared::new(
+        SnapshotCell::new(first),
+        cfg.flows.capacity as usize,
+        cfg.flows.timeouts.to_timeouts(),
+        up.ports.len(),
+    ));
+    let token = match &cfg.api.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("api.token_file {}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let (api_tx, api_rx) = mpsc::sync_channel(64);
+    let api_addr = api::start(cfg.api.listen, token, api_tx)?;
+    tracing::info!(%api_addr, "api listening");
+    let mut d = Daemon {
+        cfg,
+        path,
+        reg,
+        runtime,
+        shared: shared.clone(),
+        ports: up.ports,
+        pool,
+        mgmt_tx: up.mgmt_tx,
+        neighbors: HashMap::new(),
+        pending: HashMap::new(),
+        counters: (0..workers)
+            .map(|_| Arc::new(WorkerCounters::default()))
+            .collect(),
+        port_notes: up.notes,
+        samples: vec![WorkerSample::new(); workers],
+        api_rx,
+        start: Instant::now(),
+    };
+    d.load_static_neighbors();
+    d.publish_neighbors();
+    let mut handles = Vec::new();
+    for (w, q) in up.per_worker.into_iter().enumerate() {
+        let (s, c, core) = (shared.clone(), d.counters[w].clone(), cores[w + 1]);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker{w}"))
+                .spawn(move || {
+                    if let Err(e) = dpdk::register_thread(Some(core)) {
+                        tracing::warn!(worker = w, "register/pin: {e}; running unpinned");
+                        let _ = dpdk::register_thread(None);
+                    }
+                    worker::run(&s, q, &c);
+                    dpdk::unregister_thread();
+                })?,
+        );
+    }
+    tracing::info!(
+        workers,
+        flows = d.shared.flows.capacity(),
+        "ferrovs running"
+    );
+    d.gratuitous_arp();
+    d.manage();
+    tracing::info!("stopping");
+    shared.stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    while let Some((_, m)) = shared.to_mgmt.pop() {
+        drop(m);
+    }
+    drop(d.mgmt_tx);
+    drop(d.ports); // stop + close: flushes net_pcap output
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--check`: parses and validates the file; the error lists every problem by key path.
+pub fn check(path: &std::path::Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    match config::load(&text) {
+        Ok(c) => Ok(c),
+        Err(e) => bail!("{}: {} error(s):\n{e}", path.display(), e.0.len()),
+    }
+}
