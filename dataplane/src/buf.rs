@@ -1,5 +1,6 @@
 //! The packet buffer the pipeline works on: a DPDK mbuf in the daemon, [`VecBuf`] in
 //! tests and benches (the one stand-in allowed for an mbuf).
+#![forbid(unsafe_code)]
 
 /// A single packet's bytes with room to grow at the front (for tunnel headers).
 pub trait PacketBuf {

@@ -1,5 +1,6 @@
 //! Per-worker counters: written only by their worker (plain load + store, no atomic
 //! read-modify-write, no shared cache line), read and summed by the management thread.
+#![forbid(unsafe_code)]
 use crate::snapshot::{MAX_BACKENDS, MAX_SERVICES};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

@@ -2,6 +2,7 @@
 //! modes, flow states, protocols): [`named_enum!`] makes the enum, its wire names, the
 //! list of all values, parsing and display from one list, as VPP's `foreach_lb_error`
 //! does. Adding a reason or a mode is one line.
+#![forbid(unsafe_code)]
 
 /// `named_enum! { /// doc  pub enum Name { /// doc  Variant = "name", ... } }` defines a
 /// `#[repr(u8)]` enum numbered from 0 in list order, with:

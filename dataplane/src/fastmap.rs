@@ -1,6 +1,7 @@
 //! An immutable open-addressing map from `u64` keys, for per-packet lookups in the
 //! snapshot (services by (VIP, port, protocol), local addresses, neighbors). Built off
 //! the fast path; a lookup is one multiply and, usually, one cache line.
+#![forbid(unsafe_code)]
 
 #[derive(Debug, Clone)]
 pub struct FastMap<V: Copy> {

@@ -1,5 +1,6 @@
 //! Classic pcap files (microsecond, Ethernet link type): enough to write the input of a
 //! `net_pcap` port and to read what it wrote. Used by tests and tools, not the fast path.
+#![forbid(unsafe_code)]
 use std::io::{self, Read, Write};
 
 const MAGIC_US: u32 = 0xa1b2_c3d4;

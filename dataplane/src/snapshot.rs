@@ -8,6 +8,7 @@
 //!
 //! Backends and services carry stable ids (assigned by the management plane and kept
 //! while they exist), so flows, which store ids, keep their backend across snapshots.
+#![forbid(unsafe_code)]
 use crate::fastmap::FastMap;
 use crate::sched::{ConnCounters, Cursor, Maglev, Sched, SchedulerKind};
 use crate::wire::MacAddr;

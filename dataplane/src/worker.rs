@@ -6,6 +6,7 @@
 //! try-push); transmit what the management thread queued for a port that has no TX
 //! queue of its own for it; flush every TX buffer. The snapshot is picked up once per
 //! loop and the stop flag checked every 1024 loops.
+#![forbid(unsafe_code)]
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{rdtsc, Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
 use crate::flow::{FlowTable, Timeouts};

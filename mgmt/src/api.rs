@@ -2,6 +2,7 @@
 //! runtime in its own thread. Handlers do not touch daemon state: each request becomes an
 //! [`Op`] sent to the management thread, which stays the only writer of configuration
 //! and answers between two iterations of its loop.
+#![forbid(unsafe_code)]
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};

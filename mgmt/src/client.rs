@@ -1,4 +1,5 @@
 //! The API client shared by `ferrovsctl` and the tests.
+#![forbid(unsafe_code)]
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -325,6 +325,7 @@ impl Port {
         let mut vals = vec![sys::rte_eth_xstat::default(); n as usize];
         // SAFETY: arrays of n elements.
         let got_n = unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        // SAFETY: `vals` has n elements.
         let got_v = unsafe { sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) };
         let k = got_n.min(got_v).max(0) as usize;
         vals[..k]

@@ -3,6 +3,7 @@
 //! Two rule sets, as IPVS has: `bidirectional` for NAT (the LB sees both directions)
 //! and `input_only` for DR/TUN (only client -> server is seen). Only transitions write
 //! to the shared flow entry; a packet that does not change the state writes nothing.
+#![forbid(unsafe_code)]
 
 crate::named_enum! {
     /// The state of a flow. `Free` (0) marks an unused table entry.

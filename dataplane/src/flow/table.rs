@@ -38,6 +38,7 @@
 //!   pushes the entry on the free stack.
 //! * **Few writes:** a packet of an existing flow writes nothing unless its state changes,
 //!   except `last_seen`, which is stored at most once per second per flow.
+#![deny(clippy::undocumented_unsafe_blocks)]
 use super::state::{FlowState, Timeouts};
 use crate::hash::mix;
 use crate::snapshot::Forward;

@@ -5,6 +5,7 @@
 //! (rr/wrr, one CAS per new flow, carried across snapshots so a change does not restart
 //! the rotation) and per-backend connection counters (lc/wlc, maintained on flow
 //! create/state change/expiry, indexed by the backend's stable id).
+#![forbid(unsafe_code)]
 pub mod maglev;
 
 pub use maglev::Maglev;

@@ -9,6 +9,7 @@
 //! TCP data offset >= 5 and within the segment, UDP length consistent, ...). After it
 //! succeeds, no accessor of that view can panic. `new_unchecked` skips the checks and is
 //! for buffers the caller built itself. Malformed input yields [`Error`], never a panic.
+#![forbid(unsafe_code)]
 pub mod arp;
 pub mod builder;
 pub mod checksum;

@@ -1,5 +1,6 @@
 //! Bring-up: EAL arguments from the config, ports opened and configured with a queue
 //! plan that fits what each device offers.
+#![forbid(unsafe_code)]
 use crate::config::Config;
 use anyhow::{Context, Result};
 use dataplane::dpdk::{Mempool, Port, TxQueue};

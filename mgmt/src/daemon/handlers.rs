@@ -1,5 +1,6 @@
 //! The management thread's answers to API requests: reads of the running state and
 //! writes that go through the same validation as the config file, then `apply`.
+#![forbid(unsafe_code)]
 use super::Daemon;
 use crate::api::{Op, Reply};
 use crate::config::{self, BackendConf, Config, ServiceConf};

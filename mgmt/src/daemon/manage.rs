@@ -1,6 +1,7 @@
 //! The management loop and configuration changes: reload (SIGHUP, API), apply (a
 //! validated config and the runtime state become a snapshot), flow expiry sweeps,
 //! neighbor upkeep, API requests, worker sampling.
+#![forbid(unsafe_code)]
 use super::{Daemon, RELOAD, STOP};
 use crate::build;
 use crate::config::{self, Config};

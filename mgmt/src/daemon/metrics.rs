@@ -1,6 +1,7 @@
 //! What the management thread reports about the dataplane: `/metrics` (Prometheus text
 //! format, the metric names of `docs/api.md`), `/api/v1/stats`, and the once-a-second
 //! worker sampling behind busy ratios and `/healthz`.
+#![forbid(unsafe_code)]
 use super::handlers::{merge, proto_name};
 use super::Daemon;
 use dataplane::counters::{DropReason, Traffic, WorkerCounters};

@@ -5,6 +5,7 @@
 //! * `manage`: the management loop, reload and apply;
 //! * `handlers`: answers to REST API requests;
 //! * `metrics`: `/metrics`, `/api/v1/stats` and worker sampling.
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod bringup;
 mod handlers;
 mod manage;

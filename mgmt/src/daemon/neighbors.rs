@@ -1,6 +1,7 @@
 //! Neighbors (ARP): answer requests for own addresses and VIPs, learn senders, resolve
 //! next hops the workers ask for (with back-off), refresh learned entries before they
 //! expire, send gratuitous ARP for VIPs, and publish the table to the workers.
+#![forbid(unsafe_code)]
 use super::Daemon;
 use dataplane::snapshot::{same_subnet, Neighbors, Snapshot};
 use dataplane::wire::{arp, builder::arp_frame, ArpPacket, EthernetFrame, MacAddr};
