@@ -1,4 +1,4 @@
-//! The REST API (contract: `shared/design/API.md`): axum on a current-thread tokio
+//! The REST API (documented in `docs/api.md`): axum on a current-thread tokio
 //! runtime in its own thread. Handlers do not touch daemon state: each request becomes an
 //! [`Op`] sent to the management thread, which stays the only writer of configuration
 //! and answers between two iterations of its loop.

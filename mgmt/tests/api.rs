@@ -284,7 +284,7 @@ services:
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot reach ferrovs"));
 
-    // Stats, metrics (contract names), neighbors, routes.
+    // Stats, metrics (the documented names), neighbors, routes.
     let st = get("/api/v1/stats");
     assert_eq!(st["totals"]["rx"], 1);
     assert_eq!(st["totals"]["new_flows"], 1);

@@ -129,7 +129,7 @@ run_mode() {
     step "drain backend 3 (weight 0)" "$CTL backend set web 10.2.0.13:80 --weight 0 >/dev/null"
     r=$(load 300 10); echo "after drain: $r"
     [ "$(echo "$r" | jget "d['backends'].get('backend 3', 0)")" = 0 ] || fail "drained backend 3 got new connections"
-    # Removing a backend ends its flows (API.md): connections in flight to it fail (at
+    # Removing a backend ends its flows (docs/api.md): connections in flight to it fail (at
     # most the 10 the load keeps open); the other backends' connections must not.
     step "remove backend 2" "$CTL backend del web 10.2.0.12:80 >/dev/null" 10
     r=$(load 300 10)

@@ -1,5 +1,6 @@
 //! `ferrovsctl`: the ferrovs CLI over its REST API, for people who know `ipvsadm`.
 use clap::{Parser, Subcommand};
+use dataplane::snapshot::Forward;
 use mgmt::client::Client;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -124,12 +125,9 @@ fn proto(s: &Value) -> String {
     s["protocol"].as_str().unwrap_or("tcp").to_uppercase()
 }
 
+/// ipvsadm's word for a forwarding mode (`Masq`, `Route`, `Tunnel`).
 fn forward_word(f: &str) -> &'static str {
-    match f {
-        "dr" => "Route",
-        "tun" => "Tunnel",
-        _ => "Masq",
-    }
+    f.parse::<Forward>().map(Forward::ipvs_name).unwrap_or("?")
 }
 
 fn run(c: &Client, cmd: Cmd) -> Result<(), String> {

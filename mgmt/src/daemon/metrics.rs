@@ -85,7 +85,7 @@ impl Daemon {
         })
     }
 
-    /// Prometheus text format, with the contract's metric names.
+    /// Prometheus text format, with the metric names of docs/api.md.
     pub(super) fn metrics(&self) -> String {
         let snap = self.shared.cell.load();
         let mut m = String::new();
