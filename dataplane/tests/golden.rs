@@ -8,9 +8,10 @@ use dataplane::flow::{FlowState, FlowTable};
 use dataplane::pipeline::{process, process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
 use dataplane::snapshot::*;
-use dataplane::wire::builder::arp_frame;
 use dataplane::wire::{checksum, IpProtocol, MacAddr, TcpFlags};
-use frames::{icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
+#[path = "common/frames.rs"]
+mod frames;
+use frames::{arp_frame, icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
 use std::net::Ipv4Addr;
 
 const SYN: u8 = TcpFlags::SYN;
@@ -122,103 +123,6 @@ fn snapshot() -> Snapshot {
         &[b10, b11],
         251,
     )
-}
-
-/// Frames built with etherparse, independently of ferrovs's own views and builders: the
-/// expected output of a golden case never comes from the code under test.
-mod frames {
-    use etherparse::{IpHeaders, Ipv4Header, PacketBuilder, PacketBuilderStep};
-    use std::net::Ipv4Addr;
-
-    /// Addresses and IP fields of a frame.
-    #[derive(Debug, Clone)]
-    pub struct FrameSpec {
-        pub src_mac: super::MacAddr,
-        pub dst_mac: super::MacAddr,
-        pub src_ip: Ipv4Addr,
-        pub dst_ip: Ipv4Addr,
-        pub src_port: u16,
-        pub dst_port: u16,
-        pub ttl: u8,
-        pub df: bool,
-        pub ident: u16,
-    }
-
-    impl Default for FrameSpec {
-        fn default() -> Self {
-            FrameSpec {
-                src_mac: super::MacAddr([0x02, 0, 0, 0, 0, 0x01]),
-                dst_mac: super::MacAddr([0x02, 0, 0, 0, 0x0a, 0x01]),
-                src_ip: Ipv4Addr::new(192, 0, 2, 1),
-                dst_ip: Ipv4Addr::new(203, 0, 113, 10),
-                src_port: 50000,
-                dst_port: 80,
-                ttl: 64,
-                df: true,
-                ident: 1,
-            }
-        }
-    }
-
-    fn ip(s: &FrameSpec) -> PacketBuilderStep<IpHeaders> {
-        let mut h = Ipv4Header::new(
-            0,
-            s.ttl,
-            etherparse::IpNumber(0),
-            s.src_ip.octets(),
-            s.dst_ip.octets(),
-        )
-        .unwrap();
-        h.identification = s.ident;
-        h.dont_fragment = s.df;
-        PacketBuilder::ethernet2(s.src_mac.0, s.dst_mac.0)
-            .ip(IpHeaders::Ipv4(h, Default::default()))
-    }
-
-    fn write<B>(size: usize, f: impl FnOnce(&mut Vec<u8>) -> Result<(), B>) -> Vec<u8>
-    where
-        B: std::fmt::Debug,
-    {
-        let mut out = Vec::with_capacity(size);
-        f(&mut out).unwrap();
-        out
-    }
-
-    /// TCP with a 20-byte header: seq 1000, ack 2000 when ACK is set, window 65535.
-    pub fn tcp_frame(s: &FrameSpec, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut t = ip(s).tcp(s.src_port, s.dst_port, 1000, 65535);
-        if flags & 0x01 != 0 {
-            t = t.fin();
-        }
-        if flags & 0x02 != 0 {
-            t = t.syn();
-        }
-        if flags & 0x04 != 0 {
-            t = t.rst();
-        }
-        if flags & 0x08 != 0 {
-            t = t.psh();
-        }
-        if flags & 0x10 != 0 {
-            t = t.ack(2000);
-        }
-        write(t.size(payload.len()), |o| t.write(o, payload))
-    }
-
-    pub fn udp_frame(s: &FrameSpec, payload: &[u8]) -> Vec<u8> {
-        let u = ip(s).udp(s.src_port, s.dst_port);
-        write(u.size(payload.len()), |o| u.write(o, payload))
-    }
-
-    /// An ICMP echo request (type 8) or reply (type 0).
-    pub fn icmp_echo_frame(s: &FrameSpec, msg_type: u8, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
-        let i = if msg_type == 8 {
-            ip(s).icmpv4_echo_request(id, seq)
-        } else {
-            ip(s).icmpv4_echo_reply(id, seq)
-        };
-        write(i.size(data.len()), |o| i.write(o, data))
-    }
 }
 
 struct Rig {

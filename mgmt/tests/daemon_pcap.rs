@@ -1,8 +1,10 @@
 //! The real `ferrovs` binary on a net_pcap port: an input capture with ARP requests
 //! (VIP, local, foreign), client traffic for each mode (nat, dr, tun) and malformed frames; after
 //! SIGTERM the output capture holds exactly the expected packets.
-use dataplane::wire::builder::{arp_frame, tcp_frame, FrameSpec};
 use dataplane::wire::{arp, MacAddr, TcpFlags};
+#[path = "../../dataplane/tests/common/frames.rs"]
+mod frames;
+use frames::{arp_frame, ipip_frame, tcp_frame, FrameSpec};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -150,11 +152,10 @@ services:
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header (built
-/// field by field here) from the port address to the backend, then the inner packet with
-/// its TTL decremented.
+/// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header from the
+/// port address to the backend (TTL, ident and DF of the inner one), then the inner
+/// packet with its TTL decremented.
 fn tun_out(lb: MacAddr, be: MacAddr) -> Vec<u8> {
-    use dataplane::wire::{EtherType, EthernetFrame, Ipv4Packet};
     let inner = FrameSpec {
         src_mac: lb,
         dst_mac: be,
@@ -166,21 +167,13 @@ fn tun_out(lb: MacAddr, be: MacAddr) -> Vec<u8> {
         ..Default::default()
     };
     let inner = tcp_frame(&inner, TcpFlags::SYN, b"");
-    let mut f = vec![0u8; 14 + 20];
-    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-    eth.set_dst(be);
-    eth.set_src(lb);
-    eth.set_ethertype(EtherType::IPV4);
-    f.extend_from_slice(&inner[14..]);
-    let mut o = Ipv4Packet::new_unchecked(&mut f[14..]);
-    o.set_version_and_len(20);
-    o.set_total_len((inner.len() - 14 + 20) as u16);
-    o.set_ident(1);
-    o.set_frag(true, false, 0);
-    o.set_ttl(63);
-    o.set_protocol(4);
-    o.set_src(ip("10.0.0.1"));
-    o.set_dst(ip("10.0.0.22"));
-    o.fill_checksum();
-    f
+    let outer = FrameSpec {
+        src_mac: lb,
+        dst_mac: be,
+        src_ip: ip("10.0.0.1"),
+        dst_ip: ip("10.0.0.22"),
+        ttl: 63,
+        ..Default::default()
+    };
+    ipip_frame(&outer, &inner[14..])
 }

@@ -62,6 +62,19 @@ pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     finish(s)
 }
 
+/// Updates a TCP/UDP checksum `hc` for a NAT rewrite: the pseudo-header's address
+/// changes from `old_addr` to `new_addr` and a port from `old_port` to `new_port`.
+#[inline]
+pub fn update_addr_port(
+    hc: u16,
+    old_addr: u32,
+    new_addr: u32,
+    old_port: u16,
+    new_port: u16,
+) -> u16 {
+    update16(update32(hc, old_addr, new_addr), old_port, new_port)
+}
+
 /// Updates checksum `hc` for a 32-bit value (an address) that changes from `old` to `new`.
 #[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {

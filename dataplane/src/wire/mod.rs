@@ -33,6 +33,21 @@ pub enum End {
     Dst,
 }
 
+impl End {
+    /// Writes `port` at this end of a TCP or UDP header (both start with the source
+    /// port, then the destination port); returns the port it replaced.
+    #[inline]
+    pub(crate) fn replace_port(self, l4: &mut [u8], port: u16) -> u16 {
+        let at = match self {
+            End::Src => 0,
+            End::Dst => 2,
+        };
+        let old = get_u16(l4, at);
+        set_u16(l4, at, port);
+        old
+    }
+}
+
 /// A byte range inside a header.
 pub type Field = core::ops::Range<usize>;
 

@@ -134,19 +134,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// and the pseudo-header's address change `old_addr -> new_addr` (RFC 1624,
     /// incremental: the cost does not depend on the segment's size).
     pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
-        let at = match end {
-            End::Src => field::SRC_PORT,
-            End::Dst => field::DST_PORT,
-        };
         let b = self.buffer.as_mut();
-        let old_port = get_u16(b, at);
-        set_u16(b, at, port);
-        let c = checksum::update32(
-            get_u16(b, field::CHECKSUM),
-            old_addr.to_bits(),
-            new_addr.to_bits(),
-        );
-        set_u16(b, field::CHECKSUM, checksum::update16(c, old_port, port));
+        let old_port = end.replace_port(b, port);
+        let hc = get_u16(b, field::CHECKSUM);
+        let c =
+            checksum::update_addr_port(hc, old_addr.to_bits(), new_addr.to_bits(), old_port, port);
+        set_u16(b, field::CHECKSUM, c);
     }
     /// Recomputes the checksum over the pseudo-header and the whole buffer.
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

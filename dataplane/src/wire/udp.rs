@@ -79,19 +79,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// pseudo-header's address change, incrementally. A datagram sent without a checksum
     /// (0) keeps none; a computed 0 is sent as 0xffff (RFC 768).
     pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
-        let at = match end {
-            End::Src => field::SRC_PORT,
-            End::Dst => field::DST_PORT,
-        };
         let b = self.buffer.as_mut();
-        let old_port = get_u16(b, at);
-        set_u16(b, at, port);
+        let old_port = end.replace_port(b, port);
         let hc = get_u16(b, field::CHECKSUM);
         if hc == 0 {
             return;
         }
-        let c = checksum::update32(hc, old_addr.to_bits(), new_addr.to_bits());
-        let c = checksum::update16(c, old_port, port);
+        let c =
+            checksum::update_addr_port(hc, old_addr.to_bits(), new_addr.to_bits(), old_port, port);
         set_u16(b, field::CHECKSUM, if c == 0 { 0xffff } else { c });
     }
     /// Recomputes the checksum; a computed 0 is sent as 0xffff (RFC 768).

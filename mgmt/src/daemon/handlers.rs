@@ -4,7 +4,7 @@
 use super::Daemon;
 use crate::api::{Op, Reply};
 use crate::config::{self, BackendConf, Config, ServiceConf};
-use dataplane::snapshot::Service;
+use dataplane::snapshot::{Protocol, Service};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -15,12 +15,9 @@ struct BackendBody {
     weight: Option<u32>,
 }
 
+/// The service protocol's name of an IP protocol number.
 pub(super) fn proto_name(p: u8) -> &'static str {
-    if p == 17 {
-        "udp"
-    } else {
-        "tcp"
-    }
+    Protocol::from_number(p).map_or("other", Protocol::name)
 }
 
 /// Parses `address:port` of a backend URL segment.
