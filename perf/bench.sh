@@ -8,12 +8,17 @@
 #                          then between processes: perf/memif_bench.sh (generator vs the
 #                          ferrovs daemon vs dpdk-testpmd io on memif, with latency)
 #   perf/bench.sh quick    reduced set, 1 run each (under 3 minutes)
+# FERROVS_BENCH_BIN=path runs that ferrovs-bench binary instead of building one (to
+# compare two builds in one sitting, alternating them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p perf --bin ferrovs-bench 2>&1 | tail -1
-BIN=target/release/ferrovs-bench
+BIN=${FERROVS_BENCH_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -p perf --bin ferrovs-bench 2>&1 | tail -1
+  BIN=target/release/ferrovs-bench
+fi
 if [ "$(id -u)" -eq 0 ]; then bash scripts/hugepages.sh 512 2M || echo "bench: no hugepages: running --no-huge (about half the throughput)"; fi
 mkdir -p perf/results
 OUT=perf/results/inprocess-$(date +%Y%m%d-%H%M%S).json

@@ -38,6 +38,9 @@ use core::net::Ipv4Addr;
 pub const BURST: usize = 32;
 
 const ETH: usize = ethernet::HEADER_LEN;
+/// How many packets behind the bucket prefetch the entry prefetch runs in the parse
+/// pass: far enough for the buckets to have arrived.
+const AHEAD: usize = 6;
 
 /// What to do with a packet after [`process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,8 +202,11 @@ pub fn process_burst<B: PacketBuf>(
                 env.flows.prefetch(h);
                 hashes[i] = Some(h);
             }
+            if let Some(Some(h)) = i.checked_sub(AHEAD).map(|j| hashes[j]) {
+                env.flows.prefetch_entries(h);
+            }
         }
-        for h in hashes[..n].iter().flatten() {
+        for h in hashes[n.saturating_sub(AHEAD)..n].iter().flatten() {
             env.flows.prefetch_entries(*h);
         }
         for i in 0..n {

@@ -273,15 +273,46 @@ const SECTIONS: [&str; 7] = [
 
 /// Parses YAML text into a typed config; every syntax or type error names its key path.
 pub fn parse(text: &str) -> Result<Config, Errors> {
+    match read(text) {
+        (Some(c), e) if e.is_empty() => Ok(c),
+        (_, e) => Err(Errors(e)),
+    }
+}
+
+/// Parses and validates: the same checks for the file, `--check`, reload and API writes.
+/// Errors of both kinds are listed together: when every port, route, neighbor and
+/// service could be read (a whole section may have failed: its defaults stand in), the
+/// checks across them run too.
+pub fn load(text: &str) -> Result<Config, Errors> {
+    let (c, mut e) = read(text);
+    if let Some(c) = &c {
+        if let Err(Errors(more)) = c.validate() {
+            e.extend(more);
+        }
+    }
+    match c {
+        Some(c) if e.is_empty() => Ok(c),
+        _ => Err(Errors(e)),
+    }
+}
+
+/// Reads what it can: the errors, and a config when every list element was read (a
+/// section that failed is replaced by its default, so its own errors are already listed
+/// and the checks across elements can still run with the right key paths).
+fn read(text: &str) -> (Option<Config>, Vec<String>) {
     use yaml_serde::Value;
-    let doc: Value = yaml_serde::from_str(text).map_err(|e| Errors(vec![e.to_string()]))?;
+    let doc: Value = match yaml_serde::from_str(text) {
+        Ok(d) => d,
+        Err(e) => return (None, vec![e.to_string()]),
+    };
     let mut map = match doc {
         Value::Mapping(m) => m,
         Value::Null => Default::default(),
         _ => {
-            return Err(Errors(vec![
-                "the config must be a mapping of sections".into()
-            ]))
+            return (
+                None,
+                vec!["the config must be a mapping of sections".into()],
+            )
         }
     };
     let mut e = Vec::new();
@@ -300,23 +331,33 @@ pub fn parse(text: &str) -> Result<Config, Errors> {
         v: Option<Value>,
         key: &str,
         e: &mut Vec<String>,
-    ) -> Option<T> {
+    ) -> T {
         match v {
-            None => Some(T::default()),
-            Some(v) => typed(v, key, e),
+            None => T::default(),
+            Some(v) => typed(v, key, e).unwrap_or_default(),
         }
     }
-    fn list<T: DeserializeOwned>(v: Option<Value>, key: &str, e: &mut Vec<String>) -> Vec<T> {
+    /// The elements read, and whether all were.
+    fn list<T: DeserializeOwned>(
+        v: Option<Value>,
+        key: &str,
+        e: &mut Vec<String>,
+    ) -> (Vec<T>, bool) {
         match v {
-            None => vec![],
-            Some(Value::Sequence(items)) => items
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, v)| typed(v, &format!("{key}[{i}]"), e))
-                .collect(),
+            None => (vec![], true),
+            Some(Value::Sequence(items)) => {
+                let n = items.len();
+                let read: Vec<T> = items
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| typed(v, &format!("{key}[{i}]"), e))
+                    .collect();
+                let all = read.len() == n;
+                (read, all)
+            }
             Some(_) => {
                 e.push(format!("{key}: must be a list"));
-                vec![]
+                (vec![], false)
             }
         }
     }
@@ -330,38 +371,23 @@ pub fn parse(text: &str) -> Result<Config, Errors> {
     if ports.is_none() {
         e.push("ports: missing field `ports` (at least one port is required)".into());
     }
-    let c = (
-        section(dpdk, "dpdk", &mut e),
-        list(ports, "ports", &mut e),
-        list(routes, "routes", &mut e),
-        list(neighbors, "neighbors", &mut e),
-        section(flows, "flows", &mut e),
-        section(api, "api", &mut e),
-        list(services, "services", &mut e),
-    );
-    match c {
-        (Some(dpdk), ports, routes, neighbors, Some(flows), Some(api), services)
-            if e.is_empty() =>
-        {
-            Ok(Config {
-                dpdk,
-                ports,
-                routes,
-                neighbors,
-                flows,
-                api,
-                services,
-            })
-        }
-        _ => Err(Errors(e)),
-    }
-}
-
-/// Parses and validates: the same checks for the file, `--check`, reload and API writes.
-pub fn load(text: &str) -> Result<Config, Errors> {
-    let c = parse(text)?;
-    c.validate()?;
-    Ok(c)
+    let dpdk = section(dpdk, "dpdk", &mut e);
+    let (ports, p_all) = list(ports, "ports", &mut e);
+    let (routes, r_all) = list(routes, "routes", &mut e);
+    let (neighbors, n_all) = list(neighbors, "neighbors", &mut e);
+    let flows = section(flows, "flows", &mut e);
+    let api = section(api, "api", &mut e);
+    let (services, s_all) = list(services, "services", &mut e);
+    let c = (p_all && r_all && n_all && s_all).then_some(Config {
+        dpdk,
+        ports,
+        routes,
+        neighbors,
+        flows,
+        api,
+        services,
+    });
+    (c, e)
 }
 
 /// Parses an EAL core list ("0-2", "0,2,4", "1-3,6"); None if malformed or repeating.
@@ -723,6 +749,21 @@ services:
             );
         }
         assert_eq!(errs.0.len(), 5, "{errs:?}");
+        // A section that fails to read does not hide the checks across elements.
+        let dup = GOOD
+            .replace("hugepages: false", "hugepages: 7")
+            .replace("name: dr,", "name: web,");
+        let errs = load(&dup).unwrap_err();
+        assert!(
+            errs.0.iter().any(|e| e.starts_with("dpdk.hugepages")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.0
+                .iter()
+                .any(|e| e.starts_with("services[1].name: `web` is used")),
+            "{errs:?}"
+        );
         let top = load("ports: []\nservice: []\n").unwrap_err();
         assert!(
             top.0

@@ -139,6 +139,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&m.0);
     }
     /// Sets both addresses: the frame leaves from `src` toward `dst`.
+    #[inline]
     pub fn set_addrs(&mut self, src: MacAddr, dst: MacAddr) {
         self.set_src(src);
         self.set_dst(dst);

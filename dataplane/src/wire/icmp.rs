@@ -131,6 +131,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     }
     /// Turns an echo request into its reply in place: type 0, checksum updated
     /// incrementally (identifier, sequence and data stay).
+    #[inline]
     pub fn make_echo_reply(&mut self) {
         let b = self.buffer.as_mut();
         let old = get_u16(b, field::TYPE);

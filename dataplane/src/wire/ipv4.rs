@@ -157,6 +157,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
     /// Decrements the TTL and updates the checksum incrementally. Returns false (and
     /// changes nothing) when the TTL is 1 or 0: the packet must not be forwarded.
+    #[inline]
     pub fn decrement_ttl(&mut self) -> bool {
         let b = self.buffer.as_mut();
         let ttl = b[field::TTL];
@@ -173,6 +174,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// `port`; the IP and transport checksums are updated incrementally (RFC 1624). Other
     /// protocols get the address change only. The view must have passed `new_checked`
     /// and, for TCP/UDP, the transport view's `new_checked`.
+    #[inline]
     pub fn rewrite_endpoint(&mut self, end: End, addr: Ipv4Addr, port: u16) {
         let at = match end {
             End::Src => field::SRC,
@@ -192,6 +194,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         }
     }
     /// Swaps source and destination (the header checksum does not change).
+    #[inline]
     pub fn swap_addrs(&mut self) {
         let (s, d) = (self.src(), self.dst());
         self.set_src(d);
@@ -200,6 +203,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Writes this (20-byte) header as the outer header of IP-in-IP (protocol 4) around
     /// `inner`: TOS, DF, TTL and identification copied from it, total length = inner
     /// total length + 20, never fragment fields, a full checksum.
+    #[inline]
     pub fn set_tunnel_header<I: AsRef<[u8]>>(
         &mut self,
         inner: &Ipv4Packet<I>,
