@@ -92,6 +92,9 @@ pub struct PortConf {
     pub addresses: Vec<Ipv4Net>,
     #[serde(default)]
     pub mtu: Option<u16>,
+    /// At most this many RX and this many TX queues (default: what the device offers).
+    #[serde(default)]
+    pub queues: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -449,6 +452,9 @@ impl Config {
             }
             if p.mtu.is_some_and(|m| !(68..=9216).contains(&m)) {
                 e.push(format!("{k}.mtu: must be 68..=9216"));
+            }
+            if p.queues.is_some_and(|q| !(1..=1024).contains(&q)) {
+                e.push(format!("{k}.queues: must be 1..=1024"));
             }
             for (j, a) in p.addresses.iter().enumerate() {
                 for (other, n) in &subnets {

@@ -65,9 +65,43 @@ pub struct PortsUp {
     pub notes: Vec<serde_json::Value>,
 }
 
-/// Opens and starts every port. Queue plan: as many workers as every port can give a TX
-/// queue and (where it can) an RX queue; one more TX queue for the management thread
-/// where there is one, else it sends through worker 0.
+/// True for a memif device in the client role (memif's default role): its peer, the
+/// server, decides how many rings there are, and refuses a client that opens more.
+pub fn is_memif_client(driver: &str, device: &str) -> bool {
+    driver == "net_memif" && !device.split(',').any(|kv| kv.trim() == "role=server")
+}
+
+/// How many queues of each kind a port uses, given what its device offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlan {
+    pub rx: usize,
+    pub tx: usize,
+    /// The management thread has a TX queue of its own (else it sends through worker 0).
+    pub mgmt_tx: bool,
+}
+
+/// The queue plan of one port for `workers` workers. `max_rx`/`max_tx` are what the
+/// device offers, capped by `ports[].queues`. Every worker needs a TX queue; RX queues
+/// are shared out (a port with fewer RX queues than workers is polled by fewer). The
+/// management thread gets one more TX queue where the device has one, except on a memif
+/// client: there the server decides the ring count, so the client asks for no more TX
+/// rings than it has workers (a one-queue peer such as pktgen's then links).
+pub fn queue_plan(workers: usize, max_rx: usize, max_tx: usize, memif_client: bool) -> QueuePlan {
+    let rx = workers.min(max_rx).max(1);
+    let tx = if memif_client {
+        workers.min(max_tx).max(1)
+    } else {
+        (workers + 1).min(max_tx).max(1)
+    };
+    QueuePlan {
+        rx,
+        tx,
+        mgmt_tx: tx > workers,
+    }
+}
+
+/// Opens and starts every port with its [`queue_plan`]: as many workers as every port
+/// can give a TX queue.
 pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsUp> {
     let mut ports = Vec::new();
     let mut infos = Vec::new();
@@ -82,9 +116,13 @@ pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsU
         infos.push(port.info().map_err(anyhow::Error::msg)?);
         ports.push(port);
     }
+    let cap = |i: usize, offered: u16| {
+        (offered as usize).min(cfg.ports[i].queues.map_or(usize::MAX, usize::from))
+    };
     let max_tx = infos
         .iter()
-        .map(|i| i.max_tx_queues as usize)
+        .enumerate()
+        .map(|(i, info)| cap(i, info.max_tx_queues))
         .min()
         .unwrap_or(1);
     let workers = want_workers.min(max_tx).max(1);
@@ -110,8 +148,20 @@ pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsU
     };
     for (i, (mut port, info)) in ports.into_iter().zip(&infos).enumerate() {
         let pc = &cfg.ports[i];
-        let rxq = workers.min(info.max_rx_queues as usize).max(1);
-        let txq = (workers + 1).min(info.max_tx_queues as usize);
+        let memif_client = is_memif_client(&info.driver, &pc.device);
+        let plan = queue_plan(
+            workers,
+            cap(i, info.max_rx_queues),
+            cap(i, info.max_tx_queues),
+            memif_client,
+        );
+        let (rxq, txq) = (plan.rx, plan.tx);
+        if memif_client {
+            tracing::info!(
+                port = %pc.name,
+                "memif client: {rxq} server-to-client and {txq} client-to-server rings; the server must offer at least that many queues (limit with ports[].queues)"
+            );
+        }
         let (rx, tx, rss) = port
             .configure(rxq as u16, txq as u16, 1024, pool)
             .map_err(anyhow::Error::msg)?;
@@ -139,7 +189,7 @@ pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsU
         for wq in up.per_worker.iter_mut() {
             wq.tx.push(tx.next().expect("workers <= tx queues"));
         }
-        let own = tx.next();
+        let own = tx.next().filter(|_| plan.mgmt_tx);
         let mgmt_tx = if own.is_some() {
             "own queue"
         } else {
@@ -162,4 +212,71 @@ pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsU
         up.per_worker[0].sends_for_mgmt = true;
     }
     Ok(up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_plans() {
+        // A multi-queue NIC: one pair per worker, one more TX queue for management.
+        let nic = queue_plan(4, 64, 64, false);
+        assert_eq!(
+            nic,
+            QueuePlan {
+                rx: 4,
+                tx: 5,
+                mgmt_tx: true
+            }
+        );
+        // A single-queue device (net_pcap, af_packet): management sends through worker 0.
+        assert_eq!(
+            queue_plan(1, 1, 1, false),
+            QueuePlan {
+                rx: 1,
+                tx: 1,
+                mgmt_tx: false
+            }
+        );
+        // A memif client never asks for a ring its workers do not use.
+        assert_eq!(
+            queue_plan(1, 8, 8, true),
+            QueuePlan {
+                rx: 1,
+                tx: 1,
+                mgmt_tx: false
+            }
+        );
+        assert_eq!(
+            queue_plan(2, 1, 8, true),
+            QueuePlan {
+                rx: 1,
+                tx: 2,
+                mgmt_tx: false
+            }
+        );
+        // memif server: it may have more rings than the client uses.
+        assert_eq!(
+            queue_plan(1, 8, 8, false),
+            QueuePlan {
+                rx: 1,
+                tx: 2,
+                mgmt_tx: true
+            }
+        );
+        assert!(is_memif_client(
+            "net_memif",
+            "net_memif0,socket=/run/a.sock"
+        ));
+        assert!(is_memif_client(
+            "net_memif",
+            "net_memif0,role=client,socket=/run/a.sock"
+        ));
+        assert!(!is_memif_client(
+            "net_memif",
+            "net_memif0,role=server,socket=/run/a.sock"
+        ));
+        assert!(!is_memif_client("net_ring", "net_ring0"));
+    }
 }
