@@ -3,6 +3,7 @@
 //! [`Op`] sent to the management thread, which stays the only writer of configuration
 //! and answers between two iterations of its loop.
 #![forbid(unsafe_code)]
+use arc_swap::ArcSwapOption;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -11,7 +12,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -51,16 +52,20 @@ pub struct Request {
     pub reply: oneshot::Sender<Reply>,
 }
 
+/// The bearer token writes need (none: writes are open); the management thread replaces
+/// it when a reload re-reads `api.token_file`.
+pub type Token = Arc<ArcSwapOption<String>>;
+
 #[derive(Clone)]
 struct Api {
     tx: mpsc::SyncSender<Request>,
-    token: Option<String>,
+    token: Token,
 }
 
 /// Binds `listen` now (so a busy port fails start-up) and serves on a new thread.
 pub fn start(
     listen: std::net::SocketAddr,
-    token: Option<String>,
+    token: Token,
     tx: mpsc::SyncSender<Request>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let std_listener = std::net::TcpListener::bind(listen)
@@ -141,7 +146,49 @@ fn router(api: Api) -> Router {
                 axum::Json(json!({ "error": "no such endpoint" })),
             )
         })
+        .method_not_allowed_fallback(|m: Method| async move {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(json!({ "error": format!("method {m} not allowed here") })),
+            )
+        })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(api)
+}
+
+/// Every error answer is `{"error": ...}`: the ones axum makes itself (a bad path or query,
+/// a body too large) come as plain text and are wrapped here.
+async fn json_errors(r: Response) -> Response {
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(r.status().is_client_error() || r.status().is_server_error()) || is_json {
+        return r;
+    }
+    let status = r.status();
+    let text = axum::body::to_bytes(r.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    (status, axum::Json(json!({ "error": msg }))).into_response()
+}
+
+/// Compares a presented token with the configured one in time that does not depend on
+/// where they first differ.
+fn token_matches(given: Option<&str>, token: &str) -> bool {
+    let Some(given) = given else { return false };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    let diff = a.iter().zip(b).fold(
+        (a.len() ^ b.len()) as u8 | (a.len() != b.len()) as u8,
+        |d, (x, y)| d | (x ^ y),
+    );
+    diff == 0
 }
 
 #[derive(Deserialize)]
@@ -151,12 +198,12 @@ struct FlowsQuery {
 }
 
 async fn write(s: State<Api>, headers: HeaderMap, op: Op) -> Response {
-    if let Some(token) = &s.token {
+    if let Some(token) = s.token.load().as_deref() {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !token_matches(given, token) {
             return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": "writes need Authorization: Bearer <token> (api.token_file)" })))
                 .into_response();
         }
@@ -187,5 +234,19 @@ async fn ask(State(s): State<Api>, op: Op) -> Response {
             axum::Json(json!({ "error": "management thread did not answer" })),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_comparison() {
+        use super::token_matches as m;
+        assert!(m(Some("s3cret"), "s3cret"));
+        assert!(!m(Some("s3creT"), "s3cret"));
+        assert!(!m(Some("s3cre"), "s3cret"));
+        assert!(!m(Some("s3crett"), "s3cret"));
+        assert!(!m(Some(""), "s3cret"));
+        assert!(!m(None, "s3cret"));
     }
 }

@@ -287,10 +287,23 @@ pub fn parse(text: &str) -> Result<Config, Errors> {
 /// service could be read (a whole section may have failed: its defaults stand in), the
 /// checks across them run too.
 pub fn load(text: &str) -> Result<Config, Errors> {
+    load_with(text, false)
+}
+
+/// What start-up and `--check` run: [`load`], then the checks that depend on this
+/// machine ([`host_checks`]), every error listed.
+pub fn load_for_host(text: &str) -> Result<Config, Errors> {
+    load_with(text, true)
+}
+
+fn load_with(text: &str, host: bool) -> Result<Config, Errors> {
     let (c, mut e) = read(text);
     if let Some(c) = &c {
         if let Err(Errors(more)) = c.validate() {
             e.extend(more);
+        }
+        if host {
+            e.extend(host_checks(c));
         }
     }
     match c {
@@ -304,6 +317,9 @@ pub fn load(text: &str) -> Result<Config, Errors> {
 /// and the checks across elements can still run with the right key paths).
 fn read(text: &str) -> (Option<Config>, Vec<String>) {
     use yaml_serde::Value;
+    if let Err(e) = bounded(text) {
+        return (None, vec![e]);
+    }
     let doc: Value = match yaml_serde::from_str(text) {
         Ok(d) => d,
         Err(e) => return (None, vec![e.to_string()]),
@@ -393,6 +409,161 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
     (c, e)
 }
 
+/// Most bytes a config may have.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// Deepest nesting of flow collections (`[`, `{`) a config may have.
+pub const MAX_CONFIG_DEPTH: usize = 64;
+
+/// Refuses input no config needs before the YAML parser sees it: too large, or nested so
+/// deeply (`[[[[...`) that parsing would take seconds.
+fn bounded(text: &str) -> Result<(), String> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "config: {} bytes; a config may have at most {MAX_CONFIG_BYTES}",
+            text.len()
+        ));
+    }
+    // A scan that knows just enough YAML: quoted scalars (which start where a value
+    // starts) and comments hide brackets; everything else counts.
+    let (mut depth, mut quote, mut comment, mut escaped) = (0usize, None, false, false);
+    // `prev`: the last character that is not a blank; `blank`: the one just before was.
+    let (mut prev, mut blank) = ('\n', true);
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else if comment {
+            comment = c != '\n';
+        } else {
+            match c {
+                '#' if blank => comment = true,
+                '"' | '\''
+                    if matches!(prev, ':' | '-' | '[' | '{' | ',') || prev.is_whitespace() =>
+                {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_CONFIG_DEPTH {
+                        return Err(format!(
+                            "config: nested more than {MAX_CONFIG_DEPTH} levels deep"
+                        ));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        blank = c.is_whitespace();
+        if !blank || c == '\n' {
+            prev = c;
+        }
+    }
+    Ok(())
+}
+
+/// The rule for names that become metric labels and URL path segments (services,
+/// ports): 1 to 64 of `A-Z a-z 0-9 _ . -`. Returns the error for key `k`, if any.
+pub fn check_name(k: &str, name: &str) -> Option<String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    (!ok).then(|| {
+        format!(
+            "{k}: `{}` must be 1 to 64 of A-Z a-z 0-9 _ . -",
+            name.escape_debug()
+        )
+    })
+}
+
+/// False for addresses no host on a wire can have: unspecified, limited broadcast,
+/// multicast, loopback.
+pub fn usable_host(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
+
+/// What a port's device really is, for "one device once" and the per-device lock: a PCI
+/// address, or a vdev's arguments (`iface=veth0`, `socket=/run/m.sock`, ...), which name
+/// the resource it opens; a vdev without arguments is its name.
+pub fn device_key(device: &str) -> String {
+    match device.split_once(',') {
+        Some((_, args)) => {
+            let mut kv: Vec<&str> = args
+                .split(',')
+                .map(str::trim)
+                .filter(|a| {
+                    [
+                        "iface=",
+                        "socket=",
+                        "path=",
+                        "rx_pcap=",
+                        "tx_pcap=",
+                        "rx_iface=",
+                        "tx_iface=",
+                    ]
+                    .iter()
+                    .any(|k| a.starts_with(k))
+                })
+                .collect();
+            kv.sort_unstable();
+            if kv.is_empty() {
+                device.to_owned()
+            } else {
+                kv.join(",")
+            }
+        }
+        None => device.to_owned(),
+    }
+}
+
+/// The checks that depend on this machine, which start-up makes and `--check` repeats:
+/// the token file is there and not empty, the cores exist.
+pub fn host_checks(c: &Config) -> Vec<String> {
+    let mut e = Vec::new();
+    if let Some(f) = &c.api.token_file {
+        match std::fs::read_to_string(f) {
+            Err(err) => e.push(format!("api.token_file: {}: {err}", f.display())),
+            Ok(t) if t.trim().is_empty() => e.push(format!(
+                "api.token_file: {} is empty: every write would be refused",
+                f.display()
+            )),
+            Ok(_) => {}
+        }
+    }
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cores(s.trim()));
+    if let Some(online) = online {
+        for core in &c.dpdk.cores.0 {
+            if !online.contains(core) {
+                let list = CoreList(online.clone());
+                e.push(format!(
+                    "dpdk.cores: core {core} does not exist on this machine (online: {list})"
+                ));
+            }
+        }
+    }
+    e
+}
+
+/// Settings that are legal but risky: printed by `--check` and logged at start.
+pub fn warnings(c: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    if !c.api.listen.ip().is_loopback() && c.api.token_file.is_none() {
+        w.push(format!(
+            "api.listen: {} is not a loopback address and api.token_file is not set: anyone who reaches it can change the services",
+            c.api.listen
+        ));
+    }
+    w
+}
+
 /// Parses an EAL core list ("0-2", "0,2,4", "1-3,6"); None if malformed or repeating.
 pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
     let mut out = Vec::new();
@@ -442,13 +613,21 @@ impl Config {
         let mut subnets: Vec<(&str, Ipv4Net)> = Vec::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = format!("ports[{i}]");
-            if p.name.is_empty() {
-                e.push(format!("{k}.name: must not be empty"));
+            if let Some(err) = check_name(&format!("{k}.name"), &p.name) {
+                e.push(err);
             } else if !names.insert(p.name.as_str()) {
                 e.push(format!("{k}.name: `{}` is used by another port", p.name));
             }
             if p.device.is_empty() {
                 e.push(format!("{k}.device: must be a PCI address or a vdev spec"));
+            } else if let Some(j) = self.ports[..i]
+                .iter()
+                .position(|q| device_key(&q.device) == device_key(&p.device))
+            {
+                e.push(format!(
+                    "{k}.device: `{}` is the same device as ports[{j}] (`{}`)",
+                    p.device, self.ports[j].device
+                ));
             }
             if p.mtu.is_some_and(|m| !(68..=9216).contains(&m)) {
                 e.push(format!("{k}.mtu: must be 68..=9216"));
@@ -468,8 +647,12 @@ impl Config {
             }
         }
         let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n)| n.contains(&a));
+        let own = |a: Ipv4Addr| subnets.iter().any(|(_, n)| n.addr() == a);
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("routes[{i}]");
+            if own(r.via) {
+                e.push(format!("{k}.via: {} is ferrovs's own address", r.via));
+            }
             if r.port.is_none() && !connected(r.via) {
                 e.push(format!(
                     "{k}.via: {} is not on a connected subnet of any port (name `port:`)",
@@ -485,6 +668,18 @@ impl Config {
         for (i, n) in self.neighbors.iter().enumerate() {
             if !names.contains(n.port.as_str()) {
                 e.push(format!("neighbors[{i}].port: no port named `{}`", n.port));
+            }
+            if n.mac.is_multicast() || n.mac == MacAddr::ZERO {
+                e.push(format!(
+                    "neighbors[{i}].mac: {} is not a unicast MAC",
+                    n.mac
+                ));
+            }
+            if own(n.address) || !usable_host(n.address) {
+                e.push(format!(
+                    "neighbors[{i}].address: {} cannot be a neighbor (own, broadcast, multicast or unspecified)",
+                    n.address
+                ));
             }
         }
         if !(1..=(i32::MAX as u32)).contains(&self.flows.capacity) {
@@ -506,7 +701,7 @@ impl Config {
         let mut nbackends = 0;
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("services[{i}]");
-            e.extend(validate_service(s, &k, &connected));
+            e.extend(validate_service(s, &k, &connected, &own));
             if !snames.insert(s.name.as_str()) {
                 e.push(format!("{k}.name: `{}` is used by another service", s.name));
             }
@@ -544,13 +739,16 @@ pub fn validate_service(
     s: &ServiceConf,
     k: &str,
     connected: &dyn Fn(Ipv4Addr) -> bool,
+    own: &dyn Fn(Ipv4Addr) -> bool,
 ) -> Vec<String> {
     let mut e = Vec::new();
-    if s.name.is_empty() || s.name.contains(['/', ' ']) {
+    if !usable_host(s.vip) {
         e.push(format!(
-            "{k}.name: must be a non-empty name without '/' or spaces"
+            "{k}.vip: {} can never be a VIP (unspecified, broadcast, multicast or loopback)",
+            s.vip
         ));
     }
+    e.extend(check_name(&format!("{k}.name"), &s.name));
     if s.port == 0 {
         e.push(format!("{k}.port: must be 1..=65535"));
     }
@@ -568,6 +766,20 @@ pub fn validate_service(
             e.push(format!(
                 "{bk}.port: must equal the service port {} in {} mode (the port is not rewritten)",
                 s.port, s.forward
+            ));
+        }
+        if !usable_host(a) {
+            e.push(format!(
+                "{bk}.address: {a} can never be a backend (unspecified, broadcast, multicast or loopback)"
+            ));
+        } else if a == s.vip || own(a) {
+            e.push(format!(
+                "{bk}.address: {a} is {}",
+                if a == s.vip {
+                    "the service's VIP"
+                } else {
+                    "ferrovs's own address"
+                }
             ));
         }
         if s.forward == Forward::Dr && !connected(a) {
@@ -730,6 +942,102 @@ services:
             .replace("scheduler: mh", "scheduler: zz");
         let errs = load(&bad).unwrap_err();
         assert_eq!(errs.0.len(), 2, "{errs:?}");
+    }
+
+    /// Configs that parse but can never work, as an operator writes them by mistake: each
+    /// is refused naming its key (the checks `--check` and start-up share).
+    #[test]
+    fn configs_that_can_never_work_are_refused() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "vip: 203.0.113.10",
+                "vip: 0.0.0.0",
+                "services[0].vip: 0.0.0.0 can never be a VIP",
+            ),
+            (
+                "vip: 203.0.113.10",
+                "vip: 255.255.255.255",
+                "services[0].vip: 255.255.255.255 can never",
+            ),
+            (
+                "{ address: 10.1.0.10, port: 8080 }",
+                "{ address: 203.0.113.10, port: 8080 }",
+                "services[0].backends[0].address: 203.0.113.10 is the service's VIP",
+            ),
+            (
+                "{ address: 10.1.0.10, port: 8080 }",
+                "{ address: 10.1.0.1, port: 8080 }",
+                "services[0].backends[0].address: 10.1.0.1 is ferrovs's own address",
+            ),
+            (
+                "{ address: 10.1.0.10, port: 8080 }",
+                "{ address: 224.0.0.5, port: 8080 }",
+                "services[0].backends[0].address: 224.0.0.5 can never be a backend",
+            ),
+            (
+                "mac: \"02:00:00:00:00:01\"",
+                "mac: \"ff:ff:ff:ff:ff:ff\"",
+                "neighbors[0].mac: ff:ff:ff:ff:ff:ff is not a unicast MAC",
+            ),
+            (
+                "via: \"203.0.113.1\"",
+                "via: \"203.0.113.2\"",
+                "routes[0].via: 203.0.113.2 is ferrovs's own address",
+            ),
+            (
+                "device: \"0000:3b:00.1\"",
+                "device: \"net_pcap1,tx_pcap=b,rx_pcap=a\"",
+                "ports[1].device: `net_pcap1,tx_pcap=b,rx_pcap=a` is the same device as ports[0]",
+            ),
+            (
+                "name: web",
+                "name: \"we\\nb\"",
+                "services[0].name: `we\\nb` must be 1 to 64 of",
+            ),
+            (
+                "name: wan",
+                "name: \"w{an}\"",
+                "ports[0].name: `w{an}` must be 1 to 64 of",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert!(GOOD.contains(from), "fixture: {from}");
+            let errs = load(&GOOD.replacen(from, to, 1)).expect_err(want);
+            assert!(
+                errs.0.iter().any(|e| e.starts_with(want)),
+                "want `{want}` in {errs:?}"
+            );
+        }
+    }
+
+    /// Input no config needs is refused before the parser sees it.
+    #[test]
+    fn oversized_and_deeply_nested_input_is_refused_at_once() {
+        let deep = format!("ports: {}", "[".repeat(100_000));
+        let t = std::time::Instant::now();
+        let errs = load(&deep).unwrap_err();
+        assert!(errs.0[0].contains("nested more than 64 levels"), "{errs:?}");
+        eprintln!("100k nested brackets refused in {:?}", t.elapsed());
+        let big = format!("{GOOD}# {}\n", "x".repeat(MAX_CONFIG_BYTES));
+        assert!(load(&big).unwrap_err().0[0].contains("bytes; a config may have at most"));
+        // Brackets inside quotes and comments do not count.
+        let quoted = GOOD.replace("name: web", &format!("name: web # {}", "[".repeat(100)));
+        assert!(load(&quoted).is_ok(), "{:?}", load(&quoted));
+        assert!(bounded(&format!("a: \"{}\"", "[".repeat(100))).is_ok());
+        assert!(
+            bounded(&format!("a: b'c\nd: {}", "[".repeat(100))).is_err(),
+            "an apostrophe inside a word is not a quote"
+        );
+    }
+
+    #[test]
+    fn risky_settings_are_warnings() {
+        let open =
+            load(&GOOD.replace("dpdk:", "api: { listen: \"0.0.0.0:9180\" }\ndpdk:")).unwrap();
+        assert!(
+            warnings(&open)[0].starts_with("api.listen: 0.0.0.0:9180 is not a loopback address")
+        );
+        assert!(warnings(&load(GOOD).unwrap()).is_empty());
     }
 
     /// One mistake per section and per service: each is reported, not only the first.

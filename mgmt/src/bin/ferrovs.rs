@@ -27,7 +27,12 @@ fn main() {
         .init();
     if args.check {
         match mgmt::daemon::check(&args.config) {
-            Ok(_) => println!("{}: valid", args.config.display()),
+            Ok((_, warnings)) => {
+                for w in &warnings {
+                    println!("warning: {w}");
+                }
+                println!("{}: valid", args.config.display());
+            }
             Err(e) => {
                 eprintln!("{e:#}");
                 std::process::exit(1);

@@ -12,11 +12,25 @@ use std::time::{Duration, Instant};
 
 impl Daemon {
     /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
-    /// fails validation changes nothing; the error lists every problem.
+    /// fails validation changes nothing; the error lists every problem. `api.token_file`
+    /// is read again (a new token takes effect at once); `api.listen` needs a restart,
+    /// which the warning says.
     pub(crate) fn reload(&mut self) -> Result<u64, String> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("read {}: {e}", self.path.display()))?;
-        let cfg = config::load(&text).map_err(|e| e.to_string())?;
+        let cfg = config::load_for_host(&text).map_err(|e| e.to_string())?;
+        let token = super::read_token(&cfg).map_err(|e| format!("{e:#}"))?;
+        if cfg.api.listen != self.cfg.api.listen {
+            tracing::warn!(
+                "reload: api.listen changed to {}: needs a restart; still listening on {}",
+                cfg.api.listen,
+                self.cfg.api.listen
+            );
+        }
+        self.api_token.store(token.map(Arc::new));
+        for w in config::warnings(&cfg) {
+            tracing::warn!("{w}");
+        }
         Ok(self.apply(cfg))
     }
 
@@ -34,6 +48,10 @@ impl Daemon {
             ports: self.cfg.ports.clone(),
             dpdk: self.cfg.dpdk.clone(),
             flows: self.cfg.flows.clone(),
+            api: config::ApiConf {
+                listen: self.cfg.api.listen,
+                ..cfg.api.clone()
+            },
             ..cfg
         };
         let cur = self.shared.cell.load();

@@ -4,10 +4,12 @@
 //! * `neighbors`: ARP answer/learn/resolve/refresh, gratuitous ARP;
 //! * `manage`: the management loop, reload and apply;
 //! * `handlers`: answers to REST API requests;
-//! * `metrics`: `/metrics`, `/api/v1/stats` and worker sampling.
+//! * `metrics`: `/metrics`, `/api/v1/stats` and worker sampling;
+//! * [`lock`]: one daemon per device and per EAL file prefix.
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod bringup;
 mod handlers;
+pub mod lock;
 mod manage;
 mod metrics;
 mod neighbors;
@@ -83,6 +85,8 @@ pub struct Daemon {
     reg: Registry,
     /// State that is not configuration (port MACs, backend health): kept across reloads.
     runtime: Runtime,
+    /// What the API checks writes against; a reload re-reads `api.token_file` into it.
+    api_token: api::Token,
     shared: Arc<Shared>,
     ports: Vec<Port>,
     pool: Arc<Mempool>,
@@ -101,8 +105,12 @@ pub struct Daemon {
 pub fn run(path: PathBuf) -> Result<()> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    let cfg = config::load(&text)
+    let cfg = config::load_for_host(&text)
         .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    for w in config::warnings(&cfg) {
+        tracing::warn!("{w}");
+    }
+    let _locks = lock::acquire(&cfg, &lock::lock_dir())?;
     install_signals();
     let args = bringup::eal_args(&cfg);
     tracing::info!(?args, "starting EAL");
@@ -142,23 +150,17 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         cfg.flows.timeouts.to_timeouts(),
         up.ports.len(),
     ));
-    let token = match &cfg.api.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("api.token_file {}", f.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let token: api::Token = Default::default();
+    token.store(read_token(&cfg)?.map(Arc::new));
     let (api_tx, api_rx) = mpsc::sync_channel(64);
-    let api_addr = api::start(cfg.api.listen, token, api_tx)?;
+    let api_addr = api::start(cfg.api.listen, token.clone(), api_tx)?;
     tracing::info!(%api_addr, "api listening");
     let mut d = Daemon {
         cfg,
         path,
         reg,
         runtime,
+        api_token: token,
         shared: shared.clone(),
         ports: up.ports,
         pool,
@@ -212,11 +214,33 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// `--check`: parses and validates the file; the error lists every problem by key path.
-pub fn check(path: &std::path::Path) -> Result<Config> {
+/// The token in `api.token_file` (trimmed), if one is set. Start-up and `--check` have
+/// made sure it is readable and not empty; a reload checks again.
+fn read_token(cfg: &Config) -> Result<Option<String>> {
+    let Some(f) = &cfg.api.token_file else {
+        return Ok(None);
+    };
+    let t =
+        std::fs::read_to_string(f).with_context(|| format!("api.token_file {}", f.display()))?;
+    let t = t.trim();
+    if t.is_empty() {
+        bail!(
+            "api.token_file: {} is empty: every write would be refused",
+            f.display()
+        );
+    }
+    Ok(Some(t.to_owned()))
+}
+
+/// `--check`: every check start-up makes (the file, this machine), every error listed by
+/// key path; warnings (risky but legal settings) are returned beside a valid config.
+pub fn check(path: &std::path::Path) -> Result<(Config, Vec<String>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    match config::load(&text) {
-        Ok(c) => Ok(c),
+    match config::load_for_host(&text) {
+        Ok(c) => {
+            let w = config::warnings(&c);
+            Ok((c, w))
+        }
         Err(e) => bail!("{}: {} error(s):\n{e}", path.display(), e.0.len()),
     }
 }
