@@ -226,9 +226,14 @@ async fn ask(State(s): State<Api>, op: Op) -> Response {
             axum::Json(v),
         )
             .into_response(),
-        Ok(Ok(Reply::Text(t))) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response()
-        }
+        Ok(Ok(Reply::Text(t))) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            t,
+        )
+            .into_response(),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({ "error": "management thread did not answer" })),

@@ -7,7 +7,6 @@ use super::Daemon;
 use dataplane::counters::{DropReason, Traffic, WorkerCounters};
 use dataplane::snapshot::Service;
 use serde_json::{json, Map, Value};
-use std::fmt::Write as _;
 
 impl Daemon {
     pub(super) fn sum(&self, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
@@ -85,156 +84,133 @@ impl Daemon {
         })
     }
 
-    /// Prometheus text format, with the metric names of docs/api.md.
+    /// The metrics (names in docs/api.md) in the OpenMetrics text format, written by
+    /// prometheus-client's encoder: label values are escaped by it, never formatted here.
+    /// Values are read from the counters at each scrape.
     pub(super) fn metrics(&self) -> String {
+        use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+        type Labels = Vec<(&'static str, String)>;
+        type Counters = Family<Labels, Counter>;
+        type Gauges = Family<Labels, Gauge>;
         let snap = self.shared.cell.load();
-        let mut m = String::new();
-        let family = |m: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let mut reg = prometheus_client::registry::Registry::default();
+        let svc_labels = |s: &Service| -> Labels {
+            vec![
+                ("service", s.name.clone()),
+                ("vip", s.vip.to_string()),
+                ("port", s.port.to_string()),
+                ("protocol", proto_name(s.protocol).to_string()),
+            ]
         };
-        let svc_labels = |s: &Service| {
-            format!(
-                "service=\"{}\",vip=\"{}\",port=\"{}\",protocol=\"{}\"",
-                s.name,
-                s.vip,
-                s.port,
-                proto_name(s.protocol)
-            )
+        let with = |mut l: Labels, k: &'static str, v: String| {
+            l.push((k, v));
+            l
         };
-        family(
-            &mut m,
-            "ferrovs_service_connections_total",
-            "counter",
-            "Connections (flows) created per service.",
+        let (conns, packets, bytes) = (
+            Counters::default(),
+            Counters::default(),
+            Counters::default(),
         );
+        let (active, weight) = (Gauges::default(), Gauges::default());
         for s in &snap.services.list {
-            let _ = writeln!(
-                m,
-                "ferrovs_service_connections_total{{{}}} {}",
-                svc_labels(s),
-                self.sum(|c| c.services[s.id as usize].connections.get())
-            );
-        }
-        type Get = fn(&Traffic) -> u64;
-        let per_direction: [(&str, &str, &str, Get); 4] = [
-            (
-                "ferrovs_service_packets_total",
-                "Packets per service and direction.",
-                "in",
-                |t| t.packets_in.get(),
-            ),
-            ("ferrovs_service_packets_total", "", "out", |t| {
-                t.packets_out.get()
-            }),
-            (
-                "ferrovs_service_bytes_total",
-                "Bytes per service and direction.",
-                "in",
-                |t| t.bytes_in.get(),
-            ),
-            ("ferrovs_service_bytes_total", "", "out", |t| {
-                t.bytes_out.get()
-            }),
-        ];
-        for (name, help, dir, get) in per_direction {
-            if !help.is_empty() {
-                family(&mut m, name, "counter", help);
+            let l = svc_labels(s);
+            let t = |g: fn(&Traffic) -> u64| self.sum(|c| g(&c.services[s.id as usize]));
+            conns.get_or_create(&l).inc_by(t(|x| x.connections.get()));
+            for (dir, p, b) in [
+                ("in", t(|x| x.packets_in.get()), t(|x| x.bytes_in.get())),
+                ("out", t(|x| x.packets_out.get()), t(|x| x.bytes_out.get())),
+            ] {
+                packets
+                    .get_or_create(&with(l.clone(), "direction", dir.into()))
+                    .inc_by(p);
+                bytes
+                    .get_or_create(&with(l.clone(), "direction", dir.into()))
+                    .inc_by(b);
             }
-            for s in &snap.services.list {
-                let v = self.sum(|c| get(&c.services[s.id as usize]));
-                let _ = writeln!(m, "{name}{{{},direction=\"{dir}\"}} {v}", svc_labels(s));
+            for b in s.backends.iter() {
+                let bl = with(l.clone(), "backend", format!("{}:{}", b.addr, b.port));
+                active
+                    .get_or_create(&bl)
+                    .set(self.shared.conns.active(b.id) as i64);
+                weight.get_or_create(&bl).set(b.weight as i64);
             }
         }
-        type BackendGet = fn(&Daemon, &dataplane::snapshot::Backend) -> u64;
-        let per_backend: [(&str, &str, BackendGet); 2] = [
-            (
-                "ferrovs_backend_connections_active",
-                "Established connections per backend.",
-                |d, b| d.shared.conns.active(b.id) as u64,
-            ),
-            (
-                "ferrovs_backend_weight",
-                "Configured weight per backend (0: drained).",
-                |_, b| b.weight as u64,
-            ),
-        ];
-        for (name, help, get) in per_backend {
-            family(&mut m, name, "gauge", help);
-            for s in &snap.services.list {
-                for b in s.backends.iter() {
-                    let v = get(self, b);
-                    let _ = writeln!(
-                        m,
-                        "{name}{{{},backend=\"{}:{}\"}} {v}",
-                        svc_labels(s),
-                        b.addr,
-                        b.port
-                    );
-                }
-            }
-        }
-        family(
-            &mut m,
-            "ferrovs_port_packets_total",
-            "counter",
-            "Packets per port and direction (device counters).",
+        reg.register(
+            "ferrovs_service_connections",
+            "Connections (flows) created per service.",
+            conns,
         );
+        reg.register(
+            "ferrovs_service_packets",
+            "Packets per service and direction.",
+            packets,
+        );
+        reg.register(
+            "ferrovs_service_bytes",
+            "Bytes per service and direction.",
+            bytes,
+        );
+        reg.register(
+            "ferrovs_backend_connections_active",
+            "Established connections per backend.",
+            active,
+        );
+        reg.register(
+            "ferrovs_backend_weight",
+            "Configured weight per backend (0: drained).",
+            weight,
+        );
+        let ports = Counters::default();
         for (p, note) in self.ports.iter().zip(&self.port_notes) {
             let st = p.stats();
-            let name = note["name"].as_str().unwrap_or("");
-            let _ = writeln!(
-                m,
-                "ferrovs_port_packets_total{{port=\"{name}\",direction=\"in\"}} {}",
-                st.ipackets
-            );
-            let _ = writeln!(
-                m,
-                "ferrovs_port_packets_total{{port=\"{name}\",direction=\"out\"}} {}",
-                st.opackets
-            );
+            let name = note["name"].as_str().unwrap_or("").to_string();
+            for (dir, v) in [("in", st.ipackets), ("out", st.opackets)] {
+                let l: Labels = vec![("port", name.clone()), ("direction", dir.into())];
+                ports.get_or_create(&l).inc_by(v);
+            }
         }
-        family(
-            &mut m,
-            "ferrovs_drops_total",
-            "counter",
-            "Packets dropped, by reason.",
+        reg.register(
+            "ferrovs_port_packets",
+            "Packets per port and direction (device counters).",
+            ports,
         );
+        let drops = Counters::default();
         for r in DropReason::ALL {
-            let _ = writeln!(
-                m,
-                "ferrovs_drops_total{{reason=\"{}\"}} {}",
-                r.name(),
-                self.sum(|c| c.drops[r as usize].get())
-            );
+            let v = self.sum(|c| c.drops[r as usize].get());
+            drops
+                .get_or_create(&vec![("reason", r.name().to_string())])
+                .inc_by(v);
         }
-        family(
-            &mut m,
+        reg.register("ferrovs_drops", "Packets dropped, by reason.", drops);
+        let flows_active: Gauge = Gauge::default();
+        flows_active.set(self.shared.flows.len() as i64);
+        reg.register(
             "ferrovs_flows_active",
-            "gauge",
             "Flows in the flow table.",
+            flows_active,
         );
-        let _ = writeln!(m, "ferrovs_flows_active {}", self.shared.flows.len());
-        family(
-            &mut m,
+        let flows_capacity: Gauge = Gauge::default();
+        flows_capacity.set(self.shared.flows.capacity() as i64);
+        reg.register(
             "ferrovs_flows_capacity",
-            "gauge",
             "Capacity of the flow table.",
+            flows_capacity,
         );
-        let _ = writeln!(m, "ferrovs_flows_capacity {}", self.shared.flows.capacity());
-        family(
-            &mut m,
-            "ferrovs_worker_busy_ratio",
-            "gauge",
-            "Share of the last second a worker spent on bursts with packets.",
-        );
+        let busy = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         for (i, b) in self.samples.iter().enumerate() {
-            let _ = writeln!(
-                m,
-                "ferrovs_worker_busy_ratio{{worker=\"{i}\"}} {:.4}",
-                b.busy_ratio
-            );
+            busy.get_or_create(&vec![("worker", i.to_string())])
+                .set(b.busy_ratio);
         }
-        m
+        reg.register(
+            "ferrovs_worker_busy_ratio",
+            "Share of the last second a worker spent on bursts with packets.",
+            busy,
+        );
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
+            tracing::error!("metrics encoding: {e}");
+        }
+        out
     }
 
     /// Samples each worker once a second: busy ratio over the interval, and whether its
