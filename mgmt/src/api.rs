@@ -19,9 +19,6 @@ use tokio::sync::oneshot;
 /// What the API asks of the management thread.
 #[derive(Debug)]
 pub enum Op {
-    Health,
-    Services,
-    Service(String),
     PutService(String, Bytes),
     DeleteService(String),
     PutBackend(String, String, Bytes),
@@ -52,27 +49,68 @@ pub struct Request {
     pub reply: oneshot::Sender<Reply>,
 }
 
-/// The bearer token writes need (none: writes are open); the management thread replaces
-/// it when a reload re-reads `api.token_file`.
-pub type Token = Arc<ArcSwapOption<String>>;
+/// Reads the API thread answers itself, from state the management thread publishes
+/// (the snapshot and the counters), without the management queue.
+pub trait Reads: Send + Sync {
+    /// Every service with backends and counters.
+    fn services(&self) -> Value;
+    /// One service, if it exists.
+    fn service(&self, name: &str) -> Option<Value>;
+}
+
+/// What the management thread publishes for the API thread to use on its own.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The bearer token writes need (none: writes are open); replaced when a reload
+    /// re-reads `api.token_file`.
+    pub token: ArcSwapOption<String>,
+    /// The last `/healthz` answer (status, body), refreshed once a second: `/healthz`
+    /// never waits behind other requests.
+    pub health: ArcSwapOption<(u16, Value)>,
+}
+
+/// Requests that may wait for the management thread at once; more wait here, in the
+/// API thread, for a slot (bounded), so the queue itself never overflows.
+const MGMT_SLOTS: usize = 32;
+/// How long a request may wait for a slot before it is answered 503.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// Open connections at most (below the default file limit of 1024); more wait in the
+/// listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A client must send a request's headers within this, and a whole request is answered
+/// within `REQUEST_TIMEOUT`, or the connection is closed / answered 408.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A keep-alive connection lives at most this long.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// Most flows one `GET /api/v1/flows` returns.
+pub const MAX_FLOWS_LIMIT: usize = 10_000;
 
 #[derive(Clone)]
 struct Api {
     tx: mpsc::SyncSender<Request>,
-    token: Token,
+    published: Arc<Published>,
+    reads: Arc<dyn Reads>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Binds `listen` now (so a busy port fails start-up) and serves on a new thread.
 pub fn start(
     listen: std::net::SocketAddr,
-    token: Token,
+    published: Arc<Published>,
+    reads: Arc<dyn Reads>,
     tx: mpsc::SyncSender<Request>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let std_listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("api.listen {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let api = Api { tx, token };
+    let api = Api {
+        tx,
+        published,
+        reads,
+        slots: Arc::new(tokio::sync::Semaphore::new(MGMT_SLOTS)),
+    };
     std::thread::Builder::new()
         .name("api".into())
         .spawn(move || {
@@ -82,33 +120,70 @@ pub fn start(
                 .expect("tokio runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                if let Err(e) = axum::serve(listener, router(api)).await {
-                    tracing::error!("api server: {e}");
-                }
+                serve(listener, router(api)).await;
             });
         })?;
     Ok(addr)
 }
 
+/// Serves connections, at most `MAX_CONNECTIONS` at once, each with a header-read
+/// timeout and a bounded lifetime (slow or idle clients cannot hold the API).
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = conns.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, for instance: wait instead of spinning.
+                tracing::warn!("api accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+        });
+    }
+}
+
 fn router(api: Api) -> Router {
     Router::new()
-        .route("/healthz", get(|s: State<Api>| ask(s, Op::Health)))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(|s: State<Api>| ask(s, Op::Metrics)))
         .route(
             "/api/v1/services",
-            get(|s: State<Api>| ask(s, Op::Services)),
+            get(|State(s): State<Api>| async move { axum::Json(s.reads.services()) }),
         )
         .route(
             "/api/v1/services/{name}",
-            get(|s: State<Api>, Path(n): Path<String>| ask(s, Op::Service(n)))
-                .put(
-                    |s: State<Api>, h: HeaderMap, Path(n): Path<String>, b: Bytes| {
-                        write(s, h, Op::PutService(n, b))
-                    },
-                )
-                .delete(|s: State<Api>, h: HeaderMap, Path(n): Path<String>| {
-                    write(s, h, Op::DeleteService(n))
-                }),
+            get(|State(s): State<Api>, Path(n): Path<String>| async move {
+                match s.reads.service(&n) {
+                    Some(v) => axum::Json(v).into_response(),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        axum::Json(json!({ "error": format!("no service `{n}`") })),
+                    )
+                        .into_response(),
+                }
+            })
+            .put(
+                |s: State<Api>, h: HeaderMap, Path(n): Path<String>, b: Bytes| {
+                    write(s, h, Op::PutService(n, b))
+                },
+            )
+            .delete(|s: State<Api>, h: HeaderMap, Path(n): Path<String>| {
+                write(s, h, Op::DeleteService(n))
+            }),
         )
         .route(
             "/api/v1/services/{name}/backends/{backend}",
@@ -127,7 +202,10 @@ fn router(api: Api) -> Router {
         .route(
             "/api/v1/flows",
             get(|s: State<Api>, Query(q): Query<FlowsQuery>| {
-                ask(s, Op::Flows(q.service, q.limit.unwrap_or(100).min(100_000)))
+                ask(
+                    s,
+                    Op::Flows(q.service, q.limit.unwrap_or(100).min(MAX_FLOWS_LIMIT)),
+                )
             }),
         )
         .route(
@@ -153,7 +231,36 @@ fn router(api: Api) -> Router {
             )
         })
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(request_timeout))
         .with_state(api)
+}
+
+/// A request (body included) must be read and answered within `REQUEST_TIMEOUT`.
+async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(json!({ "error": "request not completed in time" })),
+        )
+            .into_response(),
+    }
+}
+
+/// `/healthz` from what the management thread last published: never queued.
+async fn healthz(State(s): State<Api>) -> Response {
+    match s.published.health.load_full() {
+        Some(h) => (
+            StatusCode::from_u16(h.0).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            axum::Json(h.1.clone()),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting", "error": "not running yet" })),
+        )
+            .into_response(),
+    }
 }
 
 /// Every error answer is `{"error": ...}`: the ones axum makes itself (a bad path or query,
@@ -198,7 +305,7 @@ struct FlowsQuery {
 }
 
 async fn write(s: State<Api>, headers: HeaderMap, op: Op) -> Response {
-    if let Some(token) = s.token.load().as_deref() {
+    if let Some(token) = s.published.token.load().as_deref() {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -212,6 +319,13 @@ async fn write(s: State<Api>, headers: HeaderMap, op: Op) -> Response {
 }
 
 async fn ask(State(s): State<Api>, op: Op) -> Response {
+    let Ok(Ok(_slot)) = tokio::time::timeout(SLOT_WAIT, s.slots.acquire()).await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "management thread busy: try again" })),
+        )
+            .into_response();
+    };
     let (reply, rx) = oneshot::channel();
     if s.tx.try_send(Request { op, reply }).is_err() {
         return (

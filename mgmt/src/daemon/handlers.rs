@@ -4,7 +4,7 @@
 use super::Daemon;
 use crate::api::{Op, Reply};
 use crate::config::{self, BackendConf, Config, ServiceConf};
-use dataplane::snapshot::{Protocol, Service};
+use dataplane::snapshot::Protocol;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -27,44 +27,6 @@ fn parse_backend(s: &str) -> Option<(Ipv4Addr, u16)> {
 }
 
 impl Daemon {
-    fn service_json(&self, s: &Service) -> Value {
-        let backends: Vec<Value> = s
-            .backends
-            .iter()
-            .map(|b| {
-                let mut v = json!({
-                    "address": b.addr.to_string(),
-                    "port": b.port,
-                    "weight": b.weight,
-                    "active_connections": self.shared.conns.active(b.id),
-                    "inactive_connections": self.shared.conns.inactive(b.id),
-                });
-                merge(&mut v, self.traffic(|c| &c.backends[b.id as usize]));
-                v
-            })
-            .collect();
-        let mut v = json!({
-            "name": s.name,
-            "vip": s.vip.to_string(),
-            "port": s.port,
-            "protocol": proto_name(s.protocol),
-            "scheduler": s.scheduler.name(),
-            "forward": s.forward.name(),
-            "backends": backends,
-        });
-        merge(&mut v, self.traffic(|c| &c.services[s.id as usize]));
-        v
-    }
-
-    fn find_service(&self, name: &str) -> Option<Value> {
-        let snap = self.shared.cell.load();
-        snap.services
-            .list
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| self.service_json(s))
-    }
-
     /// Validates `cfg` like the config file and applies it; 400 with every error if not.
     fn try_apply(&mut self, cfg: Config) -> Result<u64, Reply> {
         cfg.validate()
@@ -77,43 +39,29 @@ impl Daemon {
         match self.try_apply(cfg) {
             Ok(_) => Reply::Json(
                 if existed { 200 } else { 201 },
-                self.find_service(name).unwrap_or(Value::Null),
+                self.view.find_service(name).unwrap_or(Value::Null),
             ),
             Err(r) => r,
         }
     }
 
+    /// The `/healthz` answer: 200 while every worker's loop moves, 503 when one stalled.
+    /// Published once a second for the API thread, which answers it without the queue.
+    pub(super) fn health(&self) -> (u16, Value) {
+        let stalled: Vec<usize> = (0..self.samples.len())
+            .filter(|&i| self.samples[i].progressed.elapsed() > super::WORKER_STALL)
+            .collect();
+        let body = json!({
+            "status": if stalled.is_empty() { "ok" } else { "workers stalled" },
+            "workers": self.view.counters.len(),
+            "stalled_workers": stalled,
+            "ports": self.ports.len(),
+        });
+        (if stalled.is_empty() { 200 } else { 503 }, body)
+    }
+
     pub(super) fn handle(&mut self, op: Op) -> Reply {
         match op {
-            Op::Health => {
-                let stalled: Vec<usize> = (0..self.samples.len())
-                    .filter(|&i| self.samples[i].progressed.elapsed() > super::WORKER_STALL)
-                    .collect();
-                let body = json!({
-                    "status": if stalled.is_empty() { "ok" } else { "workers stalled" },
-                    "workers": self.counters.len(),
-                    "stalled_workers": stalled,
-                    "ports": self.ports.len(),
-                });
-                Reply::Json(if stalled.is_empty() { 200 } else { 503 }, body)
-            }
-            Op::Services => {
-                let snap = self.shared.cell.load();
-                Reply::Json(
-                    200,
-                    Value::Array(
-                        snap.services
-                            .list
-                            .iter()
-                            .map(|s| self.service_json(s))
-                            .collect(),
-                    ),
-                )
-            }
-            Op::Service(name) => match self.find_service(&name) {
-                Some(v) => Reply::Json(200, v),
-                None => Reply::error(404, format!("no service `{name}`")),
-            },
             Op::PutService(name, body) => self.put_service(&name, &body),
             Op::DeleteService(name) => {
                 let mut cfg = self.cfg.clone();

@@ -27,7 +27,7 @@ impl Daemon {
                 self.cfg.api.listen
             );
         }
-        self.api_token.store(token.map(Arc::new));
+        self.published.token.store(token.map(Arc::new));
         for w in config::warnings(&cfg) {
             tracing::warn!("{w}");
         }
@@ -112,6 +112,7 @@ impl Daemon {
             if last_age.elapsed() > Duration::from_secs(1) {
                 last_age = Instant::now();
                 self.sample_workers();
+                self.published.health.store(Some(Arc::new(self.health())));
                 self.refresh_neighbors();
                 changed |= self.expire_neighbors();
             }

@@ -4,33 +4,18 @@
 #![forbid(unsafe_code)]
 use super::handlers::{merge, proto_name};
 use super::Daemon;
-use dataplane::counters::{DropReason, Traffic, WorkerCounters};
+use dataplane::counters::{DropReason, Traffic};
 use dataplane::snapshot::Service;
 use serde_json::{json, Map, Value};
 
 impl Daemon {
-    pub(super) fn sum(&self, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
-        self.counters.iter().map(|c| f(c)).sum()
-    }
-
-    pub(super) fn traffic(&self, pick: impl Fn(&WorkerCounters) -> &Traffic) -> Value {
-        let t = |g: fn(&Traffic) -> u64| self.sum(|c| g(pick(c)));
-        json!({
-            "connections": t(|x| x.connections.get()),
-            "packets_in": t(|x| x.packets_in.get()),
-            "packets_out": t(|x| x.packets_out.get()),
-            "bytes_in": t(|x| x.bytes_in.get()),
-            "bytes_out": t(|x| x.bytes_out.get()),
-        })
-    }
-
     pub(super) fn stats(&self) -> Value {
         let drops: Map<String, Value> = DropReason::ALL
             .iter()
             .map(|r| {
                 (
                     r.name().to_string(),
-                    json!(self.sum(|c| c.drops[*r as usize].get())),
+                    json!(self.view.sum(|c| c.drops[*r as usize].get())),
                 )
             })
             .collect();
@@ -54,6 +39,7 @@ impl Daemon {
             })
             .collect();
         let workers: Vec<Value> = self
+            .view
             .counters
             .iter()
             .enumerate()
@@ -68,10 +54,10 @@ impl Daemon {
             "uptime_s": self.start.elapsed().as_secs(),
             "snapshot_version": self.shared.cell.version(),
             "totals": {
-                "rx": self.sum(|c| c.rx.get()), "tx": self.sum(|c| c.tx.get()),
-                "drops": self.sum(|c| c.drops_total()), "new_flows": self.sum(|c| c.new_flows.get()),
-                "table_full": self.sum(|c| c.table_full.get()), "stateless": self.sum(|c| c.stateless.get()),
-                "to_mgmt": self.sum(|c| c.to_mgmt.get()), "icmp_replies": self.sum(|c| c.icmp_replies.get()),
+                "rx": self.view.sum(|c| c.rx.get()), "tx": self.view.sum(|c| c.tx.get()),
+                "drops": self.view.sum(|c| c.drops_total()), "new_flows": self.view.sum(|c| c.new_flows.get()),
+                "table_full": self.view.sum(|c| c.table_full.get()), "stateless": self.view.sum(|c| c.stateless.get()),
+                "to_mgmt": self.view.sum(|c| c.to_mgmt.get()), "icmp_replies": self.view.sum(|c| c.icmp_replies.get()),
             },
             "drops": drops,
             "ports": ports,
@@ -114,7 +100,7 @@ impl Daemon {
         let (active, weight) = (Gauges::default(), Gauges::default());
         for s in &snap.services.list {
             let l = svc_labels(s);
-            let t = |g: fn(&Traffic) -> u64| self.sum(|c| g(&c.services[s.id as usize]));
+            let t = |g: fn(&Traffic) -> u64| self.view.sum(|c| g(&c.services[s.id as usize]));
             conns.get_or_create(&l).inc_by(t(|x| x.connections.get()));
             for (dir, p, b) in [
                 ("in", t(|x| x.packets_in.get()), t(|x| x.bytes_in.get())),
@@ -176,7 +162,7 @@ impl Daemon {
         );
         let drops = Counters::default();
         for r in DropReason::ALL {
-            let v = self.sum(|c| c.drops[r as usize].get());
+            let v = self.view.sum(|c| c.drops[r as usize].get());
             drops
                 .get_or_create(&vec![("reason", r.name().to_string())])
                 .inc_by(v);
@@ -216,7 +202,7 @@ impl Daemon {
     /// Samples each worker once a second: busy ratio over the interval, and whether its
     /// loop counter moved (it is polling).
     pub(super) fn sample_workers(&mut self) {
-        for (c, s) in self.counters.iter().zip(self.samples.iter_mut()) {
+        for (c, s) in self.view.counters.iter().zip(self.samples.iter_mut()) {
             let (busy, total, loops) = (c.busy_cycles.get(), c.total_cycles.get(), c.loops.get());
             let dt = total.saturating_sub(s.total_cycles);
             s.busy_ratio = if dt == 0 {

@@ -13,6 +13,7 @@ pub mod lock;
 mod manage;
 mod metrics;
 mod neighbors;
+mod view;
 
 pub use bringup::{eal_args, is_pci};
 
@@ -85,15 +86,17 @@ pub struct Daemon {
     reg: Registry,
     /// State that is not configuration (port MACs, backend health): kept across reloads.
     runtime: Runtime,
-    /// What the API checks writes against; a reload re-reads `api.token_file` into it.
-    api_token: api::Token,
+    /// What the API thread answers on its own: the token writes are checked against (a
+    /// reload re-reads `api.token_file` into it) and the last `/healthz` answer.
+    published: Arc<api::Published>,
     shared: Arc<Shared>,
     ports: Vec<Port>,
     pool: Arc<Mempool>,
     mgmt_tx: Vec<Option<TxQueue>>,
     neighbors: HashMap<Ipv4Addr, Neighbor>,
     pending: HashMap<Ipv4Addr, Pending>,
-    counters: Vec<Arc<WorkerCounters>>,
+    /// The snapshot and the per-worker counters, as read by the API.
+    view: view::View,
     /// Per port: how it was brought up (driver, queues, MAC in software or not).
     port_notes: Vec<serde_json::Value>,
     /// Per worker: what the last once-a-second sample saw.
@@ -150,26 +153,35 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         cfg.flows.timeouts.to_timeouts(),
         up.ports.len(),
     ));
-    let token: api::Token = Default::default();
-    token.store(read_token(&cfg)?.map(Arc::new));
+    let published: Arc<api::Published> = Default::default();
+    published.token.store(read_token(&cfg)?.map(Arc::new));
+    let view = view::View {
+        shared: shared.clone(),
+        counters: (0..workers)
+            .map(|_| Arc::new(WorkerCounters::default()))
+            .collect(),
+    };
     let (api_tx, api_rx) = mpsc::sync_channel(64);
-    let api_addr = api::start(cfg.api.listen, token.clone(), api_tx)?;
+    let api_addr = api::start(
+        cfg.api.listen,
+        published.clone(),
+        Arc::new(view.clone()),
+        api_tx,
+    )?;
     tracing::info!(%api_addr, "api listening");
     let mut d = Daemon {
         cfg,
         path,
         reg,
         runtime,
-        api_token: token,
+        published,
         shared: shared.clone(),
         ports: up.ports,
         pool,
         mgmt_tx: up.mgmt_tx,
         neighbors: HashMap::new(),
         pending: HashMap::new(),
-        counters: (0..workers)
-            .map(|_| Arc::new(WorkerCounters::default()))
-            .collect(),
+        view: view.clone(),
         port_notes: up.notes,
         samples: vec![WorkerSample::new(); workers],
         api_rx,
@@ -179,7 +191,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     d.publish_neighbors();
     let mut handles = Vec::new();
     for (w, q) in up.per_worker.into_iter().enumerate() {
-        let (s, c, core) = (shared.clone(), d.counters[w].clone(), cores[w + 1]);
+        let (s, c, core) = (shared.clone(), d.view.counters[w].clone(), cores[w + 1]);
         handles.push(
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
@@ -198,6 +210,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         flows = d.shared.flows.capacity(),
         "ferrovs running"
     );
+    d.published.health.store(Some(Arc::new(d.health())));
     d.gratuitous_arp();
     d.manage();
     tracing::info!("stopping");
