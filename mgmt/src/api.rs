@@ -24,7 +24,12 @@ pub enum Op {
     PutBackend(String, String, Bytes),
     DeleteBackend(String, String),
     Stats,
-    Flows(Option<String>, usize),
+    /// Flows of a service (or all), skipping `offset` of them, at most `limit`.
+    Flows {
+        service: Option<String>,
+        offset: usize,
+        limit: usize,
+    },
     Neighbors,
     Routes,
     Reload,
@@ -202,10 +207,12 @@ fn router(api: Api) -> Router {
         .route(
             "/api/v1/flows",
             get(|s: State<Api>, Query(q): Query<FlowsQuery>| {
-                ask(
-                    s,
-                    Op::Flows(q.service, q.limit.unwrap_or(100).min(MAX_FLOWS_LIMIT)),
-                )
+                let op = Op::Flows {
+                    service: q.service,
+                    offset: q.offset.unwrap_or(0),
+                    limit: q.limit.unwrap_or(100).min(MAX_FLOWS_LIMIT),
+                };
+                ask(s, op)
             }),
         )
         .route(
@@ -301,6 +308,7 @@ fn token_matches(given: Option<&str>, token: &str) -> bool {
 #[derive(Deserialize)]
 struct FlowsQuery {
     service: Option<String>,
+    offset: Option<usize>,
     limit: Option<usize>,
 }
 

@@ -97,6 +97,18 @@ services:
     assert_eq!(flow["client"], "10.0.0.50:40000");
     assert_eq!(flow["state"], "syn_sent");
     let backend = flow["backend"].as_str().unwrap().to_owned();
+    // Pages: the one flow is on the first page, not on the second.
+    assert_eq!(
+        get("/api/v1/flows?offset=0&limit=1")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(get("/api/v1/flows?offset=1&limit=1")
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Writes: 401 without the token, nothing changes.
     let svc = json!({"vip": "10.0.0.30", "port": 443, "scheduler": "rr", "backends": [{"address": "10.0.0.21"}]});

@@ -50,8 +50,18 @@ YAML
     "$BIN" --config "$T/$role.yaml" > "$T/ferrovs-$role.log" 2>&1 &
     PIDS+=($!)
   }
-  # memif: the server starts first.
-  if [ "$role" = server ]; then ferrovs; sleep 1; testpmd; else testpmd; sleep 2; ferrovs; fi
+  # memif: the server starts first, and the client once the server's port is started
+  # (its socket exists from the probe on, before the port can accept a client).
+  local log ready
+  if [ "$role" = server ]; then
+    ferrovs; log=$T/ferrovs-$role.log; ready="ferrovs running"
+  else
+    testpmd; log=$T/testpmd-$role.log; ready="Checking link statuses"
+  fi
+  for _ in $(seq 150); do [ -S "$sock" ] && grep -q "$ready" "$log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "$ready" "$log" || { tail -n 20 "$T"/*.log; echo "e2e memif ($role): FAILED: the memif server did not start"; exit 1; }
+  sleep 0.5
+  if [ "$role" = server ]; then testpmd; else ferrovs; fi
   local api=""
   for _ in $(seq 100); do
     api=$(sed -n 's/.*api listening api_addr=\([0-9.:]*\).*/\1/p' "$T/ferrovs-$role.log" | head -1)
@@ -79,7 +89,7 @@ print("e2e memif (ferrovs %s of a one-queue testpmd): link %s, rx_queues %d, tx_
          t["tx"] + d["drops"]["tx_full"], t["tx"], d["drops"]["tx_full"], t["drops"] - d["drops"]["tx_full"]))
 PY
   if [ -z "$ok" ]; then
-    tail -20 "$T/ferrovs-$role.log" "$T/testpmd-$role.log"
+    tail -n 20 "$T/ferrovs-$role.log" "$T/testpmd-$role.log"
     echo "e2e memif ($role): FAILED: no link, or packets not received and forwarded"
     exit 1
   fi

@@ -49,6 +49,10 @@ enum Cmd {
     Flows {
         #[arg(long)]
         service: Option<String>,
+        /// Skip this many flows (the next page: offset + limit).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// At most this many (the API's maximum is 10000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -205,10 +209,14 @@ fn run(c: &Client, cmd: Cmd) -> Result<(), String> {
             )?;
             println!("backend {backend} of {service}: deleted");
         }
-        Cmd::Flows { service, limit } => {
+        Cmd::Flows {
+            service,
+            offset,
+            limit,
+        } => {
             let q = match service {
-                Some(s) => format!("?service={s}&limit={limit}"),
-                None => format!("?limit={limit}"),
+                Some(s) => format!("?service={s}&offset={offset}&limit={limit}"),
+                None => format!("?offset={offset}&limit={limit}"),
             };
             let flows = c.json("GET", &format!("/api/v1/flows{q}"), None)?;
             println!(

@@ -93,7 +93,11 @@ impl Daemon {
                 }
             }
             Op::Stats => Reply::Json(200, self.stats()),
-            Op::Flows(service, limit) => Reply::Json(200, self.flows(service.as_deref(), limit)),
+            Op::Flows {
+                service,
+                offset,
+                limit,
+            } => Reply::Json(200, self.flows(service.as_deref(), offset, limit)),
             Op::Neighbors => Reply::Json(
                 200,
                 Value::Array(
@@ -208,7 +212,9 @@ impl Daemon {
         self.apply_write(cfg, name, existed)
     }
 
-    fn flows(&self, service: Option<&str>, limit: usize) -> Value {
+    /// Flows in table order: the `offset` first matches skipped, at most `limit` after
+    /// them (pages are best effort: flows come and go between requests, as in conntrack).
+    fn flows(&self, service: Option<&str>, offset: usize, limit: usize) -> Value {
         let snap = self.shared.cell.load();
         let names: std::collections::HashMap<u16, &str> = snap
             .services
@@ -227,9 +233,13 @@ impl Daemon {
             return json!([]);
         }
         let now = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = Vec::new();
+        let (mut out, mut skipped) = (Vec::new(), 0);
         self.shared.flows.for_each(|f| {
             if out.len() >= limit || want.is_some_and(|w| w != Some(f.init.service)) {
+                return;
+            }
+            if skipped < offset {
+                skipped += 1;
                 return;
             }
             out.push(json!({
