@@ -725,16 +725,9 @@ impl Config {
             Err(Errors(e))
         }
     }
-
-    /// True if `a` is on a connected subnet of some port.
-    pub fn is_connected(&self, a: Ipv4Addr) -> bool {
-        self.ports
-            .iter()
-            .any(|p| p.addresses.iter().any(|n| n.contains(&a)))
-    }
 }
 
-/// Checks one service (also used for API writes), prefixing errors with `k`.
+/// Checks one service, prefixing errors with `k` (its key path).
 pub fn validate_service(
     s: &ServiceConf,
     k: &str,

@@ -288,6 +288,31 @@ services:
     assert!(ctl(&["list"]).contains("UDP  10.0.0.53:53 rr"));
     assert!(ctl(&["routes"]).contains("10.0.0.0/24"));
     assert!(ctl(&["neighbors"]).contains("02:00:00:00:10:20"));
+    // -o json: the API's JSON, for scripts (compared on fields that do not tick).
+    let key = |v: &Value, k: &str| -> Vec<Value> {
+        v.as_array().unwrap().iter().map(|x| x[k].clone()).collect()
+    };
+    for (args, path, k) in [
+        (&["list", "-o", "json"][..], "/api/v1/services", "name"),
+        (&["routes", "-o", "json"][..], "/api/v1/routes", "prefix"),
+        (
+            &["-o", "json", "neighbors"][..],
+            "/api/v1/neighbors",
+            "address",
+        ),
+        (
+            &["flows", "--limit", "5", "-o", "json"][..],
+            "/api/v1/flows?limit=5",
+            "client",
+        ),
+    ] {
+        let v: Value = serde_json::from_str(&ctl(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(key(&v, k), key(&get(path), k), "{args:?}");
+        assert!(
+            !key(&v, k).is_empty() || path.contains("flows"),
+            "{args:?}: empty"
+        );
+    }
     let bad = Command::new(env!("CARGO_BIN_EXE_ferrovsctl"))
         .args(["list"])
         .env("FERROVS_API", "http://127.0.0.1:1")

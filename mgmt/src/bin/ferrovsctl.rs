@@ -22,8 +22,18 @@ struct Cli {
     /// File holding the bearer token for writes (or FERROVS_TOKEN with the token itself).
     #[arg(long, global = true)]
     token_file: Option<String>,
+    /// Output of list-like commands: the ipvsadm-style table, or the API's JSON (for
+    /// scripts: never parse the table).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -115,7 +125,7 @@ fn main() {
         None => std::env::var("FERROVS_TOKEN").ok(),
     };
     let c = Client::new(&host, token);
-    if let Err(e) = run(&c, cli.cmd) {
+    if let Err(e) = run(&c, cli.cmd, cli.output) {
         exit(e);
     }
 }
@@ -134,7 +144,32 @@ fn forward_word(f: &str) -> &'static str {
     f.parse::<Forward>().map(Forward::ipvs_name).unwrap_or("?")
 }
 
-fn run(c: &Client, cmd: Cmd) -> Result<(), String> {
+/// Prints a JSON value for scripts.
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
+    // -o json: list-like commands print the API's JSON as it is.
+    let list_path = match &cmd {
+        Cmd::List { .. } => Some("/api/v1/services".to_string()),
+        Cmd::Neighbors => Some("/api/v1/neighbors".into()),
+        Cmd::Routes => Some("/api/v1/routes".into()),
+        Cmd::Stats => Some("/api/v1/stats".into()),
+        Cmd::Flows {
+            service,
+            offset,
+            limit,
+        } => Some(match service {
+            Some(s) => format!("/api/v1/flows?service={s}&offset={offset}&limit={limit}"),
+            None => format!("/api/v1/flows?offset={offset}&limit={limit}"),
+        }),
+        _ => None,
+    };
+    if let (Output::Json, Some(path)) = (output, &list_path) {
+        print_json(&c.json("GET", path, None)?);
+        return Ok(());
+    }
     match cmd {
         Cmd::List { stats, rate } => {
             let services = c.json("GET", "/api/v1/services", None)?;
@@ -268,11 +303,8 @@ fn run(c: &Client, cmd: Cmd) -> Result<(), String> {
                 );
             }
         }
-        Cmd::Stats => println!(
-            "{}",
-            serde_json::to_string_pretty(&c.json("GET", "/api/v1/stats", None)?)
-                .unwrap_or_default()
-        ),
+        // The stats have no table: they are JSON either way.
+        Cmd::Stats => print_json(&c.json("GET", "/api/v1/stats", None)?),
         Cmd::Reload => {
             let v = c.json("POST", "/api/v1/reload", None)?;
             println!("reloaded: version {}", v["version"]);
