@@ -347,6 +347,37 @@ services:
     ] {
         assert!(metrics.contains(name), "metrics lack `{name}`:\n{metrics}");
     }
+    // Every metric the Grafana dashboard queries exists.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/ferrovs.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = std::collections::BTreeSet::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("ferrovs_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                queried.insert(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+            "the dashboard queries `{name}`, which /metrics lacks"
+        );
+    }
     let n = get("/api/v1/neighbors");
     assert!(n
         .as_array()
