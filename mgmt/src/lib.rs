@@ -8,4 +8,5 @@ pub mod build;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod keepalived;
 pub mod runtime;

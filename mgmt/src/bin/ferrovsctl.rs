@@ -74,6 +74,18 @@ enum Cmd {
     Stats,
     /// Re-read the daemon's config file.
     Reload,
+    /// Convert a keepalived.conf's virtual servers into a ferrovs config (YAML on stdout;
+    /// what cannot be imported is listed on stderr, line by line).
+    ImportKeepalived {
+        /// The keepalived.conf to read.
+        file: String,
+        /// The device of ferrovs's port (PCI address or vdev spec).
+        #[arg(long)]
+        device: Option<String>,
+        /// ferrovs's own address on that port, with its prefix (10.1.0.1/24).
+        #[arg(long)]
+        address: Option<ipnet::Ipv4Net>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +128,26 @@ enum BackendOp {
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::ImportKeepalived {
+        file,
+        device,
+        address,
+    } = &cli.cmd
+    {
+        // Offline: no API involved.
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| exit(format!("{file}: {e}")));
+        let nodes = mgmt::keepalived::parse(&text).unwrap_or_else(|e| exit(format!("{file}: {e}")));
+        let port = mgmt::keepalived::PortChoice {
+            device: device.clone(),
+            address: *address,
+        };
+        let out = mgmt::keepalived::import(&nodes, &port);
+        for n in &out.notes {
+            eprintln!("{file}: {n}");
+        }
+        print!("{}", out.yaml);
+        return;
+    }
     let host = cli.api.clone();
     let token = match &cli.token_file {
         Some(f) => match std::fs::read_to_string(f) {
@@ -309,6 +341,7 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
             let v = c.json("POST", "/api/v1/reload", None)?;
             println!("reloaded: version {}", v["version"]);
         }
+        Cmd::ImportKeepalived { .. } => unreachable!("handled in main, without the API"),
     }
     Ok(())
 }
