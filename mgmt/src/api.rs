@@ -45,7 +45,31 @@ pub enum Reply {
 
 impl Reply {
     pub fn error(status: u16, msg: impl Into<String>) -> Reply {
-        Reply::Json(status, json!({ "error": msg.into() }))
+        Reply::json(status, &crate::model::ErrorBody { error: msg.into() })
+    }
+    /// A typed answer (one of [`crate::model`]'s types).
+    pub fn json<T: serde::Serialize>(status: u16, v: &T) -> Reply {
+        Reply::Json(status, serde_json::to_value(v).unwrap_or(Value::Null))
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Json(status, v) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(v),
+            )
+                .into_response(),
+            Reply::Text(t) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                t,
+            )
+                .into_response(),
+        }
     }
 }
 
@@ -58,9 +82,9 @@ pub struct Request {
 /// (the snapshot and the counters), without the management queue.
 pub trait Reads: Send + Sync {
     /// Every service with backends and counters.
-    fn services(&self) -> Value;
+    fn services(&self) -> Vec<crate::model::ServiceView>;
     /// One service, if it exists.
-    fn service(&self, name: &str) -> Option<Value>;
+    fn service(&self, name: &str) -> Option<crate::model::ServiceView>;
 }
 
 /// What the management thread publishes for the API thread to use on its own.
@@ -71,7 +95,7 @@ pub struct Published {
     pub token: ArcSwapOption<String>,
     /// The last `/healthz` answer (status, body), refreshed once a second: `/healthz`
     /// never waits behind other requests.
-    pub health: ArcSwapOption<(u16, Value)>,
+    pub health: ArcSwapOption<(u16, crate::model::HealthView)>,
 }
 
 /// Requests that may wait for the management thread at once; more wait here, in the
@@ -164,66 +188,22 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
 fn router(api: Api) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(|s: State<Api>| ask(s, Op::Metrics)))
-        .route(
-            "/api/v1/services",
-            get(|State(s): State<Api>| async move { axum::Json(s.reads.services()) }),
-        )
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/services", get(services))
         .route(
             "/api/v1/services/{name}",
-            get(|State(s): State<Api>, Path(n): Path<String>| async move {
-                match s.reads.service(&n) {
-                    Some(v) => axum::Json(v).into_response(),
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        axum::Json(json!({ "error": format!("no service `{n}`") })),
-                    )
-                        .into_response(),
-                }
-            })
-            .put(
-                |s: State<Api>, h: HeaderMap, Path(n): Path<String>, b: Bytes| {
-                    write(s, h, Op::PutService(n, b))
-                },
-            )
-            .delete(|s: State<Api>, h: HeaderMap, Path(n): Path<String>| {
-                write(s, h, Op::DeleteService(n))
-            }),
+            get(service).put(put_service).delete(delete_service),
         )
         .route(
             "/api/v1/services/{name}/backends/{backend}",
-            put(
-                |s: State<Api>, h: HeaderMap, Path((n, b)): Path<(String, String)>, body: Bytes| {
-                    write(s, h, Op::PutBackend(n, b, body))
-                },
-            )
-            .delete(
-                |s: State<Api>, h: HeaderMap, Path((n, b)): Path<(String, String)>| {
-                    write(s, h, Op::DeleteBackend(n, b))
-                },
-            ),
+            put(put_backend).delete(delete_backend),
         )
-        .route("/api/v1/stats", get(|s: State<Api>| ask(s, Op::Stats)))
-        .route(
-            "/api/v1/flows",
-            get(|s: State<Api>, Query(q): Query<FlowsQuery>| {
-                let op = Op::Flows {
-                    service: q.service,
-                    offset: q.offset.unwrap_or(0),
-                    limit: q.limit.unwrap_or(100).min(MAX_FLOWS_LIMIT),
-                };
-                ask(s, op)
-            }),
-        )
-        .route(
-            "/api/v1/neighbors",
-            get(|s: State<Api>| ask(s, Op::Neighbors)),
-        )
-        .route("/api/v1/routes", get(|s: State<Api>| ask(s, Op::Routes)))
-        .route(
-            "/api/v1/reload",
-            post(|s: State<Api>, h: HeaderMap| write(s, h, Op::Reload)),
-        )
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/flows", get(flows))
+        .route("/api/v1/neighbors", get(neighbors))
+        .route("/api/v1/routes", get(routes))
+        .route("/api/v1/reload", post(reload))
         .fallback(|m: Method| async move {
             let _ = m;
             (
@@ -242,6 +222,160 @@ fn router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// The OpenAPI 3 description of this API, generated from the handlers below and the
+/// types in [`crate::model`] and [`crate::config`] (served at `/api/v1/openapi.json`, and
+/// kept in `docs/openapi.json`: `ferrovs --openapi` writes it; a test compares them).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ferrovs", description = "The REST API of the ferrovs layer-4 load balancer (docs/api.md)."),
+    paths(healthz, metrics, openapi, services, service, put_service, delete_service, put_backend,
+          delete_backend, stats, flows, neighbors, routes, reload),
+    components(schemas(crate::config::ServiceConf, crate::config::BackendConf, crate::model::ErrorBody)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI description as pretty JSON (what `/api/v1/openapi.json` serves).
+pub fn openapi_json() -> String {
+    use utoipa::OpenApi;
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the description serializes")
+        + "\n"
+}
+
+/// The OpenAPI 3 description of this API.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 JSON", content_type = "application/json")))]
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+async fn metrics(s: State<Api>) -> Response {
+    ask(s, Op::Metrics).await
+}
+
+/// All services with backends and counters.
+#[utoipa::path(get, path = "/api/v1/services", responses((status = 200, body = [crate::model::ServiceView])))]
+async fn services(State(s): State<Api>) -> Response {
+    axum::Json(s.reads.services()).into_response()
+}
+
+/// One service.
+#[utoipa::path(get, path = "/api/v1/services/{name}", params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")),
+    responses((status = 200, body = crate::model::ServiceView), (status = 404, body = crate::model::ErrorBody)))]
+async fn service(State(s): State<Api>, Path(name): Path<String>) -> Response {
+    match s.reads.service(&name) {
+        Some(v) => axum::Json(v).into_response(),
+        None => Reply::error(404, format!("no service `{name}`")).into_response(),
+    }
+}
+
+/// Creates or replaces a service (its backends are those of the body).
+#[utoipa::path(put, path = "/api/v1/services/{name}", params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")),
+    request_body = crate::config::ServiceConf, security(("token" = [])),
+    responses((status = 200, description = "replaced", body = crate::model::ServiceView),
+              (status = 201, description = "created", body = crate::model::ServiceView),
+              (status = 400, body = crate::model::ErrorBody), (status = 401, body = crate::model::ErrorBody)))]
+async fn put_service(
+    s: State<Api>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    write(s, h, Op::PutService(name, body)).await
+}
+
+/// Removes a service; its flows end.
+#[utoipa::path(delete, path = "/api/v1/services/{name}", params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$")), security(("token" = [])),
+    responses((status = 200, body = crate::model::Deleted), (status = 401, body = crate::model::ErrorBody),
+              (status = 404, body = crate::model::ErrorBody)))]
+async fn delete_service(s: State<Api>, h: HeaderMap, Path(name): Path<String>) -> Response {
+    write(s, h, Op::DeleteService(name)).await
+}
+
+/// Adds a backend or changes its weight.
+#[utoipa::path(put, path = "/api/v1/services/{name}/backends/{backend}",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port", pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")),
+    request_body(content = Option<crate::model::BackendBody>, description = "may be empty"), security(("token" = [])),
+    responses((status = 200, description = "updated", body = crate::model::ServiceView),
+              (status = 201, description = "added", body = crate::model::ServiceView),
+              (status = 400, body = crate::model::ErrorBody), (status = 401, body = crate::model::ErrorBody),
+              (status = 404, body = crate::model::ErrorBody)))]
+async fn put_backend(
+    s: State<Api>,
+    h: HeaderMap,
+    Path((name, backend)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    write(s, h, Op::PutBackend(name, backend, body)).await
+}
+
+/// Removes a backend; its flows end.
+#[utoipa::path(delete, path = "/api/v1/services/{name}/backends/{backend}",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port", pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")), security(("token" = [])),
+    responses((status = 200, body = crate::model::Deleted), (status = 400, body = crate::model::ErrorBody),
+              (status = 401, body = crate::model::ErrorBody), (status = 404, body = crate::model::ErrorBody)))]
+async fn delete_backend(
+    s: State<Api>,
+    h: HeaderMap,
+    Path((name, backend)): Path<(String, String)>,
+) -> Response {
+    write(s, h, Op::DeleteBackend(name, backend)).await
+}
+
+/// Totals, ports, workers, drops by reason, flow table use.
+#[utoipa::path(get, path = "/api/v1/stats", responses((status = 200, body = crate::model::Stats)))]
+async fn stats(s: State<Api>) -> Response {
+    ask(s, Op::Stats).await
+}
+
+/// Active flows, a page at a time.
+#[utoipa::path(get, path = "/api/v1/flows",
+    params(("service" = Option<String>, Query), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query, description = "at most 10000")),
+    responses((status = 200, body = [crate::model::FlowView]), (status = 400, body = crate::model::ErrorBody)))]
+async fn flows(s: State<Api>, Query(q): Query<FlowsQuery>) -> Response {
+    let op = Op::Flows {
+        service: q.service,
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(100).min(MAX_FLOWS_LIMIT),
+    };
+    ask(s, op).await
+}
+
+/// The ARP table.
+#[utoipa::path(get, path = "/api/v1/neighbors", responses((status = 200, body = [crate::model::NeighborView])))]
+async fn neighbors(s: State<Api>) -> Response {
+    ask(s, Op::Neighbors).await
+}
+
+/// The routing table.
+#[utoipa::path(get, path = "/api/v1/routes", responses((status = 200, body = [crate::model::RouteView])))]
+async fn routes(s: State<Api>) -> Response {
+    ask(s, Op::Routes).await
+}
+
+/// Re-reads the config file (as SIGHUP).
+#[utoipa::path(post, path = "/api/v1/reload", security(("token" = [])),
+    responses((status = 200, body = crate::model::Reloaded), (status = 400, body = crate::model::ErrorBody),
+              (status = 401, body = crate::model::ErrorBody)))]
+async fn reload(s: State<Api>, h: HeaderMap) -> Response {
+    write(s, h, Op::Reload).await
+}
+
 /// A request (body included) must be read and answered within `REQUEST_TIMEOUT`.
 async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
@@ -254,7 +388,9 @@ async fn request_timeout(req: axum::extract::Request, next: axum::middleware::Ne
     }
 }
 
-/// `/healthz` from what the management thread last published: never queued.
+/// 200 once ports are up and workers run; 503 while a worker has stalled. Answered from
+/// what the management thread last published: never queued.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = crate::model::HealthView), (status = 503, body = crate::model::HealthView)))]
 async fn healthz(State(s): State<Api>) -> Response {
     match s.published.health.load_full() {
         Some(h) => (
@@ -343,29 +479,26 @@ async fn ask(State(s): State<Api>, op: Op) -> Response {
             .into_response();
     }
     match tokio::time::timeout(Duration::from_secs(5), rx).await {
-        Ok(Ok(Reply::Json(status, v))) => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(v),
-        )
-            .into_response(),
-        Ok(Ok(Reply::Text(t))) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            t,
-        )
-            .into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "error": "management thread did not answer" })),
-        )
-            .into_response(),
+        Ok(Ok(reply)) => reply.into_response(),
+        _ => Reply::error(503, "management thread did not answer").into_response(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    /// docs/openapi.json is what the handlers generate: regenerate it with
+    /// `ferrovs --openapi > docs/openapi.json` when this fails.
+    #[test]
+    fn docs_openapi_json_is_current() {
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+                .unwrap();
+        assert!(
+            docs == super::openapi_json(),
+            "docs/openapi.json drifted from the handlers: run `ferrovs --openapi > docs/openapi.json`"
+        );
+    }
+
     #[test]
     fn token_comparison() {
         use super::token_matches as m;

@@ -174,17 +174,28 @@ impl Default for ApiConf {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A service: the config file's `services[]` entry, and the body of
+/// `PUT /api/v1/services/{name}` (where `name` may be left out; if given it must equal
+/// the URL's).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
+    /// 1 to 64 of A-Z a-z 0-9 _ . -
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
+    /// A unicast IPv4 address.
+    #[schema(value_type = String, format = Ipv4)]
     pub vip: Ipv4Addr,
+    #[schema(minimum = 1)]
     pub port: u16,
     #[serde(default = "default_protocol")]
+    #[schema(schema_with = names_schema::<Protocol>)]
     pub protocol: Protocol,
     #[serde(default = "default_scheduler")]
+    #[schema(schema_with = names_schema::<SchedulerKind>)]
     pub scheduler: SchedulerKind,
     #[serde(default = "default_forward")]
+    #[schema(schema_with = names_schema::<Forward>)]
     pub forward: Forward,
     #[serde(default)]
     pub backends: Vec<BackendConf>,
@@ -208,13 +219,18 @@ fn default_forward() -> Forward {
     Forward::Nat
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConf {
+    #[schema(value_type = String, format = Ipv4)]
     pub address: Ipv4Addr,
+    /// Default: the service's port.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub port: Option<u16>,
+    /// 0..=65535 (0: drained), default 1.
     #[serde(default = "default_weight")]
+    #[schema(default = 1, maximum = 65535)]
     pub weight: u32,
 }
 fn default_weight() -> u32 {
@@ -226,6 +242,30 @@ impl BackendConf {
         self.port.unwrap_or(s.port)
     }
 }
+
+/// The OpenAPI schema of a named enum: a string, one of its names (from the one list
+/// that defines it).
+pub fn names_schema<T: NamedEnum>() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(T::names()))
+        .build()
+}
+
+/// The names of a `named_enum!` type, for [`names_schema`].
+pub trait NamedEnum {
+    fn names() -> Vec<&'static str>;
+}
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl NamedEnum for $t {
+            fn names() -> Vec<&'static str> {
+                <$t>::ALL.iter().map(|v| v.name()).collect()
+            }
+        }
+    )*};
+}
+named!(Protocol, SchedulerKind, Forward);
 
 /// Errors, each `key.path: what is wrong`.
 #[derive(Debug, Clone, PartialEq, Eq)]

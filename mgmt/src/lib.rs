@@ -9,4 +9,5 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod keepalived;
+pub mod model;
 pub mod runtime;

@@ -347,6 +347,16 @@ services:
     ] {
         assert!(metrics.contains(name), "metrics lack `{name}`:\n{metrics}");
     }
+    // The served OpenAPI description is the one in docs/.
+    let (code, served) = anon.request("GET", "/api/v1/openapi.json", None).unwrap();
+    assert_eq!(code, 200);
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .unwrap();
+    assert_eq!(
+        served, docs,
+        "served /api/v1/openapi.json differs from docs/openapi.json"
+    );
     // Every metric the Grafana dashboard queries exists.
     let dash: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 )]
 struct Args {
     /// The YAML configuration file.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required_unless_present = "openapi")]
+    config: Option<PathBuf>,
+    /// Print the REST API's OpenAPI description (as docs/openapi.json holds it) and exit.
+    #[arg(long)]
+    openapi: bool,
     /// Validate the configuration and exit (0 valid; otherwise every error is listed).
     #[arg(long)]
     check: bool,
@@ -25,13 +28,18 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if args.openapi {
+        print!("{}", mgmt::api::openapi_json());
+        return;
+    }
+    let config = args.config.expect("required unless --openapi");
     if args.check {
-        match mgmt::daemon::check(&args.config) {
+        match mgmt::daemon::check(&config) {
             Ok((_, warnings)) => {
                 for w in &warnings {
                     println!("warning: {w}");
                 }
-                println!("{}: valid", args.config.display());
+                println!("{}: valid", config.display());
             }
             Err(e) => {
                 eprintln!("{e:#}");
@@ -40,7 +48,7 @@ fn main() {
         }
         return;
     }
-    if let Err(e) = mgmt::daemon::run(args.config) {
+    if let Err(e) = mgmt::daemon::run(config) {
         eprintln!("ferrovs: {e:#}");
         std::process::exit(1);
     }

@@ -62,7 +62,7 @@ pub struct PortsUp {
     /// Per port: the MAC it runs with.
     pub macs: Vec<MacAddr>,
     /// Per port: how it was brought up (driver, queues, MAC in software or not).
-    pub notes: Vec<serde_json::Value>,
+    pub notes: Vec<crate::model::PortNote>,
 }
 
 /// True for a memif device in the client role (memif's default role): its peer, the
@@ -199,11 +199,17 @@ pub fn ports(cfg: &Config, want_workers: usize, pool: &Mempool) -> Result<PortsU
             port = %pc.name, device = %pc.device, driver = %info.driver, %mac, rx_queues = rxq, tx_queues = txq,
             rss, software_mac, mgmt_tx, "port up"
         );
-        up.notes.push(serde_json::json!({
-            "name": pc.name, "device": pc.device, "driver": info.driver, "mac": mac.to_string(),
-            "software_mac": software_mac, "rx_queues": rxq, "tx_queues": txq, "rss": rss,
-            "mgmt_tx": mgmt_tx,
-        }));
+        up.notes.push(crate::model::PortNote {
+            name: pc.name.clone(),
+            device: pc.device.clone(),
+            driver: info.driver.clone(),
+            mac: mac.to_string(),
+            software_mac,
+            rx_queues: rxq,
+            tx_queues: txq,
+            rss,
+            mgmt_tx: mgmt_tx.into(),
+        });
         up.mgmt_tx.push(own);
         up.macs.push(mac);
         up.ports.push(port);

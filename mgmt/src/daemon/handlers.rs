@@ -4,16 +4,10 @@
 use super::Daemon;
 use crate::api::{Op, Reply};
 use crate::config::{self, BackendConf, Config, ServiceConf};
+use crate::model::{BackendBody, Deleted, FlowView, HealthView, NeighborView, Reloaded, RouteView};
 use dataplane::snapshot::Protocol;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::Ipv4Addr;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackendBody {
-    weight: Option<u32>,
-}
 
 /// The service protocol's name of an IP protocol number.
 pub(super) fn proto_name(p: u8) -> &'static str {
@@ -37,27 +31,28 @@ impl Daemon {
     /// Applies a PUT: 201 with the service when it created something, 200 when it replaced.
     fn apply_write(&mut self, cfg: Config, name: &str, existed: bool) -> Reply {
         match self.try_apply(cfg) {
-            Ok(_) => Reply::Json(
-                if existed { 200 } else { 201 },
-                self.view.find_service(name).unwrap_or(Value::Null),
-            ),
+            Ok(_) => match self.view.find_service(name) {
+                Some(v) => Reply::json(if existed { 200 } else { 201 }, &v),
+                None => Reply::Json(if existed { 200 } else { 201 }, Value::Null),
+            },
             Err(r) => r,
         }
     }
 
     /// The `/healthz` answer: 200 while every worker's loop moves, 503 when one stalled.
     /// Published once a second for the API thread, which answers it without the queue.
-    pub(super) fn health(&self) -> (u16, Value) {
+    pub(super) fn health(&self) -> (u16, HealthView) {
         let stalled: Vec<usize> = (0..self.samples.len())
             .filter(|&i| self.samples[i].progressed.elapsed() > super::WORKER_STALL)
             .collect();
-        let body = json!({
-            "status": if stalled.is_empty() { "ok" } else { "workers stalled" },
-            "workers": self.view.counters.len(),
-            "stalled_workers": stalled,
-            "ports": self.ports.len(),
-        });
-        (if stalled.is_empty() { 200 } else { 503 }, body)
+        let ok = stalled.is_empty();
+        let body = HealthView {
+            status: if ok { "ok" } else { "workers stalled" }.into(),
+            workers: self.view.counters.len(),
+            stalled_workers: stalled,
+            ports: self.ports.len(),
+        };
+        (if ok { 200 } else { 503 }, body)
     }
 
     pub(super) fn handle(&mut self, op: Op) -> Reply {
@@ -70,7 +65,13 @@ impl Daemon {
                 };
                 cfg.services.remove(i);
                 match self.try_apply(cfg) {
-                    Ok(v) => Reply::Json(200, json!({ "deleted": name, "version": v })),
+                    Ok(version) => Reply::json(
+                        200,
+                        &Deleted {
+                            deleted: name,
+                            version,
+                        },
+                    ),
                     Err(r) => r,
                 }
             }
@@ -88,51 +89,63 @@ impl Daemon {
                 };
                 svc.backends.remove(i);
                 match self.try_apply(cfg) {
-                    Ok(v) => Reply::Json(200, json!({ "deleted": backend, "version": v })),
+                    Ok(version) => Reply::json(
+                        200,
+                        &Deleted {
+                            deleted: backend,
+                            version,
+                        },
+                    ),
                     Err(r) => r,
                 }
             }
-            Op::Stats => Reply::Json(200, self.stats()),
+            Op::Stats => Reply::json(200, &self.stats()),
             Op::Flows {
                 service,
                 offset,
                 limit,
-            } => Reply::Json(200, self.flows(service.as_deref(), offset, limit)),
-            Op::Neighbors => Reply::Json(
-                200,
-                Value::Array(
-                    self.neighbors
-                        .iter()
-                        .map(|(a, n)| {
-                            json!({
-                                "address": a.to_string(),
-                                "mac": n.mac.to_string(),
-                                "state": if n.is_static { "static" } else { "learned" },
-                                "age_s": n.seen.elapsed().as_secs(),
-                            })
-                        })
-                        .collect(),
-                ),
-            ),
+            } => Reply::json(200, &self.flows(service.as_deref(), offset, limit)),
+            Op::Neighbors => {
+                let table: Vec<NeighborView> = self
+                    .neighbors
+                    .iter()
+                    .map(|(a, n)| NeighborView {
+                        address: a.to_string(),
+                        mac: n.mac.to_string(),
+                        state: if n.is_static { "static" } else { "learned" }.into(),
+                        age_s: n.seen.elapsed().as_secs(),
+                    })
+                    .collect();
+                Reply::json(200, &table)
+            }
             Op::Routes => {
                 let snap = self.shared.cell.load();
                 let routes = snap
                     .routes
                     .entries()
                     .iter()
-                    .map(|(net, len, r)| {
-                        json!({
-                            "prefix": format!("{net}/{len}"),
-                            "port": snap.ports.get(r.port as usize).map(|p| p.name.clone()),
-                            "via": r.via.map(|v| v.to_string()),
-                            "kind": if r.via.is_some() { "static" } else { "connected" },
-                        })
+                    .map(|(net, len, r)| RouteView {
+                        prefix: format!("{net}/{len}"),
+                        port: snap.ports.get(r.port as usize).map(|p| p.name.clone()),
+                        via: r.via.map(|v| v.to_string()),
+                        kind: if r.via.is_some() {
+                            "static"
+                        } else {
+                            "connected"
+                        }
+                        .into(),
                     })
-                    .collect();
-                Reply::Json(200, Value::Array(routes))
+                    .collect::<Vec<_>>();
+                Reply::json(200, &routes)
             }
             Op::Reload => match self.reload() {
-                Ok(v) => Reply::Json(200, json!({ "reloaded": true, "version": v })),
+                Ok(version) => Reply::json(
+                    200,
+                    &Reloaded {
+                        reloaded: true,
+                        version,
+                    },
+                ),
                 Err(e) => Reply::error(400, e),
             },
             Op::Metrics => Reply::Text(self.metrics()),
@@ -214,7 +227,7 @@ impl Daemon {
 
     /// Flows in table order: the `offset` first matches skipped, at most `limit` after
     /// them (pages are best effort: flows come and go between requests, as in conntrack).
-    fn flows(&self, service: Option<&str>, offset: usize, limit: usize) -> Value {
+    fn flows(&self, service: Option<&str>, offset: usize, limit: usize) -> Vec<FlowView> {
         let snap = self.shared.cell.load();
         let names: std::collections::HashMap<u16, &str> = snap
             .services
@@ -230,7 +243,7 @@ impl Daemon {
                 .map(|s| s.id)
         });
         if let Some(None) = want {
-            return json!([]);
+            return vec![];
         }
         let now = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
         let (mut out, mut skipped) = (Vec::new(), 0);
@@ -242,24 +255,22 @@ impl Daemon {
                 skipped += 1;
                 return;
             }
-            out.push(json!({
-                "service": names.get(&f.init.service).copied().unwrap_or("(removed)"),
-                "protocol": proto_name(f.init.protocol),
-                "client": format!("{}:{}", f.init.client, f.init.client_port),
-                "vip": format!("{}:{}", f.init.vip, f.init.vport),
-                "backend": format!("{}:{}", f.init.backend, f.init.backend_port),
-                "forward": f.init.mode.name(),
-                "state": f.state.name(),
-                "age_s": now.saturating_sub(f.created),
-                "idle_s": now.saturating_sub(f.last_seen),
-            }));
+            out.push(FlowView {
+                service: names
+                    .get(&f.init.service)
+                    .copied()
+                    .unwrap_or("(removed)")
+                    .into(),
+                protocol: proto_name(f.init.protocol).into(),
+                client: format!("{}:{}", f.init.client, f.init.client_port),
+                vip: format!("{}:{}", f.init.vip, f.init.vport),
+                backend: format!("{}:{}", f.init.backend, f.init.backend_port),
+                forward: f.init.mode.name().into(),
+                state: f.state.name().into(),
+                age_s: now.saturating_sub(f.created),
+                idle_s: now.saturating_sub(f.last_seen),
+            });
         });
-        Value::Array(out)
-    }
-}
-
-pub(super) fn merge(into: &mut Value, from: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
-        a.extend(b);
+        out
     }
 }

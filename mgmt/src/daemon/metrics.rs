@@ -2,72 +2,75 @@
 //! format, the metric names of `docs/api.md`), `/api/v1/stats`, and the once-a-second
 //! worker sampling behind busy ratios and `/healthz`.
 #![forbid(unsafe_code)]
-use super::handlers::{merge, proto_name};
+use super::handlers::proto_name;
 use super::Daemon;
+use crate::model::{FlowTableStats, PortStats, Stats, Totals, WorkerStats};
 use dataplane::counters::{DropReason, Traffic};
 use dataplane::snapshot::Service;
-use serde_json::{json, Map, Value};
 
 impl Daemon {
-    pub(super) fn stats(&self) -> Value {
-        let drops: Map<String, Value> = DropReason::ALL
+    pub(super) fn stats(&self) -> Stats {
+        let v = &self.view;
+        let drops = DropReason::ALL
             .iter()
-            .map(|r| {
-                (
-                    r.name().to_string(),
-                    json!(self.view.sum(|c| c.drops[*r as usize].get())),
-                )
-            })
+            .map(|r| (r.name().to_string(), v.sum(|c| c.drops[*r as usize].get())))
             .collect();
-        let ports: Vec<Value> = self
+        let ports = self
             .ports
             .iter()
             .zip(&self.port_notes)
             .map(|(p, note)| {
-                let s = p.stats();
-                let l = p.link();
-                let mut v = note.clone();
-                merge(
-                    &mut v,
-                    json!({
-                        "link_up": l.up, "speed_mbps": l.speed_mbps,
-                        "ipackets": s.ipackets, "opackets": s.opackets, "ibytes": s.ibytes, "obytes": s.obytes,
-                        "imissed": s.imissed, "ierrors": s.ierrors, "oerrors": s.oerrors, "rx_nombuf": s.rx_nombuf,
-                    }),
-                );
-                v
+                let (s, l) = (p.stats(), p.link());
+                PortStats {
+                    note: note.clone(),
+                    link_up: l.up,
+                    speed_mbps: l.speed_mbps,
+                    ipackets: s.ipackets,
+                    opackets: s.opackets,
+                    ibytes: s.ibytes,
+                    obytes: s.obytes,
+                    imissed: s.imissed,
+                    ierrors: s.ierrors,
+                    oerrors: s.oerrors,
+                    rx_nombuf: s.rx_nombuf,
+                }
             })
             .collect();
-        let workers: Vec<Value> = self
-            .view
+        let workers = v
             .counters
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                json!({
-                    "worker": i, "rx": c.rx.get(), "tx": c.tx.get(), "drops": c.drops_total(),
-                    "busy_ratio": self.samples.get(i).map(|b| b.busy_ratio).unwrap_or(0.0), "loops": c.loops.get(),
-                })
+            .map(|(i, c)| WorkerStats {
+                worker: i,
+                rx: c.rx.get(),
+                tx: c.tx.get(),
+                drops: c.drops_total(),
+                busy_ratio: self.samples.get(i).map(|b| b.busy_ratio).unwrap_or(0.0),
+                loops: c.loops.get(),
             })
             .collect();
-        json!({
-            "uptime_s": self.start.elapsed().as_secs(),
-            "snapshot_version": self.shared.cell.version(),
-            "totals": {
-                "rx": self.view.sum(|c| c.rx.get()), "tx": self.view.sum(|c| c.tx.get()),
-                "drops": self.view.sum(|c| c.drops_total()), "new_flows": self.view.sum(|c| c.new_flows.get()),
-                "table_full": self.view.sum(|c| c.table_full.get()), "stateless": self.view.sum(|c| c.stateless.get()),
-                "to_mgmt": self.view.sum(|c| c.to_mgmt.get()), "icmp_replies": self.view.sum(|c| c.icmp_replies.get()),
+        Stats {
+            uptime_s: self.start.elapsed().as_secs(),
+            snapshot_version: self.shared.cell.version(),
+            totals: Totals {
+                rx: v.sum(|c| c.rx.get()),
+                tx: v.sum(|c| c.tx.get()),
+                drops: v.sum(|c| c.drops_total()),
+                new_flows: v.sum(|c| c.new_flows.get()),
+                table_full: v.sum(|c| c.table_full.get()),
+                stateless: v.sum(|c| c.stateless.get()),
+                to_mgmt: v.sum(|c| c.to_mgmt.get()),
+                icmp_replies: v.sum(|c| c.icmp_replies.get()),
             },
-            "drops": drops,
-            "ports": ports,
-            "workers": workers,
-            "flows": {
-                "active": self.shared.flows.len(),
-                "capacity": self.shared.flows.capacity(),
-                "memory_bytes": self.shared.flows.memory_bytes(),
+            drops,
+            ports,
+            workers,
+            flows: FlowTableStats {
+                active: self.shared.flows.len(),
+                capacity: self.shared.flows.capacity(),
+                memory_bytes: self.shared.flows.memory_bytes(),
             },
-        })
+        }
     }
 
     /// The metrics (names in docs/api.md) in the OpenMetrics text format, written by
@@ -149,7 +152,7 @@ impl Daemon {
         let ports = Counters::default();
         for (p, note) in self.ports.iter().zip(&self.port_notes) {
             let st = p.stats();
-            let name = note["name"].as_str().unwrap_or("").to_string();
+            let name = note.name.clone();
             for (dir, v) in [("in", st.ipackets), ("out", st.opackets)] {
                 let l: Labels = vec![("port", name.clone()), ("direction", dir.into())];
                 ports.get_or_create(&l).inc_by(v);

@@ -98,7 +98,7 @@ pub struct Daemon {
     /// The snapshot and the per-worker counters, as read by the API.
     view: view::View,
     /// Per port: how it was brought up (driver, queues, MAC in software or not).
-    port_notes: Vec<serde_json::Value>,
+    port_notes: Vec<crate::model::PortNote>,
     /// Per worker: what the last once-a-second sample saw.
     samples: Vec<WorkerSample>,
     api_rx: mpsc::Receiver<Request>,

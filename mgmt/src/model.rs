@@ -1,0 +1,199 @@
+//! The REST API's JSON, as types: the daemon builds its answers from these, and the
+//! OpenAPI description (`GET /api/v1/openapi.json`, `docs/openapi.json`) is generated
+//! from the same types, so the two cannot drift.
+#![forbid(unsafe_code)]
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Traffic counters of a service or a backend, monotonic from start-up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Traffic {
+    /// Flows created.
+    pub connections: u64,
+    /// Client -> backend.
+    pub packets_in: u64,
+    /// Backend -> client (nat only).
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackendView {
+    pub address: String,
+    pub port: u16,
+    /// The configured weight (0: drained).
+    pub weight: u32,
+    /// Established flows (ipvsadm's ActiveConn).
+    pub active_connections: u32,
+    /// Other flows (ipvsadm's InActConn).
+    pub inactive_connections: u32,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceView {
+    pub name: String,
+    pub vip: String,
+    pub port: u16,
+    /// tcp | udp
+    pub protocol: String,
+    /// rr | wrr | lc | wlc | sh | mh
+    pub scheduler: String,
+    /// nat | dr | tun
+    pub forward: String,
+    pub backends: Vec<BackendView>,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// The body of `PUT /api/v1/services/{name}/backends/{address}:{port}` (may be empty).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendBody {
+    /// 0..=65535; 0 drains. Absent: 1 for a new backend, unchanged for an existing one.
+    #[schema(maximum = 65535)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowView {
+    pub service: String,
+    pub protocol: String,
+    /// address:port
+    pub client: String,
+    pub vip: String,
+    pub backend: String,
+    pub forward: String,
+    /// syn_sent | syn_recv | established | closing | closed | udp
+    pub state: String,
+    pub age_s: u32,
+    pub idle_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NeighborView {
+    pub address: String,
+    pub mac: String,
+    /// static | learned
+    pub state: String,
+    pub age_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteView {
+    /// network/length
+    pub prefix: String,
+    pub port: Option<String>,
+    /// The next hop; null on a connected route.
+    pub via: Option<String>,
+    /// connected | static
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// ok | workers stalled | starting
+    pub status: String,
+    pub workers: usize,
+    pub stalled_workers: Vec<usize>,
+    pub ports: usize,
+}
+
+/// How a port was brought up.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortNote {
+    pub name: String,
+    pub device: String,
+    pub driver: String,
+    pub mac: String,
+    /// The device cannot change its MAC: ferrovs uses it in software (promiscuous port).
+    pub software_mac: bool,
+    pub rx_queues: usize,
+    pub tx_queues: usize,
+    pub rss: bool,
+    /// own queue | through worker 0
+    pub mgmt_tx: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortStats {
+    #[serde(flatten)]
+    pub note: PortNote,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Totals {
+    pub rx: u64,
+    pub tx: u64,
+    pub drops: u64,
+    pub new_flows: u64,
+    /// New flows decided statelessly: the flow table was full or contended.
+    pub table_full: u64,
+    /// dr/tun packets without a flow forwarded by the Maglev table.
+    pub stateless: u64,
+    pub to_mgmt: u64,
+    pub icmp_replies: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub rx: u64,
+    pub tx: u64,
+    pub drops: u64,
+    pub busy_ratio: f64,
+    pub loops: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowTableStats {
+    pub active: usize,
+    pub capacity: usize,
+    pub memory_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    pub uptime_s: u64,
+    pub snapshot_version: u64,
+    pub totals: Totals,
+    /// Packets dropped, by reason (docs/api.md lists the reasons).
+    pub drops: BTreeMap<String, u64>,
+    pub ports: Vec<PortStats>,
+    pub workers: Vec<WorkerStats>,
+    pub flows: FlowTableStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    /// The service name or address:port deleted.
+    pub deleted: String,
+    /// The snapshot version that no longer has it.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    pub version: u64,
+}
+
+/// Every 4xx and 5xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, with the key path where there is one.
+    pub error: String,
+}
