@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential
-      iproute2 ethtool nginx-light curl wrk libpcap-dev python3 python3-venv procps kmod nftables)
+      iproute2 iputils-ping ethtool nginx-light curl wrk libpcap-dev python3 python3-venv procps kmod nftables)
 
 missing=()
 for p in "${PKGS[@]}"; do

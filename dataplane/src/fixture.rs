@@ -36,12 +36,14 @@ pub fn ports(wan_mac: MacAddr, lan_mac: MacAddr) -> Vec<PortConf> {
             mac: wan_mac,
             addresses: vec![(WAN_ADDR, 24)],
             mtu: 1500,
+            kernel: false,
         },
         PortConf {
             name: "lan".into(),
             mac: lan_mac,
             addresses: vec![(LAN_ADDR, 24)],
             mtu: 1500,
+            kernel: false,
         },
     ]
 }

@@ -253,15 +253,39 @@ fn dispatch<B: PacketBuf>(
             dst,
         }) => match env.snap.is_ours(dst) {
             true if protocol == IpProtocol::ICMP => echo_reply(env, c, in_port, pkt, l3, end),
-            true => Verdict::Drop(DropReason::NoService),
+            true => punt_or(env, c, in_port, dst, DropReason::NoService),
             false => Verdict::Drop(DropReason::NotOurs),
         },
-        Ok(Frame::Flow(p)) => flow(env, c, resolve, pkt, &p, hash),
+        Ok(Frame::Flow(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
     };
     if let Verdict::Drop(r) = v {
         c.drop(r);
     }
     v
+}
+
+/// What is addressed to a port's own address (not a VIP) and ferrovs does not answer
+/// itself goes to the kernel when the port it came in on has an exception path; else it
+/// is dropped as `otherwise`.
+#[inline(always)]
+fn punt_or(
+    env: &Env,
+    c: &WorkerCounters,
+    in_port: u16,
+    dst: Ipv4Addr,
+    otherwise: DropReason,
+) -> Verdict {
+    let kernel = env
+        .snap
+        .ports
+        .get(in_port as usize)
+        .is_some_and(|p| p.kernel);
+    if kernel && env.snap.is_local(dst) {
+        c.to_mgmt.inc();
+        Verdict::Mgmt
+    } else {
+        Verdict::Drop(otherwise)
+    }
 }
 
 /// A TCP or UDP packet: its flow if it has one, else a new one.
@@ -270,6 +294,7 @@ fn flow<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
+    in_port: u16,
     pkt: &mut B,
     p: &Parsed,
     hash: Option<FlowHash>,
@@ -282,7 +307,7 @@ fn flow<B: PacketBuf>(
     if let Some(v) = existing_flow(env, c, resolve, pkt, p, h) {
         return v;
     }
-    new_flow(env, c, resolve, pkt, p)
+    new_flow(env, c, resolve, in_port, pkt, p)
 }
 
 /// A packet of a flow in the table: track the TCP state, forward it the flow's way.
@@ -333,17 +358,18 @@ pub fn new_flow<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(Ipv4Addr, u16),
+    in_port: u16,
     pkt: &mut B,
     p: &Parsed,
 ) -> Verdict {
     use DropReason::*;
     let k = &p.key;
     let Some(svc) = env.snap.services.find(k.dst, k.dst_port, k.protocol) else {
-        return Verdict::Drop(if env.snap.is_ours(k.dst) {
-            NoService
+        return if env.snap.is_ours(k.dst) {
+            punt_or(env, c, in_port, k.dst, NoService)
         } else {
-            NotOurs
-        });
+            Verdict::Drop(NotOurs)
+        };
     };
     let fh = flow_hash(k);
     if p.is_tcp() && !p.is_syn_only() {
@@ -520,7 +546,8 @@ fn to_client<B: PacketBuf>(
 }
 
 /// Answers an ICMP echo request to a local address or VIP, in place, out of the port it
-/// came in on. Other ICMP to us is dropped as `NoService`.
+/// came in on. Other ICMP to a local address goes to the kernel where the port has an
+/// exception path; the rest is dropped as `NoService`.
 fn echo_reply<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -531,12 +558,14 @@ fn echo_reply<B: PacketBuf>(
 ) -> Verdict {
     let (l3, end) = (l3 as usize, end as usize);
     let d = pkt.data();
-    let ihl = Ipv4Packet::new_unchecked(&d[l3..]).header_len();
+    let ip = Ipv4Packet::new_unchecked(&d[l3..]);
+    let (ihl, dst) = (ip.header_len(), ip.dst());
     let Ok(ic) = IcmpPacket::new_checked(&d[l3 + ihl..end]) else {
         return Verdict::Drop(DropReason::Malformed);
     };
     if ic.msg_type() != icmp::TYPE_ECHO_REQUEST {
-        return Verdict::Drop(DropReason::NoService);
+        // Replies and errors for the kernel's own sockets, where it has an interface.
+        return punt_or(env, c, in_port, dst, DropReason::NoService);
     }
     if end < d.len() && !pkt.truncate(end) {
         return Verdict::Drop(DropReason::Malformed);

@@ -243,6 +243,10 @@ pub struct PortConf {
     /// Local addresses with their prefix lengths.
     pub addresses: Vec<(Ipv4Addr, u8)>,
     pub mtu: u16,
+    /// The port has an exception path: what arrives for its own addresses and ferrovs
+    /// does not answer itself goes to the management thread, which passes it to the
+    /// kernel interface.
+    pub kernel: bool,
 }
 
 impl PortConf {
@@ -359,6 +363,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// True if `a` is a local address of some port (not a VIP).
+    #[inline]
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        self.local.get(a.to_bits() as u64).is_some()
+    }
     /// True if `a` is a local address of any port or a VIP.
     #[inline]
     pub fn is_ours(&self, a: Ipv4Addr) -> bool {
@@ -562,6 +571,7 @@ mod tests {
                     mac: MacAddr::ZERO,
                     addresses: vec![],
                     mtu: 1500,
+                    kernel: false,
                 }]),
                 ..Default::default()
             }

@@ -722,3 +722,81 @@ fn burst_equals_one_by_one() {
         assert_eq!((out[i], bufs[i].data().to_vec()), one[i], "packet {i}");
     }
 }
+
+/// With an exception path on wan, what arrives for wan's own address and ferrovs does not
+/// answer itself goes to the management thread (for the kernel); echo requests are still
+/// answered, and VIPs are never the kernel's.
+#[test]
+fn exception_path_punts_what_is_for_own_addresses() {
+    let mut rig = Rig::new(64);
+    let mut ports = (*rig.snap.ports).clone();
+    ports[WAN as usize].kernel = true;
+    rig.snap.ports = std::sync::Arc::new(ports);
+    let own = |dport: u16| FrameSpec {
+        dst_ip: ip("203.0.113.2"),
+        ..client("203.0.113.2", dport, 50022, 64)
+    };
+    let echo = FrameSpec {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        src_ip: ip("203.0.113.1"),
+        dst_ip: ip("203.0.113.2"),
+        ..Default::default()
+    };
+    let lan_own = FrameSpec {
+        src_mac: be_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.10"),
+        dst_ip: ip("10.1.0.1"),
+        dst_port: 22,
+        ..Default::default()
+    };
+    check(
+        &mut rig,
+        vec![
+            Case {
+                name: "tcp to own address",
+                port: WAN,
+                input: tcp_frame(&own(22), SYN, b""),
+                verdict: Verdict::Mgmt,
+                output: None,
+            },
+            Case {
+                name: "udp to own address",
+                port: WAN,
+                input: udp_frame(&own(179), b"x"),
+                verdict: Verdict::Mgmt,
+                output: None,
+            },
+            Case {
+                name: "echo reply for the kernel's ping",
+                port: WAN,
+                input: icmp_echo_frame(&echo, 0, 9, 1, b"p"),
+                verdict: Verdict::Mgmt,
+                output: None,
+            },
+            Case {
+                name: "echo request still answered",
+                port: WAN,
+                input: icmp_echo_frame(&echo, 8, 9, 1, b"p"),
+                verdict: Verdict::Tx(WAN),
+                output: None,
+            },
+            Case {
+                name: "vip, unknown port: not the kernel's",
+                port: WAN,
+                input: tcp_frame(&client("203.0.113.10", 81, 1, 64), SYN, b""),
+                verdict: Verdict::Drop(DropReason::NoService),
+                output: None,
+            },
+            Case {
+                name: "lan has no exception path",
+                port: LAN,
+                input: tcp_frame(&lan_own, SYN, b""),
+                verdict: Verdict::Drop(DropReason::NoService),
+                output: None,
+            },
+        ],
+    );
+    assert_eq!(rig.c.to_mgmt.get(), 3);
+}

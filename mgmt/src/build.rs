@@ -84,6 +84,7 @@ pub fn ports(cfg: &Config, rt: &Runtime) -> Vec<PortConf> {
                 .map(|a| (a.addr(), a.prefix_len()))
                 .collect(),
             mtu: p.mtu.unwrap_or(1500),
+            kernel: p.kernel_interface.is_some(),
         })
         .collect()
 }

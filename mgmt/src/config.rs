@@ -19,6 +19,7 @@ use std::path::PathBuf;
 pub struct Config {
     pub dpdk: DpdkConf,
     pub ports: Vec<PortConf>,
+    pub exception_path: ExceptionPathConf,
     pub routes: Vec<RouteConf>,
     pub neighbors: Vec<NeighborConf>,
     pub flows: FlowsConf,
@@ -95,6 +96,19 @@ pub struct PortConf {
     /// At most this many RX and this many TX queues (default: what the device offers).
     #[serde(default)]
     pub queues: Option<u16>,
+    /// The exception path: a kernel interface of this name (DPDK's net_tap) carries what
+    /// arrives for the port's own addresses that ferrovs does not answer itself, and
+    /// whatever the kernel sends leaves through the port.
+    #[serde(default)]
+    pub kernel_interface: Option<String>,
+}
+
+/// Where the kernel interfaces of the exception path live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExceptionPathConf {
+    /// A network namespace (created if missing); none: the daemon's own.
+    pub netns: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -304,9 +318,10 @@ pub fn typed<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     }
 }
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "dpdk",
     "ports",
+    "exception_path",
     "routes",
     "neighbors",
     "flows",
@@ -421,6 +436,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         }
     }
     let (dpdk, ports, routes) = (take("dpdk"), take("ports"), take("routes"));
+    let exception_path = take("exception_path");
     let (neighbors, flows, api, services) = (
         take("neighbors"),
         take("flows"),
@@ -431,6 +447,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         e.push("ports: missing field `ports` (at least one port is required)".into());
     }
     let dpdk = section(dpdk, "dpdk", &mut e);
+    let exception_path = section(exception_path, "exception_path", &mut e);
     let (ports, p_all) = list(ports, "ports", &mut e);
     let (routes, r_all) = list(routes, "routes", &mut e);
     let (neighbors, n_all) = list(neighbors, "neighbors", &mut e);
@@ -440,6 +457,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
     let c = (p_all && r_all && n_all && s_all).then_some(Config {
         dpdk,
         ports,
+        exception_path,
         routes,
         neighbors,
         flows,
@@ -522,6 +540,20 @@ pub fn check_name(k: &str, name: &str) -> Option<String> {
     })
 }
 
+/// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1) of `A-Z a-z 0-9 _ . -`.
+pub fn check_ifname(k: &str, name: &str) -> Option<String> {
+    let ok = (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    (!ok).then(|| {
+        format!(
+            "{k}: `{}` is not an interface name (1 to 15 of A-Z a-z 0-9 _ . -)",
+            name.escape_debug()
+        )
+    })
+}
+
 /// False for addresses no host on a wire can have: unspecified, limited broadcast,
 /// multicast, loopback.
 pub fn usable_host(a: Ipv4Addr) -> bool {
@@ -576,6 +608,24 @@ pub fn host_checks(c: &Config) -> Vec<String> {
             Ok(_) => {}
         }
     }
+    let wants_tap = c.ports.iter().any(|p| p.kernel_interface.is_some());
+    if wants_tap && !std::path::Path::new("/dev/net/tun").exists() {
+        e.push("ports: a kernel_interface needs /dev/net/tun, which this machine lacks".into());
+    }
+    for (i, p) in c.ports.iter().enumerate() {
+        if let Some(ifname) = &p.kernel_interface {
+            if interface_exists(c.exception_path.netns.as_deref(), ifname) {
+                e.push(format!(
+                    "ports[{i}].kernel_interface: an interface `{ifname}` exists already{}",
+                    c.exception_path
+                        .netns
+                        .as_ref()
+                        .map(|n| format!(" in namespace `{n}`"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|s| parse_cores(s.trim()));
@@ -590,6 +640,22 @@ pub fn host_checks(c: &Config) -> Vec<String> {
         }
     }
     e
+}
+
+/// True if interface `name` exists in namespace `netns` (None: this one).
+fn interface_exists(netns: Option<&str>, name: &str) -> bool {
+    match netns {
+        None => std::path::Path::new("/sys/class/net").join(name).exists(),
+        Some(ns) => {
+            std::path::Path::new("/run/netns").join(ns).exists()
+                && std::process::Command::new("ip")
+                    .args(["-n", ns, "link", "show", name])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+        }
+    }
 }
 
 /// Settings that are legal but risky: printed by `--check` and logged at start.
@@ -675,6 +741,17 @@ impl Config {
             if p.queues.is_some_and(|q| !(1..=1024).contains(&q)) {
                 e.push(format!("{k}.queues: must be 1..=1024"));
             }
+            if let Some(ifname) = &p.kernel_interface {
+                e.extend(check_ifname(&format!("{k}.kernel_interface"), ifname));
+                if let Some(j) = self.ports[..i]
+                    .iter()
+                    .position(|q| q.kernel_interface.as_ref() == Some(ifname))
+                {
+                    e.push(format!(
+                        "{k}.kernel_interface: `{ifname}` is also ports[{j}]'s"
+                    ));
+                }
+            }
             for (j, a) in p.addresses.iter().enumerate() {
                 for (other, n) in &subnets {
                     if same_subnet(a.addr(), n.addr(), n.prefix_len().min(a.prefix_len())) {
@@ -721,6 +798,9 @@ impl Config {
                     n.address
                 ));
             }
+        }
+        if let Some(ns) = &self.exception_path.netns {
+            e.extend(check_name("exception_path.netns", ns));
         }
         if !(1..=(i32::MAX as u32)).contains(&self.flows.capacity) {
             e.push("flows.capacity: must be 1..=2147483647".into());
@@ -1031,6 +1111,11 @@ services:
                 "name: wan",
                 "name: \"w{an}\"",
                 "ports[0].name: `w{an}` must be 1 to 64 of",
+            ),
+            (
+                "name: wan,",
+                "name: wan, kernel_interface: \"averylonginterface\",",
+                "ports[0].kernel_interface: `averylonginterface` is not an interface name",
             ),
         ];
         for (from, to, want) in cases {

@@ -132,6 +132,21 @@ pub struct PortStats {
     pub ierrors: u64,
     pub oerrors: u64,
     pub rx_nombuf: u64,
+    /// The port's exception path, if it has one.
+    pub kernel: Option<KernelPath>,
+}
+
+/// A port's kernel interface and what passed through it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KernelPath {
+    pub interface: String,
+    /// Packets handed to the kernel (for the port's own addresses, and ARP copies).
+    pub to_kernel: u64,
+    /// Packets the kernel sent out of the port.
+    pub from_kernel: u64,
+    /// Lost on the way: the interface refused them, or the port did.
+    pub to_kernel_dropped: u64,
+    pub from_kernel_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

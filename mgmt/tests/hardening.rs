@@ -91,6 +91,17 @@ fn second_daemon_check_and_json_errors() {
         !ok && out.contains("is empty: every write would be refused"),
         "{out}"
     );
+    // A kernel interface whose name is taken already: refused before anything starts.
+    let taken = config(&dir, &prefix, "127.0.0.1:1", "").replace(
+        "addresses: [\"10.0.0.1/24\"] }",
+        "addresses: [\"10.0.0.1/24\"], kernel_interface: \"lo\" }",
+    );
+    std::fs::write(&bad, taken).unwrap();
+    let (ok, out) = check(&bad);
+    assert!(
+        !ok && out.contains("ports[0].kernel_interface: an interface `lo` exists already"),
+        "{out}"
+    );
     // A legal but risky setting is a warning, and the config is valid.
     std::fs::write(&bad, config(&dir, &prefix, "0.0.0.0:9", "")).unwrap();
     let (ok, out) = check(&bad);

@@ -37,12 +37,18 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
         ]);
     }
     let mut any_pci = false;
-    for p in &cfg.ports {
+    for (i, p) in cfg.ports.iter().enumerate() {
         if is_pci(&p.device) {
             any_pci = true;
             a.extend(["-a".into(), p.device.clone()]);
         } else {
             a.push(format!("--vdev={}", p.device));
+        }
+        if let Some(ifname) = &p.kernel_interface {
+            a.push(format!(
+                "--vdev={},iface={ifname}",
+                super::exception::vdev_name(i)
+            ));
         }
     }
     if !any_pci && !d.extra_args.iter().any(|x| x == "--no-pci") {

@@ -95,12 +95,13 @@ impl Daemon {
             let mut changed = false;
             let mut n = 0;
             while let Some((port, m)) = self.shared.to_mgmt.pop() {
-                changed |= self.handle_arp(port, m.data());
+                changed |= self.handle_punted(port, m);
                 n += 1;
                 if n == 256 {
                     break;
                 }
             }
+            self.poll_kernel();
             while let Some((ip, port)) = self.shared.resolve.pop() {
                 self.resolve(ip, port);
             }

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 use super::handlers::proto_name;
 use super::Daemon;
-use crate::model::{FlowTableStats, PortStats, Stats, Totals, WorkerStats};
+use crate::model::{FlowTableStats, KernelPath, PortStats, Stats, Totals, WorkerStats};
 use dataplane::counters::{DropReason, Traffic};
 use dataplane::snapshot::Service;
 
@@ -19,7 +19,8 @@ impl Daemon {
             .ports
             .iter()
             .zip(&self.port_notes)
-            .map(|(p, note)| {
+            .zip(&self.exceptions)
+            .map(|((p, note), x)| {
                 let (s, l) = (p.stats(), p.link());
                 PortStats {
                     note: note.clone(),
@@ -33,6 +34,13 @@ impl Daemon {
                     ierrors: s.ierrors,
                     oerrors: s.oerrors,
                     rx_nombuf: s.rx_nombuf,
+                    kernel: x.as_ref().map(|x| KernelPath {
+                        interface: x.ifname.clone(),
+                        to_kernel: x.to_kernel,
+                        from_kernel: x.from_kernel,
+                        to_kernel_dropped: x.to_kernel_dropped,
+                        from_kernel_dropped: x.from_kernel_dropped,
+                    }),
                 }
             })
             .collect();
@@ -150,10 +158,19 @@ impl Daemon {
             weight,
         );
         let ports = Counters::default();
-        for (p, note) in self.ports.iter().zip(&self.port_notes) {
+        for ((p, note), x) in self
+            .ports
+            .iter()
+            .zip(&self.port_notes)
+            .zip(&self.exceptions)
+        {
             let st = p.stats();
             let name = note.name.clone();
-            for (dir, v) in [("in", st.ipackets), ("out", st.opackets)] {
+            let mut dirs = vec![("in", st.ipackets), ("out", st.opackets)];
+            if let Some(x) = x {
+                dirs.extend([("to_kernel", x.to_kernel), ("from_kernel", x.from_kernel)]);
+            }
+            for (dir, v) in dirs {
                 let l: Labels = vec![("port", name.clone()), ("direction", dir.into())];
                 ports.get_or_create(&l).inc_by(v);
             }

@@ -8,6 +8,7 @@
 //! * [`lock`]: one daemon per device and per EAL file prefix.
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod bringup;
+mod exception;
 mod handlers;
 pub mod lock;
 mod manage;
@@ -93,6 +94,8 @@ pub struct Daemon {
     ports: Vec<Port>,
     pool: Arc<Mempool>,
     mgmt_tx: Vec<Option<TxQueue>>,
+    /// Per port: its kernel interface, if it has one (`ports[].kernel_interface`).
+    exceptions: Vec<Option<exception::Exception>>,
     neighbors: HashMap<Ipv4Addr, Neighbor>,
     pending: HashMap<Ipv4Addr, Pending>,
     /// The snapshot and the per-worker counters, as read by the API.
@@ -136,6 +139,13 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         Arc::new(Mempool::new(eal, "ferrovs_pool", 16383, 256, 2176).map_err(anyhow::Error::msg)?);
     let up = bringup::ports(&cfg, cores.len() - 1, &pool)?;
     let workers = up.per_worker.len();
+    let mut exceptions = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        exceptions.push(match p.kernel_interface {
+            Some(_) => Some(exception::open(&cfg, i, up.macs[i], &pool)?),
+            None => None,
+        });
+    }
     let mut reg = Registry::default();
     let runtime = Runtime::new(up.macs);
     let port_confs = build::ports(&cfg, &runtime);
@@ -179,6 +189,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         ports: up.ports,
         pool,
         mgmt_tx: up.mgmt_tx,
+        exceptions,
         neighbors: HashMap::new(),
         pending: HashMap::new(),
         view: view.clone(),
@@ -222,6 +233,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         drop(m);
     }
     drop(d.mgmt_tx);
+    drop(d.exceptions);
     drop(d.ports); // stop + close: flushes net_pcap output
     tracing::info!("stopped");
     Ok(())

@@ -60,16 +60,17 @@ impl Daemon {
     }
 
     pub(super) fn send(&mut self, port: u16, frame: &[u8]) {
-        let Some(m) = self.pool.alloc_with(frame) else {
-            return;
-        };
+        if let Some(m) = self.pool.alloc_with(frame) {
+            self.send_mbuf(port, m);
+        }
+    }
+
+    /// Sends a frame out of `port`: on the management thread's own TX queue, or through
+    /// the worker that owns the port's queue. False if it was refused.
+    pub(super) fn send_mbuf(&mut self, port: u16, m: dataplane::dpdk::Mbuf) -> bool {
         match self.mgmt_tx.get_mut(port as usize) {
-            Some(Some(q)) => {
-                q.send_one(m);
-            }
-            _ => {
-                let _ = self.shared.from_mgmt[port as usize].push(m);
-            }
+            Some(Some(q)) => q.send_one(m),
+            _ => self.shared.from_mgmt[port as usize].push(m).is_ok(),
         }
     }
 

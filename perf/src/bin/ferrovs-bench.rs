@@ -114,6 +114,7 @@ fn main() -> Result<()> {
             mac: lb_mac,
             addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
             mtu: 1500,
+            kernel: false,
         }];
         let bes: Vec<(Ipv4Addr, u16, u32)> = (0..4u8)
             .map(|i| (Ipv4Addr::new(10, 0, 0, 11 + i), 80, 1))
