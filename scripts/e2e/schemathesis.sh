@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=target/release/ferrovs
 [ -x "$BIN" ] || cargo build --release -p mgmt --bin ferrovs 2>&1 | tail -1
-VENV=target/schemathesis-venv
+VENV=$PWD/target/schemathesis-venv
 ST_VERSION=4.32.5
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   rm -rf "$VENV"
@@ -36,8 +36,9 @@ grep -q "ferrovs running" "$T/ferrovs.log" || { cat "$T/ferrovs.log"; echo "e2e 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 for auth in token none; do
   H=(); [ "$auth" = token ] && H=(-H "Authorization: Bearer s3cret")
-  if ! "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/api/v1/openapi.json" -c "$CHECKS" \
-      -n 30 --request-timeout 10 "${H[@]}" > "$T/st-$auth.log" 2>&1; then
+  # Run from the scratch directory: schemathesis keeps its example cache in the CWD.
+  if ! (cd "$T" && "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/api/v1/openapi.json" -c "$CHECKS" \
+      -n 30 --request-timeout 10 "${H[@]}") > "$T/st-$auth.log" 2>&1; then
     tail -n 60 "$T/st-$auth.log"
     echo "e2e schemathesis: FAILED ($auth)"; exit 1
   fi
