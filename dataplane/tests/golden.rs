@@ -177,6 +177,17 @@ fn client(vip: &str, dport: u16, sport: u16, ttl: u8) -> FrameSpec {
     }
 }
 
+/// ICMP from the gateway to wan's own address (203.0.113.1 -> 203.0.113.2).
+fn from_gateway_to_wan() -> FrameSpec {
+    FrameSpec {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        src_ip: ip("203.0.113.1"),
+        dst_ip: ip("203.0.113.2"),
+        ..Default::default()
+    }
+}
+
 /// The same packet as it must leave toward a backend (NAT: new destination).
 fn to_backend(s: &FrameSpec, be: &str, be_last: u8, port: u16) -> FrameSpec {
     FrameSpec {
@@ -596,13 +607,7 @@ fn arp_to_mgmt_and_icmp_echo() {
         MacAddr::ZERO,
         ip("203.0.113.10"),
     );
-    let echo = FrameSpec {
-        src_mac: gw_mac(),
-        dst_mac: wan_mac(),
-        src_ip: ip("203.0.113.1"),
-        dst_ip: ip("203.0.113.2"),
-        ..Default::default()
-    };
+    let echo = from_gateway_to_wan();
     let want = FrameSpec {
         src_mac: wan_mac(),
         dst_mac: gw_mac(),
@@ -736,13 +741,7 @@ fn exception_path_punts_what_is_for_own_addresses() {
         dst_ip: ip("203.0.113.2"),
         ..client("203.0.113.2", dport, 50022, 64)
     };
-    let echo = FrameSpec {
-        src_mac: gw_mac(),
-        dst_mac: wan_mac(),
-        src_ip: ip("203.0.113.1"),
-        dst_ip: ip("203.0.113.2"),
-        ..Default::default()
-    };
+    let echo = from_gateway_to_wan();
     let lan_own = FrameSpec {
         src_mac: be_mac(10),
         dst_mac: lan_mac(),
