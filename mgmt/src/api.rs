@@ -81,6 +81,8 @@ pub struct Request {
 /// Reads the API thread answers itself, from state the management thread publishes
 /// (the snapshot and the counters), without the management queue.
 pub trait Reads: Send + Sync {
+    /// Every checked backend's health.
+    fn health(&self) -> Vec<crate::model::HealthRow>;
     /// Every service with backends and counters.
     fn services(&self) -> Vec<crate::model::ServiceView>;
     /// One service, if it exists.
@@ -200,6 +202,7 @@ fn router(api: Api) -> Router {
             put(put_backend).delete(delete_backend),
         )
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/neighbors", get(neighbors))
         .route("/api/v1/routes", get(routes))
@@ -229,7 +232,7 @@ fn router(api: Api) -> Router {
 #[openapi(
     info(title = "ferrovs", description = "The REST API of the ferrovs layer-4 load balancer (docs/api.md)."),
     paths(healthz, metrics, openapi, services, service, put_service, delete_service, put_backend,
-          delete_backend, stats, flows, neighbors, routes, reload),
+          delete_backend, stats, health, flows, neighbors, routes, reload),
     components(schemas(crate::config::ServiceConf, crate::config::BackendConf, crate::model::ErrorBody)),
     modifiers(&BearerAuth),
 )]
@@ -335,6 +338,12 @@ async fn delete_backend(
     Path((name, backend)): Path<(String, String)>,
 ) -> Response {
     write(s, h, Op::DeleteBackend(name, backend)).await
+}
+
+/// Every checked backend: health, since, last error, probes ok and failed.
+#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = [crate::model::HealthRow])))]
+async fn health(State(s): State<Api>) -> Response {
+    axum::Json(s.reads.health()).into_response()
 }
 
 /// Totals, ports, workers, drops by reason, flow table use.

@@ -30,6 +30,10 @@ fn free_id<T: Copy + Ord + TryFrom<usize>>(used: impl Iterator<Item = T>, max: u
 }
 
 impl Registry {
+    /// The id of a backend that is configured.
+    pub fn backend_id(&self, svc: &str, a: Ipv4Addr, p: u16) -> Option<u32> {
+        self.backends.get(&(svc.to_owned(), a, p)).copied()
+    }
     fn service(&mut self, name: &str) -> (u16, Arc<Cursor>) {
         if let Some(s) = self.services.get(name) {
             return s.clone();
@@ -166,9 +170,10 @@ mod tests {
 
     const CFG: &str = r#"
 dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
-ports: [ { name: lan, device: net_null0, addresses: ["10.1.0.1/24"] } ]
+ports: [ { name: lan, device: net_null0, addresses: ["10.1.0.1/24"], kernel_interface: fv-lan } ]
 services:
-  - { name: web, vip: 10.1.0.100, port: 80, scheduler: mh, backends: [ { address: 10.1.0.10 }, { address: 10.1.0.11 } ] }
+  - { name: web, vip: 10.1.0.100, port: 80, scheduler: mh, health_check: { type: tcp },
+      backends: [ { address: 10.1.0.10 }, { address: 10.1.0.11 } ] }
 "#;
 
     /// Health lives in the runtime state: a down backend gets no new flows, keeps its

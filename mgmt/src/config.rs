@@ -213,6 +213,72 @@ pub struct ServiceConf {
     pub forward: Forward,
     #[serde(default)]
     pub backends: Vec<BackendConf>,
+    /// Active checks of each backend; none: backends are never marked down.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConf>,
+    /// What happens to a backend's flows when it goes down.
+    #[serde(default)]
+    pub flows_on_backend_down: OnBackendDown,
+}
+
+/// `services[].health_check`: probes of each backend, keepalived's semantics.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConf {
+    /// tcp: a connect that completes; http: GET `path`, expect `expect_status`.
+    #[serde(rename = "type")]
+    pub kind: CheckKind,
+    /// Default: the backend's port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// http only (default "/").
+    #[serde(default)]
+    pub path: Option<String>,
+    /// http only (default 200).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    /// http only: the Host header (default: the backend's address).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+    /// Consecutive good probes before a down backend is up again.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failed probes before an up backend is down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+fn default_interval_ms() -> u32 {
+    2000
+}
+fn default_timeout_ms() -> u32 {
+    1000
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBackendDown {
+    /// Its flows end; their next packets are scheduled to a live backend.
+    #[default]
+    Remove,
+    /// Its flows stay until they time out.
+    Keep,
 }
 impl ServiceConf {
     /// The position of the backend at `addr:port`.
@@ -692,6 +758,31 @@ pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
 }
 
 impl Config {
+    /// The port a packet to `a` leaves through (its name, and whether it has a kernel
+    /// interface): the one whose subnet holds `a`, else the longest-prefix static route's.
+    pub fn facing(&self, a: Ipv4Addr) -> Option<(String, bool)> {
+        let by_name = |n: &str| self.ports.iter().find(|p| p.name == n);
+        let port = self
+            .ports
+            .iter()
+            .find(|p| p.addresses.iter().any(|n| n.contains(&a)))
+            .or_else(|| {
+                let r = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.prefix.contains(&a))
+                    .max_by_key(|r| r.prefix.prefix_len())?;
+                match &r.port {
+                    Some(n) => by_name(n),
+                    None => self
+                        .ports
+                        .iter()
+                        .find(|p| p.addresses.iter().any(|n| n.contains(&r.via))),
+                }
+            })?;
+        Some((port.name.clone(), port.kernel_interface.is_some()))
+    }
+
     /// Every validation error, each naming its key path.
     pub fn validate(&self) -> Result<(), Errors> {
         let mut e = Vec::new();
@@ -821,7 +912,9 @@ impl Config {
         let mut nbackends = 0;
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("services[{i}]");
-            e.extend(validate_service(s, &k, &connected, &own));
+            e.extend(validate_service(s, &k, &connected, &own, &|a| {
+                self.facing(a)
+            }));
             if !snames.insert(s.name.as_str()) {
                 e.push(format!("{k}.name: `{}` is used by another service", s.name));
             }
@@ -853,6 +946,7 @@ pub fn validate_service(
     k: &str,
     connected: &dyn Fn(Ipv4Addr) -> bool,
     own: &dyn Fn(Ipv4Addr) -> bool,
+    facing: &dyn Fn(Ipv4Addr) -> Option<(String, bool)>,
 ) -> Vec<String> {
     let mut e = Vec::new();
     if !usable_host(s.vip) {
@@ -903,6 +997,61 @@ pub fn validate_service(
         if !seen.insert((a, port)) {
             e.push(format!("{bk}: {a}:{port} is listed twice"));
         }
+        if s.health_check.is_some() {
+            match facing(a) {
+                Some((name, false)) => e.push(format!(
+                    "{k}.health_check: backend {a} is reached through port `{name}`, which has no kernel_interface (probes leave through the exception path)"
+                )),
+                None => e.push(format!("{k}.health_check: no port reaches backend {a}")),
+                Some((_, true)) => {}
+            }
+        }
+    }
+    if let Some(h) = &s.health_check {
+        let hk = format!("{k}.health_check");
+        if h.rise == 0 {
+            e.push(format!("{hk}.rise: must be at least 1"));
+        }
+        if h.fall == 0 {
+            e.push(format!("{hk}.fall: must be at least 1"));
+        }
+        if h.interval_ms < 100 {
+            e.push(format!("{hk}.interval_ms: must be at least 100"));
+        }
+        if h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
+            e.push(format!(
+                "{hk}.timeout_ms: must be 1..{} (below interval_ms)",
+                h.interval_ms
+            ));
+        }
+        if h.port == Some(0) {
+            e.push(format!("{hk}.port: must be 1..=65535"));
+        }
+        if h.kind == CheckKind::Tcp {
+            for (key, set) in [
+                ("path", h.path.is_some()),
+                ("expect_status", h.expect_status.is_some()),
+                ("host", h.host.is_some()),
+            ] {
+                if set {
+                    e.push(format!("{hk}.{key}: only for type http"));
+                }
+            }
+        }
+        if h.path.as_ref().is_some_and(|p| {
+            !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            e.push(format!("{hk}.path: must start with / and hold no spaces"));
+        }
+        if h.host
+            .as_ref()
+            .is_some_and(|x| x.is_empty() || x.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            e.push(format!("{hk}.host: must be a host name without spaces"));
+        }
+        if h.expect_status.is_some_and(|c| !(100..=599).contains(&c)) {
+            e.push(format!("{hk}.expect_status: must be 100..=599"));
+        }
     }
     e
 }
@@ -946,6 +1095,87 @@ services:
         let min = load("ports: [ { name: p, device: net_null0 } ]").unwrap();
         assert_eq!(min.dpdk.cores.0, vec![0, 1, 2]);
         assert!(min.services.is_empty());
+    }
+
+    /// `health_check`: defaults, and each mistake named by its key.
+    #[test]
+    fn health_check_keys() {
+        let good = GOOD.replace(
+            "mac: \"02:00:00:00:0b:01\" }",
+            "mac: \"02:00:00:00:0b:01\", kernel_interface: fv-lan }",
+        );
+        let with = |check: &str| {
+            good.replacen(
+                "    port: 80\n    backends",
+                &format!("    port: 80\n    health_check: {check}\n    backends"),
+                1,
+            )
+        };
+        let c = load(&with("{ type: http, path: /healthz }")).unwrap();
+        let h = c.services[0].health_check.as_ref().unwrap();
+        assert_eq!(
+            (h.kind, h.interval_ms, h.timeout_ms, h.rise, h.fall),
+            (CheckKind::Http, 2000, 1000, 2, 3)
+        );
+        assert_eq!(c.services[0].flows_on_backend_down, OnBackendDown::Remove);
+        let cases = [
+            (
+                "{ type: icmp }",
+                "services[0].health_check.type: unknown variant `icmp`",
+            ),
+            (
+                "{ type: tcp, rise: 0 }",
+                "services[0].health_check.rise: must be at least 1",
+            ),
+            (
+                "{ type: tcp, fall: 0 }",
+                "services[0].health_check.fall: must be at least 1",
+            ),
+            (
+                "{ type: tcp, interval_ms: 1000, timeout_ms: 1000 }",
+                "services[0].health_check.timeout_ms: must be 1..1000",
+            ),
+            (
+                "{ type: tcp, path: /healthz }",
+                "services[0].health_check.path: only for type http",
+            ),
+            (
+                "{ type: tcp, expect_status: 200 }",
+                "services[0].health_check.expect_status: only for type http",
+            ),
+            (
+                "{ type: http, path: healthz }",
+                "services[0].health_check.path: must start with /",
+            ),
+            (
+                "{ type: http, expect_status: 999 }",
+                "services[0].health_check.expect_status: must be 100..=599",
+            ),
+            (
+                "{ type: tcp, intervall_ms: 5 }",
+                "services[0].health_check.intervall_ms: unknown field",
+            ),
+        ];
+        for (check, want) in cases {
+            let errs = load(&with(check)).expect_err(check);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "{check}: want `{want}` in {errs:?}"
+            );
+        }
+        // lan has no kernel interface in GOOD: the probes would have no way out.
+        let errs = load(&GOOD.replacen(
+            "    port: 80\n    backends",
+            "    port: 80\n    health_check: { type: tcp }\n    backends",
+            1,
+        ))
+        .unwrap_err();
+        assert!(
+            errs.0.iter().any(|e| e.contains(
+                "services[0].health_check: backend 10.1.0.10 is reached through port `lan`, which has no kernel_interface"
+            )),
+            "{errs:?}"
+        );
     }
 
     /// Each invalid config fails naming the key.

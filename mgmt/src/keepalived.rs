@@ -190,6 +190,8 @@ fn service(n: &Node, vip: Ipv4Addr, vport: u16, notes: &mut Vec<String>) -> Opti
         scheduler: SchedulerKind::Wrr,
         forward: Forward::Nat,
         backends: vec![],
+        health_check: None,
+        flows_on_backend_down: Default::default(),
     };
     for c in &n.children {
         let (l, arg) = (c.line, c.args.first().map(String::as_str).unwrap_or(""));

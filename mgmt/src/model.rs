@@ -29,8 +29,29 @@ pub struct BackendView {
     pub active_connections: u32,
     /// Other flows (ipvsadm's InActConn).
     pub inactive_connections: u32,
+    /// up | down | unchecked (the service has no health_check)
+    pub health: String,
+    /// Seconds since the health last changed (or checking began); null when unchecked.
+    pub health_since: Option<u64>,
+    /// The last failed probe's reason, if any.
+    pub health_last_error: Option<String>,
     #[serde(flatten)]
     pub traffic: Traffic,
+}
+
+/// A checked backend (`GET /api/v1/health`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthRow {
+    pub service: String,
+    /// address:port
+    pub backend: String,
+    /// up | down
+    pub health: String,
+    /// Seconds since the health last changed (or checking began).
+    pub since: u64,
+    pub last_error: Option<String>,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -44,6 +65,9 @@ pub struct ServiceView {
     pub scheduler: String,
     /// nat | dr | tun
     pub forward: String,
+    /// up: some backend takes new flows; down: none does (every backend is down or has
+    /// weight 0), new flows are dropped and counted as `no_backend`.
+    pub state: String,
     pub backends: Vec<BackendView>,
     #[serde(flatten)]
     pub traffic: Traffic,

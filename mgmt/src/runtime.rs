@@ -6,6 +6,7 @@ use crate::config::Config;
 use dataplane::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::time::Instant;
 
 /// A backend's identity across configs: service name, address, port.
 pub type BackendKey = (String, Ipv4Addr, u16);
@@ -18,11 +19,38 @@ pub enum Health {
     Down,
 }
 
+/// A checked backend's state: its verdict and the probes behind it.
+#[derive(Debug, Clone)]
+pub struct HealthState {
+    pub health: Health,
+    /// When the verdict last changed (or checking began).
+    pub since: Instant,
+    pub last_error: Option<String>,
+    ok_streak: u32,
+    fail_streak: u32,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+}
+
+impl HealthState {
+    fn new(health: Health) -> HealthState {
+        HealthState {
+            health,
+            since: Instant::now(),
+            last_error: None,
+            ok_streak: 0,
+            fail_streak: 0,
+            probes_ok: 0,
+            probes_failed: 0,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Runtime {
     /// Per port (config order): the MAC the device runs with.
     pub macs: Vec<MacAddr>,
-    health: HashMap<BackendKey, Health>,
+    health: HashMap<BackendKey, HealthState>,
 }
 
 impl Runtime {
@@ -34,25 +62,112 @@ impl Runtime {
     }
     /// Records a health verdict; returns true if it changed (the snapshot must be rebuilt).
     pub fn set_health(&mut self, key: BackendKey, h: Health) -> bool {
-        self.health.insert(key, h) != Some(h)
+        let s = self
+            .health
+            .entry(key)
+            .or_insert_with(|| HealthState::new(Health::Up));
+        let changed = s.health != h;
+        if changed {
+            s.health = h;
+            s.since = Instant::now();
+        }
+        changed
+    }
+    /// Records one probe of a checked backend (a backend starts up): `fall` failures in a
+    /// row take an up backend down, `rise` successes bring a down one up. Returns the new
+    /// verdict when it changed.
+    pub fn record_probe(
+        &mut self,
+        key: BackendKey,
+        result: Result<(), String>,
+        rise: u32,
+        fall: u32,
+    ) -> Option<Health> {
+        let s = self
+            .health
+            .entry(key)
+            .or_insert_with(|| HealthState::new(Health::Up));
+        match result {
+            Ok(()) => {
+                s.probes_ok += 1;
+                s.ok_streak += 1;
+                s.fail_streak = 0;
+            }
+            Err(e) => {
+                s.probes_failed += 1;
+                s.fail_streak += 1;
+                s.ok_streak = 0;
+                s.last_error = Some(e);
+            }
+        }
+        let next = match s.health {
+            Health::Up if s.fail_streak >= fall => Health::Down,
+            Health::Down if s.ok_streak >= rise => Health::Up,
+            h => h,
+        };
+        (next != s.health).then(|| {
+            s.health = next;
+            s.since = Instant::now();
+            next
+        })
     }
     pub fn health(&self, key: &BackendKey) -> Option<Health> {
-        self.health.get(key).copied()
+        self.health.get(key).map(|s| s.health)
+    }
+    pub fn state(&self, key: &BackendKey) -> Option<&HealthState> {
+        self.health.get(key)
     }
     /// False only for a backend health checking says is down.
     pub fn is_up(&self, key: &BackendKey) -> bool {
         self.health(key) != Some(Health::Down)
     }
-    /// Forgets the health of backends `cfg` no longer has (a backend added again later
-    /// starts up, as a new one does).
+    /// Forgets the health of backends `cfg` no longer has or no longer checks (a backend
+    /// added again later starts up, as a new one does).
     pub fn retain(&mut self, cfg: &Config) {
         self.health.retain(|(svc, a, p), _| {
             cfg.services.iter().any(|s| {
                 &s.name == svc
+                    && s.health_check.is_some()
                     && s.backends
                         .iter()
                         .any(|b| b.address == *a && b.port_in(s) == *p)
             })
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_and_fall() {
+        let mut rt = Runtime::default();
+        let k: BackendKey = ("web".into(), Ipv4Addr::new(10, 1, 0, 11), 80);
+        let fail = || Err("connect refused".to_string());
+        assert_eq!(rt.record_probe(k.clone(), Ok(()), 2, 3), None, "starts up");
+        assert_eq!(rt.record_probe(k.clone(), fail(), 2, 3), None);
+        assert_eq!(rt.record_probe(k.clone(), fail(), 2, 3), None);
+        assert_eq!(
+            rt.record_probe(k.clone(), fail(), 2, 3),
+            Some(Health::Down),
+            "third failure"
+        );
+        assert_eq!(rt.record_probe(k.clone(), fail(), 2, 3), None);
+        assert_eq!(rt.record_probe(k.clone(), Ok(()), 2, 3), None);
+        assert_eq!(
+            rt.record_probe(k.clone(), fail(), 2, 3),
+            None,
+            "a failure resets the rise"
+        );
+        assert_eq!(rt.record_probe(k.clone(), Ok(()), 2, 3), None);
+        assert_eq!(
+            rt.record_probe(k.clone(), Ok(()), 2, 3),
+            Some(Health::Up),
+            "second success"
+        );
+        let s = rt.state(&k).unwrap();
+        assert_eq!((s.probes_ok, s.probes_failed), (4, 5));
+        assert_eq!(s.last_error.as_deref(), Some("connect refused"));
     }
 }

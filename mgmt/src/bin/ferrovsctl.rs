@@ -66,6 +66,8 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Every checked backend's health (services with a health_check).
+    Health,
     /// The ARP table.
     Neighbors,
     /// The routing table.
@@ -186,6 +188,7 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
     let list_path = match &cmd {
         Cmd::List { .. } => Some("/api/v1/services".to_string()),
         Cmd::Neighbors => Some("/api/v1/neighbors".into()),
+        Cmd::Health => Some("/api/v1/health".into()),
         Cmd::Routes => Some("/api/v1/routes".into()),
         Cmd::Stats => Some("/api/v1/stats".into()),
         Cmd::Flows {
@@ -300,6 +303,25 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
                     f["state"].as_str().unwrap_or(""),
                     n(&f["age_s"]),
                     n(&f["idle_s"])
+                );
+            }
+        }
+        Cmd::Health => {
+            let rows = c.json("GET", "/api/v1/health", None)?;
+            println!(
+                "{:<16} {:<22} {:<6} {:>8} {:>8} {:>8}  Last error",
+                "Service", "Backend", "Health", "Since", "OK", "Failed"
+            );
+            for r in rows.as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<22} {:<6} {:>8} {:>8} {:>8}  {}",
+                    r["service"].as_str().unwrap_or(""),
+                    r["backend"].as_str().unwrap_or(""),
+                    r["health"].as_str().unwrap_or(""),
+                    format!("{}s", r["since"]),
+                    n(&r["probes_ok"]),
+                    n(&r["probes_failed"]),
+                    r["last_error"].as_str().unwrap_or("-")
                 );
             }
         }

@@ -76,6 +76,12 @@ impl Daemon {
             self.shared.conns.reset(id);
         }
         tracing::info!(version = v, flows_ended = ended, "config applied");
+        let targets = super::health::targets(&self.cfg);
+        if targets != self.probe_targets {
+            self.prober.set_targets(targets.clone());
+            self.probe_targets = targets;
+        }
+        self.publish_health();
         self.gratuitous_arp();
         v
     }
@@ -102,6 +108,7 @@ impl Daemon {
                 }
             }
             self.poll_kernel();
+            self.apply_probes();
             while let Some((ip, port)) = self.shared.resolve.pop() {
                 self.resolve(ip, port);
             }

@@ -157,6 +157,36 @@ impl Daemon {
             "Configured weight per backend (0: drained).",
             weight,
         );
+        // Health: 1 up (or unchecked), 0 down; probes per checked backend and result.
+        let (up, checks) = (Gauges::default(), Counters::default());
+        let health = self.view.health.load();
+        for s in &snap.services.list {
+            for b in s.backends.iter() {
+                let backend = format!("{}:{}", b.addr, b.port);
+                up.get_or_create(&with(svc_labels(s), "backend", backend.clone()))
+                    .set(b.up as i64);
+                if let Some(h) = health.get(&(s.name.clone(), b.addr, b.port)) {
+                    for (result, n) in [("ok", h.probes_ok), ("failed", h.probes_failed)] {
+                        let l: Labels = vec![
+                            ("service", s.name.clone()),
+                            ("backend", backend.clone()),
+                            ("result", result.into()),
+                        ];
+                        checks.get_or_create(&l).inc_by(n);
+                    }
+                }
+            }
+        }
+        reg.register(
+            "ferrovs_backend_up",
+            "1 while a backend takes new flows by its health (unchecked: 1), 0 while down.",
+            up,
+        );
+        reg.register(
+            "ferrovs_health_checks",
+            "Health probes per checked backend, by result.",
+            checks,
+        );
         let ports = Counters::default();
         for ((p, note), x) in self
             .ports

@@ -10,6 +10,7 @@
 pub mod bringup;
 mod exception;
 mod handlers;
+mod health;
 pub mod lock;
 mod manage;
 mod metrics;
@@ -96,6 +97,11 @@ pub struct Daemon {
     mgmt_tx: Vec<Option<TxQueue>>,
     /// Per port: its kernel interface, if it has one (`ports[].kernel_interface`).
     exceptions: Vec<Option<exception::Exception>>,
+    /// The health-check thread, and what it probes now.
+    prober: health::Prober,
+    probe_targets: Vec<health::Target>,
+    /// When the API's view of the health table was last refreshed.
+    health_published: Instant,
     neighbors: HashMap<Ipv4Addr, Neighbor>,
     pending: HashMap<Ipv4Addr, Pending>,
     /// The snapshot and the per-worker counters, as read by the API.
@@ -165,7 +171,10 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     ));
     let published: Arc<api::Published> = Default::default();
     published.token.store(read_token(&cfg)?.map(Arc::new));
+    let probe_targets = health::targets(&cfg);
+    let prober = health::start(cfg.exception_path.netns.clone(), probe_targets.clone())?;
     let view = view::View {
+        health: Default::default(),
         shared: shared.clone(),
         counters: (0..workers)
             .map(|_| Arc::new(WorkerCounters::default()))
@@ -190,6 +199,9 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         pool,
         mgmt_tx: up.mgmt_tx,
         exceptions,
+        prober,
+        probe_targets,
+        health_published: Instant::now(),
         neighbors: HashMap::new(),
         pending: HashMap::new(),
         view: view.clone(),

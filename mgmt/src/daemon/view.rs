@@ -2,16 +2,32 @@
 //! the workers), answered by whichever thread asks: the API thread serves the services
 //! from here without waiting on the management queue.
 use super::handlers::proto_name;
-use crate::model::{BackendView, ServiceView, Traffic as TrafficView};
+use crate::model::{BackendView, HealthRow, ServiceView, Traffic as TrafficView};
+use crate::runtime::BackendKey;
+use arc_swap::ArcSwap;
 use dataplane::counters::{Traffic, WorkerCounters};
 use dataplane::snapshot::Service;
 use dataplane::worker::Shared;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// A checked backend's health as last published by the management thread.
+#[derive(Debug, Clone)]
+pub struct HealthInfo {
+    pub up: bool,
+    pub since: Option<Instant>,
+    pub last_error: Option<String>,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+}
 
 #[derive(Clone)]
 pub struct View {
     pub shared: Arc<Shared>,
     pub counters: Arc<[Arc<WorkerCounters>]>,
+    /// Every checked backend's health (absent: unchecked).
+    pub health: Arc<ArcSwap<HashMap<BackendKey, HealthInfo>>>,
 }
 
 impl View {
@@ -32,16 +48,28 @@ impl View {
     }
 
     pub fn service_view(&self, s: &Service) -> ServiceView {
+        let health = self.health.load();
         let backends = s
             .backends
             .iter()
-            .map(|b| BackendView {
-                address: b.addr.to_string(),
-                port: b.port,
-                weight: b.weight,
-                active_connections: self.shared.conns.active(b.id),
-                inactive_connections: self.shared.conns.inactive(b.id),
-                traffic: self.traffic(|c| &c.backends[b.id as usize]),
+            .map(|b| {
+                let h = health.get(&(s.name.clone(), b.addr, b.port));
+                BackendView {
+                    address: b.addr.to_string(),
+                    port: b.port,
+                    weight: b.weight,
+                    active_connections: self.shared.conns.active(b.id),
+                    inactive_connections: self.shared.conns.inactive(b.id),
+                    health: match h {
+                        None => "unchecked",
+                        Some(h) if h.up => "up",
+                        Some(_) => "down",
+                    }
+                    .into(),
+                    health_since: h.and_then(|h| h.since).map(|t| t.elapsed().as_secs()),
+                    health_last_error: h.and_then(|h| h.last_error.clone()),
+                    traffic: self.traffic(|c| &c.backends[b.id as usize]),
+                }
             })
             .collect();
         ServiceView {
@@ -51,6 +79,12 @@ impl View {
             protocol: proto_name(s.protocol).to_string(),
             scheduler: s.scheduler.name().to_string(),
             forward: s.forward.name().to_string(),
+            state: if s.backends.iter().any(|b| b.effective_weight() > 0) {
+                "up"
+            } else {
+                "down"
+            }
+            .into(),
             backends,
             traffic: self.traffic(|c| &c.services[s.id as usize]),
         }
@@ -65,6 +99,26 @@ impl View {
             .map(|s| self.service_view(s))
     }
 
+    /// Every checked backend, as `GET /api/v1/health` shows them.
+    pub fn health_rows(&self) -> Vec<HealthRow> {
+        let mut rows: Vec<HealthRow> = self
+            .health
+            .load()
+            .iter()
+            .map(|((s, a, p), h)| HealthRow {
+                service: s.clone(),
+                backend: format!("{a}:{p}"),
+                health: if h.up { "up" } else { "down" }.into(),
+                since: h.since.map_or(0, |t| t.elapsed().as_secs()),
+                last_error: h.last_error.clone(),
+                probes_ok: h.probes_ok,
+                probes_failed: h.probes_failed,
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.service, &a.backend).cmp(&(&b.service, &b.backend)));
+        rows
+    }
+
     /// Every service, as `GET /api/v1/services` shows them.
     pub fn services(&self) -> Vec<ServiceView> {
         let snap = self.shared.cell.load();
@@ -77,6 +131,9 @@ impl View {
 }
 
 impl crate::api::Reads for View {
+    fn health(&self) -> Vec<HealthRow> {
+        self.health_rows()
+    }
     fn services(&self) -> Vec<ServiceView> {
         View::services(self)
     }
