@@ -2,14 +2,20 @@
 //!
 //! `virtual_server IP PORT` blocks become services (`lb_algo` -> `scheduler`, `lb_kind` ->
 //! `forward`, `protocol`), `real_server IP PORT` blocks their backends (`weight`). What
-//! has no ferrovs equivalent yet is reported line by line, never dropped silently:
-//! `persistence_timeout` (use `sh` or `mh`), health checkers (`TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET`, `MISC_CHECK`, ...: ferrovs has no health checks yet), and whole blocks such
-//! as `virtual_server_group`, `virtual_server fwmark`, `vrrp_instance` (use BGP).
+//! `TCP_CHECK` and `HTTP_GET` become the service's `health_check` (`delay_loop` ->
+//! `interval_ms`, `connect_timeout` -> `timeout_ms`, `connect_port` -> `port`, `retry` ->
+//! `fall` = retry + 1, `rise: 1` as keepalived brings a server back after one good check;
+//! `url { path status_code }` and `virtualhost` for http), with the port's
+//! `kernel_interface` for the probes to leave through. What has no ferrovs equivalent is
+//! reported line by line, never dropped silently: `persistence_timeout` (use `sh` or
+//! `mh`), the other checkers (`SSL_GET`, `MISC_CHECK`, ...), `digest`, a real server whose
+//! check differs from the service's first one (ferrovs checks every backend of a service
+//! alike), and whole blocks such as `virtual_server_group`, `virtual_server fwmark`,
+//! `vrrp_instance` (use BGP).
 //! keepalived has no notion of ferrovs's ports: the output has one port whose device and
 //! address the caller gives (else placeholders, reported as such).
 #![forbid(unsafe_code)]
-use crate::config::{BackendConf, ServiceConf};
+use crate::config::{BackendConf, CheckKind, HealthCheckConf, ServiceConf};
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{Forward, Protocol};
 use ipnet::Ipv4Net;
@@ -193,9 +199,16 @@ fn service(n: &Node, vip: Ipv4Addr, vport: u16, notes: &mut Vec<String>) -> Opti
         health_check: None,
         flows_on_backend_down: Default::default(),
     };
+    // keepalived's default delay_loop is 60 s.
+    let mut interval_ms = 60_000;
+    let mut first_check: Option<(HealthCheckConf, usize)> = None;
     for c in &n.children {
         let (l, arg) = (c.line, c.args.first().map(String::as_str).unwrap_or(""));
         match c.key.as_str() {
+            "delay_loop" => match arg.parse::<u32>() {
+                Ok(secs) if secs >= 1 => interval_ms = secs.saturating_mul(1000),
+                _ => notes.push(format!("line {l}: delay_loop {arg}: not a number of seconds: 60 kept")),
+            },
             "lb_algo" | "lvs_sched" => {
                 s.scheduler = scheduler(arg).unwrap_or_else(|note| {
                     notes.push(format!("line {l}: {note}"));
@@ -227,23 +240,106 @@ fn service(n: &Node, vip: Ipv4Addr, vport: u16, notes: &mut Vec<String>) -> Opti
                 "line {l}: {}: not imported (ferrovs has no persistence: scheduler sh or mh keeps a client on one backend while the backends do not change)",
                 c.key
             )),
-            "delay_loop" | "retry" | "delay_before_retry" | "inhibit_on_failure" | "alpha" | "omega"
-            | "quorum" | "hysteresis" | "quorum_up" | "quorum_down" => notes.push(format!(
-                "line {l}: {}: not imported (health checking is not built into ferrovs yet)",
+            "retry" | "delay_before_retry" | "inhibit_on_failure" | "alpha" | "omega" | "quorum"
+            | "hysteresis" | "quorum_up" | "quorum_down" => notes.push(format!(
+                "line {l}: {}: not imported (ferrovs's checks have rise and fall per service)",
                 c.key
             )),
             "real_server" => {
-                if let Some(b) = backend(c, &s, notes) {
+                if let Some((b, check)) = backend(c, &s, notes) {
+                    match (check, &first_check) {
+                        (Some((h, hl)), None) => first_check = Some((h, hl)),
+                        (Some((h, hl)), Some((first, fl))) if h != *first => notes.push(format!(
+                            "line {hl}: the check of real_server {}: differs from the one on line {fl}, which checks every backend of the service (ferrovs checks a service's backends alike)",
+                            b.address
+                        )),
+                        _ => {}
+                    }
                     s.backends.push(b);
                 }
             }
             other => notes.push(format!("line {l}: {other}: not imported")),
         }
     }
+    if let Some((mut h, l)) = first_check {
+        h.interval_ms = interval_ms;
+        if h.timeout_ms >= interval_ms {
+            h.timeout_ms = interval_ms / 2;
+            notes.push(format!(
+                "line {l}: connect_timeout: not below delay_loop: timeout_ms {} (half the interval)",
+                h.timeout_ms
+            ));
+        }
+        s.health_check = Some(h);
+    }
     Some(s)
 }
 
-fn backend(c: &Node, s: &ServiceConf, notes: &mut Vec<String>) -> Option<BackendConf> {
+/// A `TCP_CHECK` or `HTTP_GET` block of the real server at `rs_port` as a ferrovs check
+/// (its interval is the service's, set by the caller).
+fn checker(d: &Node, rs_port: u16, notes: &mut Vec<String>) -> HealthCheckConf {
+    let mut h = HealthCheckConf {
+        kind: if d.key == "TCP_CHECK" {
+            CheckKind::Tcp
+        } else {
+            CheckKind::Http
+        },
+        port: None,
+        path: None,
+        expect_status: None,
+        host: None,
+        interval_ms: 60_000,
+        // keepalived's defaults: connect_timeout 5 s, retry 1.
+        timeout_ms: 5000,
+        rise: 1,
+        fall: 2,
+    };
+    for o in &d.children {
+        let (l, arg) = (o.line, o.args.first().map(String::as_str).unwrap_or(""));
+        match (o.key.as_str(), arg.parse::<u32>()) {
+            ("connect_timeout", Ok(secs)) if secs >= 1 => h.timeout_ms = secs.saturating_mul(1000),
+            ("connect_port", Ok(p)) if (1..=65535).contains(&p) => {
+                h.port = Some(p as u16).filter(|&p| p != rs_port)
+            }
+            ("retry" | "nb_get_retry", Ok(n)) if n < 100 => h.fall = n + 1,
+            ("virtualhost", _) if !arg.is_empty() => h.host = Some(arg.to_string()),
+            ("url", _) if h.kind == CheckKind::Http => {
+                let get = |k: &str| {
+                    o.children
+                        .iter()
+                        .find(|c| c.key == k)
+                        .and_then(|c| c.args.first())
+                };
+                if h.path.is_some() {
+                    notes.push(format!("line {l}: url: only the first url is checked"));
+                    continue;
+                }
+                h.path = get("path").cloned();
+                h.expect_status = get("status_code")
+                    .and_then(|c| c.parse().ok())
+                    .filter(|&c| c != 200);
+                if let Some(dg) = o.children.iter().find(|c| c.key == "digest") {
+                    notes.push(format!(
+                        "line {}: digest: not imported (the status code is checked)",
+                        dg.line
+                    ));
+                }
+            }
+            ("delay_before_retry" | "warmup" | "fwmark" | "bindto" | "bind_port", _) => {
+                notes.push(format!("line {l}: {}: not imported", o.key))
+            }
+            (k, _) => notes.push(format!("line {l}: {k} {arg}: not imported")),
+        }
+    }
+    h
+}
+
+/// A real server, and its TCP_CHECK or HTTP_GET (with its line), if any.
+fn backend(
+    c: &Node,
+    s: &ServiceConf,
+    notes: &mut Vec<String>,
+) -> Option<(BackendConf, Option<(HealthCheckConf, usize)>)> {
     let l = c.line;
     let (Some(Ok(address)), port) = (
         c.args.first().map(|a| a.parse::<Ipv4Addr>()),
@@ -269,24 +365,27 @@ fn backend(c: &Node, s: &ServiceConf, notes: &mut Vec<String>) -> Option<Backend
         ));
         b.port = None;
     }
+    let mut check = None;
     for d in &c.children {
         let dl = d.line;
         match d.key.as_str() {
+            "TCP_CHECK" | "HTTP_GET" if check.is_none() => {
+                check = Some((checker(d, port.unwrap_or(s.port), notes), dl))
+            }
             "weight" => match d.args.first().and_then(|w| w.parse::<u32>().ok()) {
                 Some(w) if w <= 65535 => b.weight = w,
                 _ => notes.push(format!("line {dl}: weight {}: not a weight 0..=65535: 1 kept", d.args.join(" "))),
             },
             k if CHECKERS.contains(&k) => notes.push(format!(
-                "line {dl}: {k} for real_server {address}: not imported (health checking is not built into ferrovs yet)"
+                "line {dl}: {k} for real_server {address}: not imported (ferrovs checks tcp and http)"
             )),
-            "inhibit_on_failure" | "notify_up" | "notify_down" | "uthreshold" | "lthreshold" => notes.push(format!(
-                "line {dl}: {}: not imported (health checking is not built into ferrovs yet)",
-                d.key
-            )),
+            "inhibit_on_failure" | "notify_up" | "notify_down" | "uthreshold" | "lthreshold" => {
+                notes.push(format!("line {dl}: {}: not imported", d.key))
+            }
             other => notes.push(format!("line {dl}: {other}: not imported")),
         }
     }
-    Some(b)
+    Some((b, check))
 }
 
 /// The one port: the caller's, else a placeholder device and an address guessed from the
@@ -333,6 +432,9 @@ fn render(services: &[ServiceConf], device: &str, address: Ipv4Net) -> String {
     y += &format!(
         "ports:\n  - name: lan\n    device: \"{device}\"\n    addresses: [\"{address}\"]\n"
     );
+    if services.iter().any(|s| s.health_check.is_some()) {
+        y += "    kernel_interface: \"fv-lan\"   # health probes leave through it (docs/config.md)\n";
+    }
     if services.is_empty() {
         y += "services: []\n";
         return y;
@@ -343,6 +445,32 @@ fn render(services: &[ServiceConf], device: &str, address: Ipv4Net) -> String {
             "  - name: {}\n    vip: \"{}\"\n    port: {}\n    protocol: {}\n    scheduler: {}\n    forward: {}\n",
             s.name, s.vip, s.port, s.protocol, s.scheduler, s.forward
         );
+        if let Some(h) = &s.health_check {
+            let mut k = format!(
+                "type: {}",
+                if h.kind == CheckKind::Tcp {
+                    "tcp"
+                } else {
+                    "http"
+                }
+            );
+            if let Some(p) = h.port {
+                k += &format!(", port: {p}");
+            }
+            if let Some(p) = &h.path {
+                k += &format!(", path: \"{}\"", p.replace('"', ""));
+            }
+            if let Some(c) = h.expect_status {
+                k += &format!(", expect_status: {c}");
+            }
+            if let Some(x) = &h.host {
+                k += &format!(", host: \"{}\"", x.replace('"', ""));
+            }
+            y += &format!(
+                "    health_check: {{ {k}, interval_ms: {}, timeout_ms: {}, rise: {}, fall: {} }}\n",
+                h.interval_ms, h.timeout_ms, h.rise, h.fall
+            );
+        }
         if s.backends.is_empty() {
             y += "    backends: []\n";
             continue;

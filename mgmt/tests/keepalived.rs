@@ -1,10 +1,10 @@
 //! `ferrovsctl import-keepalived` on keepalived.conf files written the way keepalived's
 //! documentation and examples write them (DR, NAT, TUN, HTTP_GET with several urls,
-//! MISC_CHECK, DNS_CHECK, SSL_GET, groups, fwmark, VRRP): the output passes
+//! TCP_CHECK, MISC_CHECK, DNS_CHECK, SSL_GET, groups, fwmark, VRRP): the output passes
 //! `ferrovs --check`, maps what ferrovs has, and reports the rest line by line.
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{Forward, Protocol};
-use mgmt::config::Config;
+use mgmt::config::{CheckKind, Config};
 use std::process::Command;
 
 mod common;
@@ -63,12 +63,24 @@ fn keepalived_configs_import() {
     );
     assert_eq!(c.ports[0].device, "0000:3b:00.0");
     has(&notes, "line 2: global_defs: not imported");
+    // HTTP_GET: the first real server's check, its first url, is the service's.
+    let h = s.health_check.as_ref().expect("HTTP_GET imported");
+    assert_eq!(
+        (h.kind, h.path.as_deref(), h.expect_status, h.port),
+        (CheckKind::Http, Some("/"), None, None)
+    );
+    assert_eq!(
+        (h.interval_ms, h.timeout_ms, h.rise, h.fall),
+        (6000, 3000, 1, 4)
+    );
+    assert_eq!(c.ports[0].kernel_interface.as_deref(), Some("fv-lan"));
+    has(&notes, "line 21: digest: not imported");
+    has(&notes, "line 23: url: only the first url is checked");
+    has(&notes, "line 29: delay_before_retry: not imported");
     has(
         &notes,
-        "line 18: HTTP_GET for real_server 192.168.200.2: not imported",
+        "line 34: the check of real_server 192.168.200.3: differs from the one on line 18",
     );
-    has(&notes, "line 34: HTTP_GET for real_server 192.168.200.3");
-    has(&notes, "line 11: delay_loop: not imported");
     assert!(
         !notes.contains("placeholder"),
         "device and address were given: {notes}"
@@ -87,7 +99,12 @@ fn keepalived_configs_import() {
         &notes,
         "line 17: persistence_timeout: not imported (ferrovs has no persistence",
     );
-    has(&notes, "line 22: TCP_CHECK for real_server 192.168.200.2");
+    let h = s.health_check.as_ref().expect("TCP_CHECK imported");
+    assert_eq!(
+        (h.kind, h.port, h.interval_ms, h.timeout_ms, h.rise, h.fall),
+        (CheckKind::Tcp, None, 6000, 3000, 1, 2),
+        "connect_port 1358 is the real server's port"
+    );
     has(&notes, "line 29: inhibit_on_failure: not imported");
     has(&notes, "ports[0].device: a placeholder");
     has(&notes, "ports[0].addresses: 192.168.200.254/24 is a guess");
@@ -98,7 +115,9 @@ fn keepalived_configs_import() {
         (s.forward, s.scheduler, s.backends.len()),
         (Forward::Tun, SchedulerKind::Sh, 2)
     );
-    has(&notes, "line 10: MISC_CHECK for real_server 172.16.2.11");
+    assert_eq!(s.health_check, None);
+    assert_eq!(c.ports[0].kernel_interface, None);
+    has(&notes, "line 10: MISC_CHECK for real_server 172.16.2.11: not imported (ferrovs checks tcp and http)");
     has(&notes, "line 17: MISC_CHECK for real_server 172.16.2.12");
 
     let (c, notes) = import("groups.conf", &[]);
