@@ -408,23 +408,38 @@ pub fn parse(text: &str) -> Result<Config, Errors> {
 /// service could be read (a whole section may have failed: its defaults stand in), the
 /// checks across them run too.
 pub fn load(text: &str) -> Result<Config, Errors> {
-    load_with(text, false)
+    load_with(text, None)
 }
 
 /// What start-up and `--check` run: [`load`], then the checks that depend on this
 /// machine ([`host_checks`]), every error listed.
 pub fn load_for_host(text: &str) -> Result<Config, Errors> {
-    load_with(text, true)
+    load_with(text, Some(Stage::Start))
 }
 
-fn load_with(text: &str, host: bool) -> Result<Config, Errors> {
+/// [`load_for_host`] for a reload of a running daemon: the checks of what a reload does
+/// not apply (ports: the kernel interfaces exist, they are the daemon's own) are left out.
+pub fn load_for_reload(text: &str) -> Result<Config, Errors> {
+    load_with(text, Some(Stage::Reload))
+}
+
+/// Which of this machine's checks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Start-up and `--check`: everything.
+    Start,
+    /// A running daemon re-reads its file: not the ports' (they need a restart).
+    Reload,
+}
+
+fn load_with(text: &str, host: Option<Stage>) -> Result<Config, Errors> {
     let (c, mut e) = read(text);
     if let Some(c) = &c {
         if let Err(Errors(more)) = c.validate() {
             e.extend(more);
         }
-        if host {
-            e.extend(host_checks(c));
+        if let Some(stage) = host {
+            e.extend(host_checks(c, stage));
         }
     }
     match c {
@@ -662,7 +677,7 @@ pub fn device_key(device: &str) -> String {
 
 /// The checks that depend on this machine, which start-up makes and `--check` repeats:
 /// the token file is there and not empty, the cores exist.
-pub fn host_checks(c: &Config) -> Vec<String> {
+pub fn host_checks(c: &Config, stage: Stage) -> Vec<String> {
     let mut e = Vec::new();
     if let Some(f) = &c.api.token_file {
         match std::fs::read_to_string(f) {
@@ -674,11 +689,11 @@ pub fn host_checks(c: &Config) -> Vec<String> {
             Ok(_) => {}
         }
     }
-    let wants_tap = c.ports.iter().any(|p| p.kernel_interface.is_some());
+    let wants_tap = stage == Stage::Start && c.ports.iter().any(|p| p.kernel_interface.is_some());
     if wants_tap && !std::path::Path::new("/dev/net/tun").exists() {
         e.push("ports: a kernel_interface needs /dev/net/tun, which this machine lacks".into());
     }
-    for (i, p) in c.ports.iter().enumerate() {
+    for (i, p) in c.ports.iter().enumerate().filter(|_| stage == Stage::Start) {
         if let Some(ifname) = &p.kernel_interface {
             if interface_exists(c.exception_path.netns.as_deref(), ifname) {
                 e.push(format!(

@@ -63,6 +63,7 @@ echo "e2e health: http check: backend 3 down (HTTP 500); tcp check: backend 3 up
 echo "e2e health: nat: backend 1's nginx killed under load, a reload and an API weight change while down, nginx back:"
 health_outage $CLI 10.0.0.10 fdbe1$S $T/be1 "hello from backend 1 (10.1.0.11)" "backend 1" web 10.1.0.11:80 \
   'kill -HUP $PID; "$CTL" backend set web 10.1.0.12:80 --weight 2 >/dev/null'
+! grep -A2 "reload rejected" $T/ferrovs.log || fail "the reload was rejected"
 grep -E "backend (down|up): web 10.1.0.11" $T/ferrovs.log | sed 's/^.*\(WARN\|INFO\) //' | head -3
 n_down=$(grep -c "backend down: web 10.1.0.11:80: connect refused after $HC_FALL failures" $T/ferrovs.log || true)
 [ "$n_down" = 1 ] || fail "the transition was logged $n_down times, not once"

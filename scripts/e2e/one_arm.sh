@@ -145,6 +145,7 @@ run_mode() {
     r=$(load 300 10)
     [ "$(echo "$r" | jget "d['backends'].get('backend 2', 0)")" -gt 0 ] || fail "added backend 2 gets nothing"
     step "reload the config file (SIGHUP)" "kill -HUP $FPID"
+    ! grep -A2 "reload rejected" $T/ferrovs.log || fail "the reload was rejected"
     # Malformed frames from the client namespace (raw AF_PACKET) to ferrovs's MAC. The IPv4
     # header is valid (bridge netfilter, on in these kernels, drops bad IP headers before
     # they reach ferrovs); the transport header is not: TCP data offset past the segment,

@@ -18,7 +18,7 @@ impl Daemon {
     pub(crate) fn reload(&mut self) -> Result<u64, String> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("read {}: {e}", self.path.display()))?;
-        let cfg = config::load_for_host(&text).map_err(|e| e.to_string())?;
+        let cfg = config::load_for_reload(&text).map_err(|e| e.to_string())?;
         let token = super::read_token(&cfg).map_err(|e| format!("{e:#}"))?;
         if cfg.api.listen != self.cfg.api.listen {
             tracing::warn!(
@@ -39,8 +39,12 @@ impl Daemon {
     /// removed backends' flows end. Runtime state (health) is kept. Returns the
     /// snapshot version.
     pub(crate) fn apply(&mut self, cfg: Config) -> u64 {
-        if cfg.ports != self.cfg.ports || cfg.dpdk != self.cfg.dpdk || cfg.flows != self.cfg.flows {
-            tracing::warn!("reload: changes to dpdk, ports or flows need a restart; applying services, routes and neighbors only");
+        if cfg.ports != self.cfg.ports
+            || cfg.dpdk != self.cfg.dpdk
+            || cfg.flows != self.cfg.flows
+            || cfg.exception_path != self.cfg.exception_path
+        {
+            tracing::warn!("reload: changes to dpdk, ports, flows or exception_path need a restart; applying services, routes and neighbors only");
         }
         let gone = self.reg.retain(&cfg);
         self.runtime.retain(&cfg);
@@ -48,6 +52,7 @@ impl Daemon {
             ports: self.cfg.ports.clone(),
             dpdk: self.cfg.dpdk.clone(),
             flows: self.cfg.flows.clone(),
+            exception_path: self.cfg.exception_path.clone(),
             api: config::ApiConf {
                 listen: self.cfg.api.listen,
                 ..cfg.api.clone()
