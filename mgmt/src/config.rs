@@ -776,7 +776,6 @@ impl Config {
     /// The port a packet to `a` leaves through (its name, and whether it has a kernel
     /// interface): the one whose subnet holds `a`, else the longest-prefix static route's.
     pub fn facing(&self, a: Ipv4Addr) -> Option<(String, bool)> {
-        let by_name = |n: &str| self.ports.iter().find(|p| p.name == n);
         let port = self
             .ports
             .iter()
@@ -787,15 +786,21 @@ impl Config {
                     .iter()
                     .filter(|r| r.prefix.contains(&a))
                     .max_by_key(|r| r.prefix.prefix_len())?;
-                match &r.port {
-                    Some(n) => by_name(n),
-                    None => self
-                        .ports
-                        .iter()
-                        .find(|p| p.addresses.iter().any(|n| n.contains(&r.via))),
-                }
+                self.route_port(r)
             })?;
         Some((port.name.clone(), port.kernel_interface.is_some()))
+    }
+
+    /// The port static route `r` leaves through: its `port`, else the one whose subnet
+    /// holds `via`.
+    pub fn route_port(&self, r: &RouteConf) -> Option<&PortConf> {
+        match &r.port {
+            Some(n) => self.ports.iter().find(|p| &p.name == n),
+            None => self
+                .ports
+                .iter()
+                .find(|p| p.addresses.iter().any(|n| n.contains(&r.via))),
+        }
     }
 
     /// Every validation error, each naming its key path.

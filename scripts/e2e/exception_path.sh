@@ -3,7 +3,8 @@
 # namespace of their own. From that namespace, ping and curl reach a backend through the
 # lan port (the kernel's ARP resolves through it too); a TCP listener there answers the
 # client on the wan port's address; all while 1000 requests go to the VIP with no error.
-# Then a short measurement of packets/s through the exception path both ways.
+# ferrovs's static routes are the kernel's too (a reload removes them); then a short
+# measurement of packets/s through the exception path both ways.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$PWD/target/release/ferrovs
@@ -30,6 +31,7 @@ ports:
 exception_path: { netns: "$XNS" }
 flows: { capacity: 65536 }
 api: { listen: "$API" }
+routes: [ { prefix: "192.0.2.0/24", via: "10.0.0.50" } ]
 services:
   - name: web
     vip: 10.0.0.10
@@ -88,5 +90,13 @@ for p in json.load(sys.stdin)["ports"]:
     print("exception path: port %s (%s): to_kernel %d, from_kernel %d, dropped %d / %d" % (p["name"], k["interface"], k["to_kernel"], k["from_kernel"], k["to_kernel_dropped"], k["from_kernel_dropped"]))
     assert k["to_kernel"] > 0 and k["from_kernel"] > 0, p
 '
+# The static route (the client as the router of 192.0.2.0/24) is the kernel's too.
+ip -n $CLI addr add 192.0.2.1/32 dev lo
+ip -n $XNS route show 192.0.2.0/24 | grep -q "via 10.0.0.50 dev fvw$S" || fail "the static route is not in $XNS"
+$X ping -c 2 -i 0.2 -W 2 192.0.2.1 >/dev/null || fail "ping through the static route from $XNS"
+sed -i '/^routes:/d' $T/ferrovs.yaml; kill -HUP $PID; sleep 1
+! grep -A2 "reload rejected" $T/ferrovs.log || fail "the reload was rejected"
+[ -z "$(ip -n $XNS route show 192.0.2.0/24)" ] || fail "a reload without the route left it in $XNS"
+echo "exception path: static route 192.0.2.0/24 via 10.0.0.50 in $XNS (ping through it), removed by a reload"
 kill -TERM $PID; wait $PID || true; PID=""
 echo "e2e exception path: passed"

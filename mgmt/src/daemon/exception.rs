@@ -101,6 +101,54 @@ pub fn open(cfg: &Config, i: usize, mac: MacAddr, pool: &Mempool) -> Result<Exce
     })
 }
 
+/// A static route as the kernel of the exception path has it: prefix, via, interface.
+pub type KernelRoute = (ipnet::Ipv4Net, std::net::Ipv4Addr, String);
+
+/// The static routes of `cfg` that leave through a port with a kernel interface, as the
+/// kernel should have them (so that what runs in the namespace, health probes included,
+/// reaches what ferrovs reaches).
+pub fn kernel_routes(cfg: &Config) -> Vec<KernelRoute> {
+    cfg.routes
+        .iter()
+        .filter_map(|r| {
+            let ifname = cfg.route_port(r)?.kernel_interface.clone()?;
+            Some((r.prefix.trunc(), r.via, ifname))
+        })
+        .collect()
+}
+
+/// Makes the kernel's static routes in the exception namespace `want`, given that
+/// `installed` were put there before; returns what is installed now. A route the kernel
+/// refuses is logged and left out: the dataplane does not depend on it.
+pub fn sync_routes(
+    ns: Option<&str>,
+    installed: &[KernelRoute],
+    want: Vec<KernelRoute>,
+) -> Vec<KernelRoute> {
+    for (prefix, via, dev) in installed.iter().filter(|r| !want.contains(r)) {
+        let (p, v) = (prefix.to_string(), via.to_string());
+        if let Err(e) = ip(
+            ns,
+            &["route", "del", &p, "via", &v, "dev", dev],
+            "exception path route",
+        ) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    want.into_iter()
+        .filter(|(prefix, via, dev)| {
+            let (p, v) = (prefix.to_string(), via.to_string());
+            ip(
+                ns,
+                &["route", "replace", &p, "via", &v, "dev", dev],
+                "exception path route",
+            )
+            .map_err(|e| tracing::warn!("{e:#}"))
+            .is_ok()
+        })
+        .collect()
+}
+
 impl Exception {
     /// Writes a frame to the kernel interface.
     fn write(&mut self, m: Mbuf) {

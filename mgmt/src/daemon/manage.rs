@@ -81,6 +81,12 @@ impl Daemon {
             self.shared.conns.reset(id);
         }
         tracing::info!(version = v, flows_ended = ended, "config applied");
+        let want = super::exception::kernel_routes(&self.cfg);
+        if want != self.kernel_routes {
+            let ns = self.cfg.exception_path.netns.clone();
+            self.kernel_routes =
+                super::exception::sync_routes(ns.as_deref(), &self.kernel_routes, want);
+        }
         let targets = super::health::targets(&self.cfg);
         if targets != self.probe_targets {
             self.prober.set_targets(targets.clone());

@@ -98,6 +98,8 @@ pub struct Daemon {
     /// Per port: its kernel interface, if it has one (`ports[].kernel_interface`).
     exceptions: Vec<Option<exception::Exception>>,
     /// The health-check thread, and what it probes now.
+    /// The static routes put into the exception path's kernel.
+    kernel_routes: Vec<exception::KernelRoute>,
     prober: health::Prober,
     probe_targets: Vec<health::Target>,
     /// When the API's view of the health table was last refreshed.
@@ -152,6 +154,11 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
             None => None,
         });
     }
+    let kernel_routes = exception::sync_routes(
+        cfg.exception_path.netns.as_deref(),
+        &[],
+        exception::kernel_routes(&cfg),
+    );
     let mut reg = Registry::default();
     let runtime = Runtime::new(up.macs);
     let port_confs = build::ports(&cfg, &runtime);
@@ -199,6 +206,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         pool,
         mgmt_tx: up.mgmt_tx,
         exceptions,
+        kernel_routes,
         prober,
         probe_targets,
         health_published: Instant::now(),
