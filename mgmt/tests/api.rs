@@ -81,6 +81,17 @@ services:
         ),
         (Some("10.0.0.10"), Some("wrr"), Some("nat"))
     );
+    // No health_check: every backend is unchecked, the service up, /api/v1/health empty.
+    assert_eq!(web["state"], "up");
+    assert_eq!(
+        (
+            web["backends"][0]["health"].clone(),
+            web["backends"][0]["health_since"].clone(),
+            web["backends"][0]["health_last_error"].clone()
+        ),
+        (json!("unchecked"), Value::Null, Value::Null)
+    );
+    assert_eq!(get("/api/v1/health"), json!([]));
     assert_eq!(status(&anon, "GET", "/api/v1/services/nope", None), 404);
     assert_eq!(status(&anon, "GET", "/api/v1/nothing", None), 404);
 
@@ -234,6 +245,22 @@ services:
         get("/api/v1/flows").as_array().unwrap().is_empty(),
         "a removed backend's flows end"
     );
+    // Its last backend drained, the service takes no new flows and says so.
+    let other = ["10.0.0.20:8080", "10.0.0.21:8080"]
+        .into_iter()
+        .find(|b| *b != backend)
+        .unwrap();
+    let other_path = format!("/api/v1/services/web/backends/{other}");
+    assert_eq!(
+        status(&admin, "PUT", &other_path, Some(json!({"weight": 0}))),
+        200
+    );
+    assert_eq!(get("/api/v1/services/web")["state"], "down");
+    assert_eq!(
+        status(&admin, "PUT", &other_path, Some(json!({"weight": 1}))),
+        200
+    );
+    assert_eq!(get("/api/v1/services/web")["state"], "up");
 
     // ferrovsctl, ipvsadm layout.
     let ctl = |args: &[&str]| {
@@ -251,6 +278,12 @@ services:
         String::from_utf8(o.stdout).unwrap()
     };
     ctl(&["backend", "add", "web", &backend, "--weight", "5"]);
+    let health = ctl(&["health"]);
+    assert_eq!(
+        health.lines().collect::<Vec<_>>(),
+        ["Service          Backend                Health    Since       OK   Failed  Last error"],
+        "no checked backend: the header only"
+    );
     let list = ctl(&["list"]);
     assert!(list.starts_with("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"), "{list}");
     assert!(list.contains("TCP  10.0.0.10:80 wrr\n"), "{list}");
