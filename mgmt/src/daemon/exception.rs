@@ -149,6 +149,9 @@ pub fn sync_routes(
         .collect()
 }
 
+/// Bursts read from each kernel interface per management-loop turn.
+const KERNEL_BURSTS: usize = 8;
+
 impl Exception {
     /// Writes a frame to the kernel interface.
     fn write(&mut self, m: Mbuf) {
@@ -183,21 +186,24 @@ impl Daemon {
     /// Sends what the kernel wrote on each interface out of its port (bounded per call).
     pub(super) fn poll_kernel(&mut self) {
         for port in 0..self.exceptions.len() {
-            let mut burst = Burst::default();
-            let n = match self.exceptions[port].as_mut() {
-                Some(x) => x.rx.rx(&mut burst),
-                None => continue,
-            };
-            if n == 0 {
-                continue;
-            }
-            let mut sent = 0;
-            for m in burst.drain() {
-                sent += self.send_mbuf(port as u16, m) as u64;
-            }
-            if let Some(x) = self.exceptions[port].as_mut() {
-                x.from_kernel += sent;
-                x.from_kernel_dropped += n as u64 - sent;
+            // Up to KERNEL_BURSTS bursts a turn: the loop sleeps 0.5 ms between turns.
+            for _ in 0..KERNEL_BURSTS {
+                let mut burst = Burst::default();
+                let n = match self.exceptions[port].as_mut() {
+                    Some(x) => x.rx.rx(&mut burst),
+                    None => break,
+                };
+                if n == 0 {
+                    break;
+                }
+                let mut sent = 0;
+                for m in burst.drain() {
+                    sent += self.send_mbuf(port as u16, m) as u64;
+                }
+                if let Some(x) = self.exceptions[port].as_mut() {
+                    x.from_kernel += sent;
+                    x.from_kernel_dropped += n as u64 - sent;
+                }
             }
         }
     }
