@@ -371,6 +371,11 @@ pub fn new_flow<B: PacketBuf>(
             Verdict::Drop(NotOurs)
         };
     };
+    // Every mode decrements the TTL on the way out: a packet that cannot be forwarded
+    // must not create state first.
+    if Ipv4Packet::new_unchecked(&pkt.data()[p.l3 as usize..]).ttl() <= 1 {
+        return Verdict::Drop(TtlExceeded);
+    }
     let fh = flow_hash(k);
     if p.is_tcp() && !p.is_syn_only() {
         // A mid-connection segment with no flow: nat cannot translate its replies;

@@ -595,6 +595,9 @@ fn drops_by_reason() {
         assert_eq!(rig.c.drops[r as usize].get(), 1, "{}", r.name());
     }
     assert_eq!(rig.c.drops[DropReason::Malformed as usize].get(), 3);
+    // TTL is checked before any state: the TTL-1 SYN made no flow. The only flow is the
+    // unresolved backend's (kept, so the retransmitted SYN goes to the same backend).
+    assert_eq!(rig.c.new_flows.get(), 1, "the TTL-1 SYN created a flow");
 }
 
 #[test]

@@ -25,6 +25,8 @@ fn daemon_forwards_and_answers_arp_from_a_capture() {
     let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
     let cli = MacAddr([2, 0, 0, 0, 0, 0x50]);
     let be = |n: u8| MacAddr([2, 0, 0, 0, 0x10, n]);
+    let spoof = MacAddr([2, 0, 0, 0, 0, 0x66]);
+    let other = MacAddr([2, 0, 0, 0, 0, 0x60]);
     let syn = |vip: &str, sport: u16| FrameSpec {
         src_mac: cli,
         dst_mac: lb,
@@ -56,6 +58,34 @@ fn daemon_forwards_and_answers_arp_from_a_capture() {
             MacAddr::ZERO,
             ip("10.0.0.77"),
         ), // foreign
+        arp_frame(
+            arp::OP_REQUEST,
+            spoof,
+            ip("10.0.0.10"),
+            MacAddr::ZERO,
+            ip("10.0.0.10"),
+        ), // a GARP claiming the VIP
+        arp_frame(
+            arp::OP_REQUEST,
+            spoof,
+            ip("10.0.0.1"),
+            MacAddr::ZERO,
+            ip("10.0.0.50"),
+        ), // one claiming the port's address
+        arp_frame(
+            arp::OP_REQUEST,
+            spoof,
+            ip("192.0.2.9"),
+            MacAddr::ZERO,
+            ip("10.0.0.1"),
+        ), // off-subnet sender
+        arp_frame(
+            arp::OP_REQUEST,
+            other,
+            ip("10.0.0.60"),
+            MacAddr::ZERO,
+            ip("10.0.0.1"),
+        ), // on-link: learned
         tcp_frame(&syn("10.0.0.10", 40000), TcpFlags::SYN, b""), // nat
         tcp_frame(&syn("10.0.0.11", 40001), TcpFlags::SYN, b""), // dr
         tcp_frame(&syn("10.0.0.12", 40004), TcpFlags::SYN, b""), // tun
@@ -137,6 +167,9 @@ services:
         // replies for the VIP and the local address, none for the foreign one
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.10"), cli, ip("10.0.0.50")),
         arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), cli, ip("10.0.0.50")),
+        // the off-subnet and the on-link askers get an answer; the spoofs none
+        arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), spoof, ip("192.0.2.9")),
+        arp_frame(arp::OP_REPLY, lb, ip("10.0.0.1"), other, ip("10.0.0.60")),
         tcp_frame(&nat_out, TcpFlags::SYN, b""),
         tcp_frame(&dr_out, TcpFlags::SYN, b""),
         tun_out(lb, be(0x22)),
@@ -149,6 +182,19 @@ services:
         "output capture:\n{got:02x?}\nlog:\n{log}"
     );
     assert_eq!(got, want);
+    // Learned: only the on-link sender; never a sender claiming our addresses or VIPs, nor
+    // one outside the port's subnets.
+    let learned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("neighbor learned"))
+        .collect();
+    assert!(learned.iter().any(|l| l.contains("ip=10.0.0.60 ")), "{log}");
+    for spoofed in ["ip=10.0.0.10 ", "ip=10.0.0.1 ", "ip=192.0.2.9 "] {
+        assert!(
+            !learned.iter().any(|l| l.contains(spoofed)),
+            "{spoofed} learned:\n{log}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

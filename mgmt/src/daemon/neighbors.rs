@@ -122,27 +122,40 @@ impl Daemon {
         let target = a.target_ip();
         let local_here = pc.addresses.iter().any(|(x, _)| *x == target);
         let ours = local_here || snap.services.is_vip(target);
+        let sender = a.sender_ip();
+        // A frame claiming one of our own addresses or VIPs as its sender is someone
+        // else's (a spoof or a conflict): neither learned nor answered. Senders are learned
+        // only on the port whose connected subnet holds them.
+        if snap.is_ours(sender) {
+            tracing::debug!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "ARP claiming an own address or VIP ignored");
+            return false;
+        }
+        let on_link = pc
+            .addresses
+            .iter()
+            .any(|&(x, l)| dataplane::snapshot::same_subnet(x, sender, l));
         let mut changed = false;
-        if ours || self.pending.contains_key(&a.sender_ip()) {
-            let sender = a.sender_ip();
-            if !sender.is_unspecified() && !a.sender_mac().is_multicast() {
-                let old = self.neighbors.get(&sender).copied();
-                if old.is_none_or(|n| !n.is_static) {
-                    if old.is_none_or(|n| n.mac != a.sender_mac()) {
-                        tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
-                        changed = true;
-                    }
-                    self.neighbors.insert(
-                        sender,
-                        Neighbor {
-                            mac: a.sender_mac(),
-                            is_static: false,
-                            seen: Instant::now(),
-                        },
-                    );
+        if on_link
+            && (ours || self.pending.contains_key(&sender))
+            && !sender.is_unspecified()
+            && !a.sender_mac().is_multicast()
+        {
+            let old = self.neighbors.get(&sender).copied();
+            if old.is_none_or(|n| !n.is_static) {
+                if old.is_none_or(|n| n.mac != a.sender_mac()) {
+                    tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
+                    changed = true;
                 }
-                self.pending.remove(&sender);
+                self.neighbors.insert(
+                    sender,
+                    Neighbor {
+                        mac: a.sender_mac(),
+                        is_static: false,
+                        seen: Instant::now(),
+                    },
+                );
             }
+            self.pending.remove(&sender);
         }
         if a.operation() == arp::OP_REQUEST && ours {
             let reply = arp_frame(arp::OP_REPLY, pc.mac, target, a.sender_mac(), a.sender_ip());
