@@ -106,6 +106,7 @@ pub struct Daemon {
     health_published: Instant,
     neighbors: HashMap<Ipv4Addr, Neighbor>,
     pending: HashMap<Ipv4Addr, Pending>,
+    learn_log: neighbors::LogBudget,
     /// The snapshot and the per-worker counters, as read by the API.
     view: view::View,
     /// Per port: how it was brought up (driver, queues, MAC in software or not).
@@ -212,6 +213,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         health_published: Instant::now(),
         neighbors: HashMap::new(),
         pending: HashMap::new(),
+        learn_log: Default::default(),
         view: view.clone(),
         port_notes: up.notes,
         samples: vec![WorkerSample::new(); workers],

@@ -28,6 +28,58 @@ const NEIGHBOR_TTL: Duration = Duration::from_secs(300);
 /// second), so entries in use are refreshed before they expire.
 const NEIGHBOR_REFRESH: Duration = Duration::from_secs(60);
 const ARP_RETRIES: u32 = 5;
+/// At most this many resolutions in progress: a flood of packets to unresolvable next hops
+/// cannot make the management thread broadcast without end.
+const MAX_PENDING: usize = 4096;
+/// A resolution nobody asked for again in this long is forgotten.
+const PENDING_TTL: Duration = Duration::from_secs(30);
+/// Per second, at most this many "neighbor learned" lines; the rest are summed up.
+const LEARNED_LOGS_PER_S: u32 = 10;
+
+/// Rate-limits the "neighbor learned" log line (an ARP flood must not flood the log).
+#[derive(Debug)]
+pub(super) struct LogBudget {
+    window: Instant,
+    used: u32,
+    suppressed: u32,
+}
+
+impl Default for LogBudget {
+    fn default() -> LogBudget {
+        LogBudget {
+            window: Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl LogBudget {
+    /// True if one more line may be logged in this second.
+    fn allow(&mut self) -> bool {
+        self.roll();
+        if self.used < LEARNED_LOGS_PER_S {
+            self.used += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+    /// Starts a new second, saying how many lines the last one held back.
+    fn roll(&mut self) {
+        if self.window.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        if self.suppressed > 0 {
+            tracing::info!(
+                "{} more neighbors learned in the last second (not logged one by one)",
+                self.suppressed
+            );
+        }
+        *self = LogBudget::default();
+    }
+}
 
 impl Daemon {
     pub(super) fn load_static_neighbors(&mut self) {
@@ -143,7 +195,9 @@ impl Daemon {
             let old = self.neighbors.get(&sender).copied();
             if old.is_none_or(|n| !n.is_static) {
                 if old.is_none_or(|n| n.mac != a.sender_mac()) {
-                    tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
+                    if self.learn_log.allow() {
+                        tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
+                    }
                     changed = true;
                 }
                 self.neighbors.insert(
@@ -166,6 +220,10 @@ impl Daemon {
 
     pub(super) fn resolve(&mut self, ip: Ipv4Addr, port: u16) {
         if self.neighbors.contains_key(&ip) {
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&ip) {
+            tracing::debug!(%ip, "ARP: {MAX_PENDING} resolutions in progress, not asking");
             return;
         }
         let now = Instant::now();
@@ -213,8 +271,11 @@ impl Daemon {
         }
     }
 
-    /// Drops learned neighbors that were not refreshed in time; true if any went.
+    /// Drops learned neighbors that were not refreshed in time (true if any went) and
+    /// resolutions nobody asked for again.
     pub(super) fn expire_neighbors(&mut self) -> bool {
+        self.learn_log.roll();
+        self.pending.retain(|_, p| p.last.elapsed() < PENDING_TTL);
         let before = self.neighbors.len();
         self.neighbors
             .retain(|_, n| n.is_static || n.seen.elapsed() < NEIGHBOR_TTL);
