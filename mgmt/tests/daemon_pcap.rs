@@ -14,14 +14,42 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-#[test]
-fn daemon_forwards_and_answers_arp_from_a_capture() {
-    let dir = common::scratch("daemon");
+/// Runs the real daemon for 3 s on one net_pcap port `p0` (MAC 02:00:00:00:0a:01, address
+/// `address`) replaying `input`, with `rest` (YAML) after the port; returns the frames it
+/// sent and its log.
+fn run_capture(name: &str, address: &str, input: &[Vec<u8>], rest: &str) -> (Vec<Vec<u8>>, String) {
+    let dir = common::scratch(name);
     let (inp, out, cfgp) = (
         dir.join("in.pcap"),
         dir.join("out.pcap"),
         dir.join("ferrovs.yaml"),
     );
+    dataplane::pcap::write(std::fs::File::create(&inp).unwrap(), input).unwrap();
+    std::fs::write(
+        &cfgp,
+        format!(
+            r#"
+dpdk: {{ cores: "0-1", hugepages: false, memory_mb: 256, file_prefix: "ferrovs-{name}-{pid}" }}
+ports:
+  - {{ name: p0, device: "net_pcap0,rx_pcap={inp},tx_pcap={out}", mac: "02:00:00:00:0a:01", addresses: ["{address}"] }}
+api: {{ listen: "127.0.0.1:0" }}
+{rest}"#,
+            pid = std::process::id(),
+            inp = inp.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let daemon = common::Ferrovs::start(&cfgp);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = daemon.stop();
+    let got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    (got, log)
+}
+
+#[test]
+fn daemon_forwards_and_answers_arp_from_a_capture() {
     let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
     let cli = MacAddr([2, 0, 0, 0, 0, 0x50]);
     let be = |n: u8| MacAddr([2, 0, 0, 0, 0x10, n]);
@@ -96,37 +124,21 @@ fn daemon_forwards_and_answers_arp_from_a_capture() {
         },
         tcp_frame(&syn("10.0.0.10", 40003), TcpFlags::ACK, b""), // nat, no flow
     ];
-    dataplane::pcap::write(std::fs::File::create(&inp).unwrap(), &input).unwrap();
-    std::fs::write(
-        &cfgp,
-        format!(
-            r#"
-dpdk: {{ cores: "0-1", hugepages: false, memory_mb: 256, file_prefix: "ferrovs-pcap-{pid}" }}
-ports:
-  - {{ name: p0, device: "net_pcap0,rx_pcap={inp},tx_pcap={out}", mac: "02:00:00:00:0a:01", addresses: ["10.0.0.1/24"] }}
-neighbors:
-  - {{ address: 10.0.0.20, mac: "02:00:00:00:10:20", port: p0 }}
-  - {{ address: 10.0.0.21, mac: "02:00:00:00:10:21", port: p0 }}
-  - {{ address: 10.0.0.22, mac: "02:00:00:00:10:22", port: p0 }}
-  - {{ address: 10.0.0.50, mac: "02:00:00:00:00:50", port: p0 }}
-api: {{ listen: "127.0.0.1:0" }}
+    let (mut got, log) = run_capture(
+        "daemon",
+        "10.0.0.1/24",
+        &input,
+        r#"neighbors:
+  - { address: 10.0.0.20, mac: "02:00:00:00:10:20", port: p0 }
+  - { address: 10.0.0.21, mac: "02:00:00:00:10:21", port: p0 }
+  - { address: 10.0.0.22, mac: "02:00:00:00:10:22", port: p0 }
+  - { address: 10.0.0.50, mac: "02:00:00:00:00:50", port: p0 }
 services:
-  - {{ name: web, vip: 10.0.0.10, port: 80, scheduler: rr, forward: nat, backends: [ {{ address: 10.0.0.20, port: 8080 }} ] }}
-  - {{ name: direct, vip: 10.0.0.11, port: 80, scheduler: rr, forward: dr, backends: [ {{ address: 10.0.0.21 }} ] }}
-  - {{ name: tunnel, vip: 10.0.0.12, port: 80, scheduler: rr, forward: tun, backends: [ {{ address: 10.0.0.22 }} ] }}
+  - { name: web, vip: 10.0.0.10, port: 80, scheduler: rr, forward: nat, backends: [ { address: 10.0.0.20, port: 8080 } ] }
+  - { name: direct, vip: 10.0.0.11, port: 80, scheduler: rr, forward: dr, backends: [ { address: 10.0.0.21 } ] }
+  - { name: tunnel, vip: 10.0.0.12, port: 80, scheduler: rr, forward: tun, backends: [ { address: 10.0.0.22 } ] }
 "#,
-            pid = std::process::id(),
-            inp = inp.display(),
-            out = out.display()
-        ),
-    )
-    .unwrap();
-
-    let daemon = common::Ferrovs::start(&cfgp);
-    std::thread::sleep(Duration::from_secs(3));
-    let log = daemon.stop();
-
-    let mut got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
+    );
     let nat_out = FrameSpec {
         src_mac: lb,
         dst_mac: be(0x20),
@@ -195,7 +207,6 @@ services:
             "{spoofed} learned:\n{log}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header from the
@@ -230,12 +241,6 @@ fn tun_out(lb: MacAddr, be: MacAddr) -> Vec<u8> {
 /// "neighbor learned" lines a second and sums up the rest.
 #[test]
 fn arp_flood_is_answered_and_logged_in_bounds() {
-    let dir = common::scratch("arpflood");
-    let (inp, out, cfgp) = (
-        dir.join("in.pcap"),
-        dir.join("out.pcap"),
-        dir.join("ferrovs.yaml"),
-    );
     const N: u32 = 3000;
     let sender = |i: u32| {
         (
@@ -249,26 +254,7 @@ fn arp_flood_is_answered_and_logged_in_bounds() {
             arp_frame(arp::OP_REQUEST, mac, a, MacAddr::ZERO, ip("10.0.0.1"))
         })
         .collect();
-    dataplane::pcap::write(std::fs::File::create(&inp).unwrap(), &input).unwrap();
-    std::fs::write(
-        &cfgp,
-        format!(
-            r#"
-dpdk: {{ cores: "0-1", hugepages: false, memory_mb: 256, file_prefix: "ferrovs-arpflood-{pid}" }}
-ports:
-  - {{ name: p0, device: "net_pcap0,rx_pcap={inp},tx_pcap={out}", mac: "02:00:00:00:0a:01", addresses: ["10.0.0.1/16"] }}
-api: {{ listen: "127.0.0.1:0" }}
-"#,
-            pid = std::process::id(),
-            inp = inp.display(),
-            out = out.display()
-        ),
-    )
-    .unwrap();
-    let daemon = common::Ferrovs::start(&cfgp);
-    std::thread::sleep(Duration::from_secs(3));
-    let log = daemon.stop();
-    let got = dataplane::pcap::read(std::fs::File::open(&out).unwrap()).unwrap();
+    let (got, log) = run_capture("arpflood", "10.0.0.1/16", &input, "");
     let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
     let replies = (0..N)
         .filter(|&i| {
@@ -303,5 +289,4 @@ api: {{ listen: "127.0.0.1:0" }}
         (replies..=N as usize).contains(&learned),
         "{learned} learned, {replies} answered:\n{log}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
