@@ -1,6 +1,6 @@
 //! The real `ferrovs` binary on a net_pcap port: an input capture with ARP requests
-//! (VIP, local, foreign), client traffic for each mode (nat, dr, tun) and malformed frames; after
-//! SIGTERM the output capture holds exactly the expected packets.
+//! (VIP, local, foreign, spoofed senders), client traffic for each mode (nat, dr, tun) and malformed frames; after
+//! SIGTERM the output capture holds exactly the expected packets; and an ARP flood.
 use dataplane::wire::{arp, MacAddr, TcpFlags};
 #[path = "../../dataplane/tests/common/frames.rs"]
 mod frames;
