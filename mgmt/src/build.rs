@@ -108,12 +108,9 @@ pub fn routes(cfg: &Config, ports: &[PortConf]) -> RouteTable {
         }
     }
     for r in &cfg.routes {
-        let port = match &r.port {
-            Some(n) => ports.iter().position(|p| &p.name == n),
-            None => ports
-                .iter()
-                .position(|p| p.addresses.iter().any(|&(a, l)| same_subnet(a, r.via, l))),
-        };
+        let port = cfg
+            .route_port(r)
+            .and_then(|pc| ports.iter().position(|p| p.name == pc.name));
         if let Some(port) = port {
             let route = Route {
                 port: port as u16,
@@ -184,8 +181,16 @@ services:
         let mut rt = Runtime::new(vec![dataplane::wire::MacAddr::ZERO]);
         let mut reg = Registry::default();
         let key = ("web".to_string(), Ipv4Addr::new(10, 1, 0, 10), 80);
-        assert!(rt.set_health(key.clone(), Health::Down));
-        assert!(!rt.set_health(key.clone(), Health::Down), "no change");
+        let fail = || Err("connect refused".to_string());
+        assert_eq!(
+            rt.record_probe(key.clone(), fail(), 1, 1),
+            Some(Health::Down)
+        );
+        assert_eq!(
+            rt.record_probe(key.clone(), fail(), 1, 1),
+            None,
+            "no change"
+        );
         let check = |cfg: &Config, rt: &Runtime, reg: &mut Registry| {
             let s = services(cfg, rt, reg);
             let web = &s.list[0];

@@ -33,9 +33,10 @@ pub struct HealthState {
 }
 
 impl HealthState {
-    fn new(health: Health) -> HealthState {
+    /// A backend starts up.
+    fn new() -> HealthState {
         HealthState {
-            health,
+            health: Health::Up,
             since: Instant::now(),
             last_error: None,
             ok_streak: 0,
@@ -60,19 +61,6 @@ impl Runtime {
             health: HashMap::new(),
         }
     }
-    /// Records a health verdict; returns true if it changed (the snapshot must be rebuilt).
-    pub fn set_health(&mut self, key: BackendKey, h: Health) -> bool {
-        let s = self
-            .health
-            .entry(key)
-            .or_insert_with(|| HealthState::new(Health::Up));
-        let changed = s.health != h;
-        if changed {
-            s.health = h;
-            s.since = Instant::now();
-        }
-        changed
-    }
     /// Records one probe of a checked backend (a backend starts up): `fall` failures in a
     /// row take an up backend down, `rise` successes bring a down one up. Returns the new
     /// verdict when it changed.
@@ -83,10 +71,7 @@ impl Runtime {
         rise: u32,
         fall: u32,
     ) -> Option<Health> {
-        let s = self
-            .health
-            .entry(key)
-            .or_insert_with(|| HealthState::new(Health::Up));
+        let s = self.health.entry(key).or_insert_with(HealthState::new);
         match result {
             Ok(()) => {
                 s.probes_ok += 1;

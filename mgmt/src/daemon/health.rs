@@ -276,19 +276,19 @@ impl super::Daemon {
                 services,
                 ..dataplane::snapshot::Snapshot::clone(&cur)
             });
-            for ((s, a, p), now, on_down) in changed {
-                if now != Health::Down || on_down != OnBackendDown::Remove {
-                    continue;
-                }
-                let Some(id) = self.reg.backend_id(&s, a, p) else {
-                    continue;
-                };
-                let conns = &self.shared.conns;
-                let ended = self.shared.flows.remove_where(
-                    |f| f.init.backend_id == id,
-                    |f| conns.on_end(f.init.backend_id, f.state),
-                );
-                tracing::info!("backend down: {s} {a}:{p}: {ended} flows ended");
+            // With `remove`, the flows of the backends that went down end (one walk).
+            let (ids, names): (Vec<u32>, Vec<String>) = changed
+                .iter()
+                .filter(|(_, now, on_down)| {
+                    *now == Health::Down && *on_down == OnBackendDown::Remove
+                })
+                .filter_map(|((s, a, p), _, _)| {
+                    Some((self.reg.backend_id(s, *a, *p)?, format!("{s} {a}:{p}")))
+                })
+                .unzip();
+            if !ids.is_empty() {
+                let ended = self.end_flows(&ids);
+                tracing::info!("backend down: {}: {ended} flows ended", names.join(", "));
             }
         }
         if (any || !self.probe_targets.is_empty())

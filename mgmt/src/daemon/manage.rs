@@ -34,6 +34,19 @@ impl Daemon {
         Ok(self.apply(cfg))
     }
 
+    /// Ends every flow of the backends `ids`, in one walk of the flow table; returns how
+    /// many ended.
+    pub(super) fn end_flows(&self, ids: &[u32]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let conns = &self.shared.conns;
+        self.shared.flows.remove_where(
+            |f| ids.contains(&f.init.backend_id),
+            |f| conns.on_end(f.init.backend_id, f.state),
+        )
+    }
+
     /// Publishes a validated config: services, routes and static neighbors change at
     /// once; flows of unchanged backends stay, drained ones (weight 0) keep theirs,
     /// removed backends' flows end. Runtime state (health) is kept. Returns the
@@ -72,11 +85,7 @@ impl Daemon {
             ..Snapshot::clone(&cur)
         });
         // Removed backends' flows end; drained ones (weight 0) keep theirs.
-        let conns = &self.shared.conns;
-        let ended = self.shared.flows.remove_where(
-            |f| gone.contains(&f.init.backend_id),
-            |f| conns.on_end(f.init.backend_id, f.state),
-        );
+        let ended = self.end_flows(&gone);
         for id in gone {
             self.shared.conns.reset(id);
         }

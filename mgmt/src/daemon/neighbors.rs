@@ -182,10 +182,7 @@ impl Daemon {
             tracing::debug!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "ARP claiming an own address or VIP ignored");
             return false;
         }
-        let on_link = pc
-            .addresses
-            .iter()
-            .any(|&(x, l)| dataplane::snapshot::same_subnet(x, sender, l));
+        let on_link = pc.addresses.iter().any(|&(x, l)| same_subnet(x, sender, l));
         let mut changed = false;
         if on_link
             && (ours || self.pending.contains_key(&sender))
