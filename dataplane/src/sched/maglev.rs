@@ -5,8 +5,10 @@
 //! claiming their next preferred free slot until the table is full. Weights decide whose
 //! turn it is: the backend with the smallest `(claimed + 1) / weight` claims next, so
 //! each backend ends with the floor or ceiling of its weight share of M. Weight 0 takes
-//! no slots. Permutations depend only on the backend's identity, so a table built again
-//! after a change moves few slots (measured in the tests).
+//! no slots. Permutations depend only on the backend's identity, and ties are broken by
+//! identity too, never by position: a table built again after a change moves few slots
+//! (measured in the tests), and boxes that list the same backends in another order build
+//! the same table (what keeps a flow's backend when ECMP moves it between boxes).
 use crate::hash::identity_hash;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -40,17 +42,20 @@ impl Maglev {
             .collect();
         let mut next = vec![0u64; backends.len()];
         let mut claimed = vec![0u64; backends.len()];
-        // Min-heap on (claimed + 1) / weight, compared exactly as a fraction; ties by index.
+        // Min-heap on (claimed + 1) / weight, compared exactly as a fraction; ties by
+        // identity.
         #[derive(PartialEq, Eq)]
         struct Turn {
             num: u64,
             w: u64,
+            id: u64,
             i: usize,
         }
         impl Ord for Turn {
             fn cmp(&self, o: &Self) -> std::cmp::Ordering {
                 ((self.num as u128) * (o.w as u128))
                     .cmp(&((o.num as u128) * (self.w as u128)))
+                    .then(self.id.cmp(&o.id))
                     .then(self.i.cmp(&o.i))
             }
         }
@@ -65,6 +70,7 @@ impl Maglev {
                 Reverse(Turn {
                     num: 1,
                     w: backends[i].1 as u64,
+                    id: backends[i].0,
                     i,
                 })
             })
@@ -87,6 +93,7 @@ impl Maglev {
             heap.push(Reverse(Turn {
                 num: claimed[i] + 1,
                 w: t.w,
+                id: t.id,
                 i,
             }));
         }
@@ -212,6 +219,24 @@ mod tests {
                 frac * 100.0
             );
             assert!(frac < 0.10, "n={n}: {frac}");
+        }
+    }
+
+    /// Two boxes listing the same backends in other orders send every slot to the same
+    /// backend.
+    #[test]
+    fn order_does_not_matter() {
+        let bs: Vec<(u64, u32)> = ids(30)
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, 1 + (i % 2) as u32))
+            .collect();
+        let mut other = bs.clone();
+        other.reverse();
+        other.rotate_left(7);
+        let (a, b) = (Maglev::build(&bs, 1009), Maglev::build(&other, 1009));
+        for (x, y) in a.slots().iter().zip(b.slots()) {
+            assert_eq!(bs[*x as usize].0, other[*y as usize].0);
         }
     }
 
