@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what ferrovs needs to build, test and run on Debian 12 (idempotent).
 # Packages: DPDK 22.11 (libdpdk-dev, dpdk), clang/libclang for bindgen, pkg-config,
-# iproute2/ethtool/nginx-light/curl/wrk/tcpdump for the end-to-end tests and demo.
+# iproute2/ethtool/nginx-light/curl/wrk/tcpdump for the end-to-end tests and demo, bird2
+# (BIRD 2: ferrovs's BGP speaker, and the router of the BGP suite).
 set -euo pipefail
 
 PKGS=(libdpdk-dev dpdk-dev dpdk libclang-dev clang pkg-config build-essential
-      iproute2 iputils-ping ethtool nginx-light curl wrk libpcap-dev python3 python3-venv procps kmod nftables)
+      iproute2 iputils-ping ethtool nginx-light curl wrk libpcap-dev python3 python3-venv procps kmod nftables bird2)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,6 +25,10 @@ if ((${#missing[@]})); then
     $SUDO systemctl stop nginx || true
   fi
   pgrep -x nginx >/dev/null && { $SUDO nginx -s quit 2>/dev/null || true; }
+  # Likewise bird2 starts a system BIRD; ferrovs runs its own.
+  if command -v systemctl >/dev/null && systemctl is-active -q bird 2>/dev/null; then
+    $SUDO systemctl stop bird || true
+  fi
 else
   echo "setup: all packages present"
 fi

@@ -81,6 +81,8 @@ pub struct Request {
 /// Reads the API thread answers itself, from state the management thread publishes
 /// (the snapshot and the counters), without the management queue.
 pub trait Reads: Send + Sync {
+    /// The BGP peers and announcements (None: BGP is not configured).
+    fn bgp(&self) -> Option<crate::model::BgpView>;
     /// Every checked backend's health.
     fn health(&self) -> Vec<crate::model::HealthRow>;
     /// Every service with backends and counters.
@@ -203,6 +205,7 @@ fn router(api: Api) -> Router {
         )
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/health", get(health))
+        .route("/api/v1/bgp", get(bgp))
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/neighbors", get(neighbors))
         .route("/api/v1/routes", get(routes))
@@ -232,7 +235,7 @@ fn router(api: Api) -> Router {
 #[openapi(
     info(title = "ferrovs", description = "The REST API of the ferrovs layer-4 load balancer (docs/api.md)."),
     paths(healthz, metrics, openapi, services, service, put_service, delete_service, put_backend,
-          delete_backend, stats, health, flows, neighbors, routes, reload),
+          delete_backend, stats, health, bgp, flows, neighbors, routes, reload),
     components(schemas(crate::config::ServiceConf, crate::config::BackendConf, crate::model::ErrorBody)),
     modifiers(&BearerAuth),
 )]
@@ -344,6 +347,22 @@ async fn delete_backend(
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = [crate::model::HealthRow])))]
 async fn health(State(s): State<Api>) -> Response {
     axum::Json(s.reads.health()).into_response()
+}
+
+/// The BGP peers (state as BIRD reports it) and the announced VIPs; 404 when the config
+/// has no `bgp` section.
+#[utoipa::path(get, path = "/api/v1/bgp", responses((status = 200, body = crate::model::BgpView), (status = 404, body = crate::model::ErrorBody)))]
+async fn bgp(State(s): State<Api>) -> Response {
+    match s.reads.bgp() {
+        Some(v) => axum::Json(v).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                json!({ "error": "bgp is not configured (no `bgp` section in the config)" }),
+            ),
+        )
+            .into_response(),
+    }
 }
 
 /// Totals, ports, workers, drops by reason, flow table use.

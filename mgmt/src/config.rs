@@ -25,6 +25,8 @@ pub struct Config {
     pub flows: FlowsConf,
     pub api: ApiConf,
     pub services: Vec<ServiceConf>,
+    /// Announce VIPs to routers over BGP through BIRD; none: no BGP.
+    pub bgp: Option<BgpConf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -109,6 +111,66 @@ pub struct PortConf {
 pub struct ExceptionPathConf {
     /// A network namespace (created if missing); none: the daemon's own.
     pub netns: Option<String>,
+}
+
+/// `bgp`: ferrovs runs BIRD 2 in `exception_path.netns` and announces each VIP that has
+/// a live backend as a host route to `peers`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BgpConf {
+    pub local_as: u32,
+    /// Default: the first IPv4 address of the first port that has one.
+    #[serde(default)]
+    pub router_id: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub peers: Vec<BgpPeerConf>,
+    /// On SIGTERM: every VIP is withdrawn, forwarding goes on this long, then the daemon
+    /// stops.
+    #[serde(default = "default_withdraw_grace_s")]
+    pub withdraw_grace_s: u32,
+    #[serde(default)]
+    pub bird: BirdConf,
+}
+fn default_withdraw_grace_s() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeerConf {
+    pub address: Ipv4Addr,
+    pub remote_as: u32,
+    /// The BGP hold time offered to the peer (default: BIRD's, 240 s); the session uses
+    /// the smaller of both sides'.
+    #[serde(default)]
+    pub hold_time_s: Option<u16>,
+}
+
+/// How ferrovs runs BIRD.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BirdConf {
+    pub binary: PathBuf,
+    /// BIRD's control socket; the configuration ferrovs writes for it lies beside it
+    /// (`<control_socket>.conf`).
+    pub control_socket: PathBuf,
+}
+impl Default for BirdConf {
+    fn default() -> Self {
+        BirdConf {
+            binary: "/usr/sbin/bird".into(),
+            control_socket: "/run/ferrovs/bird.ctl".into(),
+        }
+    }
+}
+
+impl BgpConf {
+    /// The file ferrovs writes BIRD's configuration to.
+    pub fn bird_config_path(&self) -> PathBuf {
+        let mut p = self.bird.control_socket.clone().into_os_string();
+        p.push(".conf");
+        p.into()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -384,7 +446,7 @@ pub fn typed<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     }
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "dpdk",
     "ports",
     "exception_path",
@@ -393,6 +455,7 @@ const SECTIONS: [&str; 8] = [
     "flows",
     "api",
     "services",
+    "bgp",
 ];
 
 /// Parses YAML text into a typed config; every syntax or type error names its key path.
@@ -524,6 +587,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         take("api"),
         take("services"),
     );
+    let bgp = take("bgp");
     if ports.is_none() {
         e.push("ports: missing field `ports` (at least one port is required)".into());
     }
@@ -535,7 +599,14 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
     let flows = section(flows, "flows", &mut e);
     let api = section(api, "api", &mut e);
     let (services, s_all) = list(services, "services", &mut e);
-    let c = (p_all && r_all && n_all && s_all).then_some(Config {
+    let (bgp, b_all) = match bgp {
+        None => (None, true),
+        Some(v) => match typed(v, "bgp", &mut e) {
+            Some(b) => (Some(b), true),
+            None => (None, false),
+        },
+    };
+    let c = (p_all && r_all && n_all && s_all && b_all).then_some(Config {
         dpdk,
         ports,
         exception_path,
@@ -544,6 +615,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         flows,
         api,
         services,
+        bgp,
     });
     (c, e)
 }
@@ -707,6 +779,9 @@ pub fn host_checks(c: &Config, stage: Stage) -> Vec<String> {
             }
         }
     }
+    if let Some(b) = c.bgp.as_ref().filter(|_| stage == Stage::Start) {
+        e.extend(bird_checks(&b.bird));
+    }
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|s| parse_cores(s.trim()));
@@ -719,6 +794,31 @@ pub fn host_checks(c: &Config, stage: Stage) -> Vec<String> {
                 ));
             }
         }
+    }
+    e
+}
+
+/// BIRD can be run: its binary is an executable file, and no BIRD answers on the
+/// control socket already (a stale socket file is fine: BIRD replaces it).
+fn bird_checks(b: &BirdConf) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut e = Vec::new();
+    match std::fs::metadata(&b.binary) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+        Ok(_) => e.push(format!(
+            "bgp.bird.binary: {} is not an executable file",
+            b.binary.display()
+        )),
+        Err(err) => e.push(format!(
+            "bgp.bird.binary: {}: {err} (BIRD 2 is the Debian package bird2)",
+            b.binary.display()
+        )),
+    }
+    if std::os::unix::net::UnixStream::connect(&b.control_socket).is_ok() {
+        e.push(format!(
+            "bgp.bird.control_socket: {} is in use by a running BIRD",
+            b.control_socket.display()
+        ));
     }
     e
 }
@@ -747,6 +847,16 @@ pub fn warnings(c: &Config) -> Vec<String> {
             "api.listen: {} is not a loopback address and api.token_file is not set: anyone who reaches it can change the services",
             c.api.listen
         ));
+    }
+    if c.bgp.is_some() {
+        for (i, s) in c.services.iter().enumerate() {
+            if matches!(s.forward, Forward::Dr | Forward::Tun) && s.scheduler != SchedulerKind::Mh {
+                w.push(format!(
+                    "services[{i}].scheduler: {} with bgp: a flow that ECMP moves to another box keeps its backend only with mh",
+                    s.scheduler
+                ));
+            }
+        }
     }
     w
 }
@@ -952,11 +1062,100 @@ impl Config {
         if nbackends > MAX_BACKENDS {
             e.push(format!("services: at most {MAX_BACKENDS} backends in all"));
         }
+        if let Some(b) = &self.bgp {
+            e.extend(self.validate_bgp(b, &own));
+        }
         if e.is_empty() {
             Ok(())
         } else {
             Err(Errors(e))
         }
+    }
+}
+
+impl Config {
+    /// The BGP router id: `bgp.router_id`, else the first IPv4 address of the first port
+    /// that has one.
+    pub fn router_id(&self) -> Option<Ipv4Addr> {
+        self.bgp.as_ref()?.router_id.or_else(|| {
+            self.ports
+                .iter()
+                .find_map(|p| p.addresses.first().map(|n| n.addr()))
+        })
+    }
+
+    fn validate_bgp(&self, b: &BgpConf, own: &dyn Fn(Ipv4Addr) -> bool) -> Vec<String> {
+        const AS_RANGE: std::ops::RangeInclusive<u32> = 1..=4_294_967_294;
+        let mut e = Vec::new();
+        if !AS_RANGE.contains(&b.local_as) {
+            e.push(format!(
+                "bgp.local_as: {} is reserved; must be 1..=4294967294",
+                b.local_as
+            ));
+        }
+        match (b.router_id, self.router_id()) {
+            (Some(id), _) if id.is_unspecified() => {
+                e.push("bgp.router_id: must not be 0.0.0.0".into())
+            }
+            (_, None) => {
+                e.push("bgp.router_id: no port has an IPv4 address to take it from; set it".into())
+            }
+            _ => {}
+        }
+        if b.peers.is_empty() {
+            e.push("bgp.peers: at least one peer is required".into());
+        }
+        let mut seen = HashSet::new();
+        for (i, p) in b.peers.iter().enumerate() {
+            let k = format!("bgp.peers[{i}]");
+            let a = p.address;
+            if !AS_RANGE.contains(&p.remote_as) {
+                e.push(format!(
+                    "{k}.remote_as: {} is reserved; must be 1..=4294967294",
+                    p.remote_as
+                ));
+            }
+            if p.hold_time_s.is_some_and(|h| h < 3) {
+                e.push(format!("{k}.hold_time_s: must be 3..=65535 seconds"));
+            }
+            if !seen.insert(a) {
+                e.push(format!("{k}.address: {a} is listed twice"));
+            }
+            if !usable_host(a) || own(a) {
+                e.push(format!(
+                    "{k}.address: {a} cannot be a peer (own, broadcast, multicast or unspecified)"
+                ));
+                continue;
+            }
+            match self.facing(a) {
+                Some((_, true)) => {}
+                Some((name, false)) => e.push(format!(
+                    "{k}.address: {a} is reached through port `{name}`, which has no kernel_interface (BIRD talks to its peers through the exception path)"
+                )),
+                None => e.push(format!(
+                    "{k}.address: {a} is not reachable through any kernel interface (on no port's subnet, behind no static route)"
+                )),
+            }
+        }
+        if b.withdraw_grace_s > 3600 {
+            e.push("bgp.withdraw_grace_s: must be 0..=3600 seconds".into());
+        }
+        let bird = &b.bird;
+        if !bird.binary.is_absolute() {
+            e.push(format!(
+                "bgp.bird.binary: `{}` must be an absolute path",
+                bird.binary.display()
+            ));
+        }
+        let sock = &bird.control_socket;
+        // sun_path holds 108 bytes, NUL included.
+        if !sock.is_absolute() || sock.as_os_str().len() > 100 || sock.file_name().is_none() {
+            e.push(format!(
+                "bgp.bird.control_socket: `{}` must be an absolute file path of at most 100 bytes",
+                sock.display()
+            ));
+        }
+        e
     }
 }
 
@@ -1194,6 +1393,100 @@ services:
             errs.0.iter().any(|e| e.contains(
                 "services[0].health_check: backend 10.1.0.10 is reached through port `lan`, which has no kernel_interface"
             )),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn bgp_keys() {
+        // wan (203.0.113.2/24) has a kernel interface; lan (10.1.0.1/24) has none; no
+        // default route (a peer behind a static route is reached multihop).
+        let good = GOOD
+            .replace(
+                "addresses: [\"203.0.113.2/24\"] }",
+                "addresses: [\"203.0.113.2/24\"], kernel_interface: fv-wan }",
+            )
+            .replace("prefix: \"0.0.0.0/0\"", "prefix: \"192.0.2.0/24\"");
+        let with = |bgp: &str| format!("{good}bgp: {bgp}\n");
+        let c = load(&with(
+            "{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 65000 } ] }",
+        ))
+        .unwrap();
+        let b = c.bgp.as_ref().unwrap();
+        assert_eq!(b.withdraw_grace_s, 2);
+        assert_eq!(b.bird, BirdConf::default());
+        assert_eq!(
+            b.bird_config_path(),
+            PathBuf::from("/run/ferrovs/bird.ctl.conf")
+        );
+        assert_eq!(
+            c.router_id(),
+            Some(Ipv4Addr::new(203, 0, 113, 2)),
+            "first port's first address"
+        );
+        assert!(
+            warnings(&c).is_empty(),
+            "the dr service uses mh; nat moves break anyway"
+        );
+        let rr = load(
+            &with("{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 65000 } ] }")
+                .replace("scheduler: mh", "scheduler: rr"),
+        )
+        .unwrap();
+        assert_eq!(
+            warnings(&rr),
+            vec!["services[1].scheduler: rr with bgp: a flow that ECMP moves to another box keeps its backend only with mh".to_string()]
+        );
+        let peer = |a: &str| {
+            format!("{{ local_as: 65001, peers: [ {{ address: {a}, remote_as: 65000 }} ] }}")
+        };
+        let cases = [
+            (
+                "{ local_as: 0, peers: [ { address: 203.0.113.1, remote_as: 65000 } ] }".to_string(),
+                "bgp.local_as: 0 is reserved",
+            ),
+            (
+                "{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 0 } ] }".into(),
+                "bgp.peers[0].remote_as: 0 is reserved",
+            ),
+            (peer("198.51.100.1"), "bgp.peers[0].address: 198.51.100.1 is not reachable through any kernel interface"),
+            (
+                peer("10.1.0.254"),
+                "bgp.peers[0].address: 10.1.0.254 is reached through port `lan`, which has no kernel_interface",
+            ),
+            (peer("203.0.113.2"), "bgp.peers[0].address: 203.0.113.2 cannot be a peer"),
+            ("{ local_as: 65001 }".into(), "bgp.peers: at least one peer"),
+            (
+                "{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 1, hold_time_s: 1 } ] }".into(),
+                "bgp.peers[0].hold_time_s: must be 3..=65535",
+            ),
+            (
+                "{ local_as: 65001, router_id: 0.0.0.0, peers: [ { address: 203.0.113.1, remote_as: 1 } ] }".into(),
+                "bgp.router_id: must not be 0.0.0.0",
+            ),
+            (
+                "{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 1 } ], bird: { control_socket: bird.ctl } }".into(),
+                "bgp.bird.control_socket: `bird.ctl` must be an absolute file path",
+            ),
+            ("{ local_as: 65001, peer: [] }".into(), "bgp.peer: unknown field `peer`"),
+            ("{ local_as: -1 }".into(), "bgp.local_as: invalid value"),
+        ];
+        for (bgp, want) in cases {
+            let errs = load(&with(&bgp)).expect_err(&bgp);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "{bgp}: want `{want}` in {errs:?}"
+            );
+        }
+        // A missing binary is this machine's problem: --check and start-up say so.
+        let errs = load_for_host(&with(
+            "{ local_as: 65001, peers: [ { address: 203.0.113.1, remote_as: 1 } ], bird: { binary: /nonexistent/bird } }",
+        ))
+        .unwrap_err();
+        assert!(
+            errs.0
+                .iter()
+                .any(|e| e.starts_with("bgp.bird.binary: /nonexistent/bird: No such file")),
             "{errs:?}"
         );
     }

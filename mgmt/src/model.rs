@@ -54,6 +54,41 @@ pub struct HealthRow {
     pub probes_failed: u64,
 }
 
+/// `GET /api/v1/bgp`: the BGP peers and what is announced to them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BgpView {
+    pub peers: Vec<BgpPeerView>,
+    /// The announced host routes (`203.0.113.10/32`).
+    pub announced: Vec<String>,
+    /// Configured VIPs that are not announced (no live backend, or the daemon is
+    /// stopping, or BIRD is not running).
+    pub withdrawn: Vec<String>,
+    pub local_as: u32,
+    pub router_id: String,
+    /// BIRD runs and answers on its control socket.
+    pub bird_running: bool,
+    /// Times BIRD was started again after it died.
+    pub bird_restarts: u64,
+    /// The last problem with BIRD, while it lasts.
+    pub last_error: Option<String>,
+    /// The daemon is stopping: every VIP is withdrawn, forwarding goes on for
+    /// `withdraw_grace_s`.
+    pub stopping: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BgpPeerView {
+    pub address: String,
+    pub remote_as: u32,
+    /// The session's state as BIRD reports it: Established, Active, Connect, Idle, ...
+    /// (`unknown` while BIRD does not answer).
+    pub state: String,
+    /// The rest of BIRD's info (a last error, say).
+    pub info: String,
+    /// Seconds since the state last changed, if BIRD says.
+    pub since: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServiceView {
     pub name: String,

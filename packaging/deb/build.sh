@@ -41,6 +41,7 @@ Version: $VERSION
 Architecture: amd64
 Maintainer: ferrovs developers <ferrovs@localhost>
 Depends: ${DEPS:+$DEPS, }dpdk
+Suggests: bird2
 Section: net
 Priority: optional
 Installed-Size: $(du -sk "$S" | cut -f1)

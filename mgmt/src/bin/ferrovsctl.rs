@@ -68,6 +68,8 @@ enum Cmd {
     },
     /// Every checked backend's health (services with a health_check).
     Health,
+    /// The BGP peers (state as BIRD reports it) and the announced VIPs.
+    Bgp,
     /// The ARP table.
     Neighbors,
     /// The routing table.
@@ -129,6 +131,10 @@ enum BackendOp {
 }
 
 fn main() {
+    // A reader that goes away early (`ferrovsctl list | head`) ends this process quietly,
+    // as it ends other command-line tools, instead of a panic on the failed print.
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Cmd::ImportKeepalived {
         file,
@@ -189,6 +195,7 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
         Cmd::List { .. } => Some("/api/v1/services".to_string()),
         Cmd::Neighbors => Some("/api/v1/neighbors".into()),
         Cmd::Health => Some("/api/v1/health".into()),
+        Cmd::Bgp => Some("/api/v1/bgp".into()),
         Cmd::Routes => Some("/api/v1/routes".into()),
         Cmd::Stats => Some("/api/v1/stats".into()),
         Cmd::Flows {
@@ -322,6 +329,59 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
                     n(&r["probes_ok"]),
                     n(&r["probes_failed"]),
                     r["last_error"].as_str().unwrap_or("-")
+                );
+            }
+        }
+        Cmd::Bgp => {
+            let b = c.json("GET", "/api/v1/bgp", None)?;
+            println!(
+                "BGP: local AS {}, router id {}, BIRD {}{}",
+                n(&b["local_as"]),
+                b["router_id"].as_str().unwrap_or(""),
+                if b["bird_running"] == true {
+                    "running"
+                } else {
+                    "not running"
+                },
+                match b["bird_restarts"].as_u64().unwrap_or(0) {
+                    0 => String::new(),
+                    r => format!(" (restarted {r} times)"),
+                }
+            );
+            if let Some(e) = b["last_error"].as_str() {
+                println!("Last error: {e}");
+            }
+            if b["stopping"] == true {
+                println!("Stopping: every VIP withdrawn, forwarding until the grace ends");
+            }
+            println!(
+                "{:<16} {:>10} {:<12} {:>8}  Info",
+                "Peer", "Remote AS", "State", "Since"
+            );
+            for p in b["peers"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:>10} {:<12} {:>8}  {}",
+                    p["address"].as_str().unwrap_or(""),
+                    n(&p["remote_as"]),
+                    p["state"].as_str().unwrap_or(""),
+                    p["since"].as_u64().map_or("-".into(), |s| format!("{s}s")),
+                    p["info"].as_str().unwrap_or("")
+                );
+            }
+            for (title, key) in [("Announced", "announced"), ("Withdrawn", "withdrawn")] {
+                let list: Vec<&str> = b[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{title}: {}",
+                    if list.is_empty() {
+                        "-".into()
+                    } else {
+                        list.join(" ")
+                    }
                 );
             }
         }

@@ -208,3 +208,20 @@ impl Daemon {
         }
     }
 }
+
+/// Enters network namespace `ns` for the calling thread only.
+pub(super) fn enter_netns(ns: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = std::path::Path::new("/run/netns").join(ns);
+    let f = std::fs::File::open(&path).with_context(|| format!("exception_path.netns `{ns}`"))?;
+    // SAFETY: setns on a descriptor this function owns; it changes this thread's network
+    // namespace only, which is what the thread is for (the health and BGP threads).
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r != 0 {
+        anyhow::bail!(
+            "exception_path.netns `{ns}`: setns: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}

@@ -58,23 +58,6 @@ impl Prober {
     }
 }
 
-/// Enters network namespace `ns` for the calling thread only.
-fn enter_netns(ns: &str) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let path = std::path::Path::new("/run/netns").join(ns);
-    let f = std::fs::File::open(&path).with_context(|| format!("exception_path.netns `{ns}`"))?;
-    // SAFETY: setns on a descriptor this function owns; it changes this thread's network
-    // namespace only, which is what the probing thread is for.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if r != 0 {
-        anyhow::bail!(
-            "exception_path.netns `{ns}`: setns: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
-}
-
 /// Starts the probing thread (in `netns` when given).
 pub fn start(netns: Option<String>, first: Vec<Target>) -> Result<Prober> {
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(first));
@@ -84,7 +67,7 @@ pub fn start(netns: Option<String>, first: Vec<Target>) -> Result<Prober> {
         .name("health".into())
         .spawn(move || {
             if let Some(ns) = &netns {
-                if let Err(e) = enter_netns(ns) {
+                if let Err(e) = super::exception::enter_netns(ns) {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
@@ -290,6 +273,7 @@ impl super::Daemon {
                 let ended = self.end_flows(&ids);
                 tracing::info!("backend down: {}: {ended} flows ended", names.join(", "));
             }
+            self.announce();
         }
         if (any || !self.probe_targets.is_empty())
             && self.health_published.elapsed() > Duration::from_millis(200)

@@ -59,6 +59,17 @@ impl Daemon {
         {
             tracing::warn!("reload: changes to dpdk, ports, flows or exception_path need a restart; applying services, routes and neighbors only");
         }
+        // Peers, AS, router id and grace apply at once (BIRD reconfigures); turning BGP
+        // on or off, or another BIRD, needs a restart.
+        let bgp = match (&self.cfg.bgp, cfg.bgp.clone()) {
+            (Some(old), Some(new)) if old.bird == new.bird => Some(new),
+            (old, new) => {
+                if *old != new {
+                    tracing::warn!("reload: adding or removing `bgp`, or changing bgp.bird, needs a restart; BGP keeps running as it was");
+                }
+                old.clone()
+            }
+        };
         let gone = self.reg.retain(&cfg);
         self.runtime.retain(&cfg);
         self.cfg = Config {
@@ -66,6 +77,7 @@ impl Daemon {
             dpdk: self.cfg.dpdk.clone(),
             flows: self.cfg.flows.clone(),
             exception_path: self.cfg.exception_path.clone(),
+            bgp,
             api: config::ApiConf {
                 listen: self.cfg.api.listen,
                 ..cfg.api.clone()
@@ -103,14 +115,34 @@ impl Daemon {
         }
         self.publish_health();
         self.gratuitous_arp();
+        self.announce();
         v
     }
 
-    /// The management loop; returns when a stop signal arrives.
+    /// A stop signal: true when the loop should end now. With BGP, the first signal
+    /// withdraws every VIP and forwarding goes on for `bgp.withdraw_grace_s` (routers
+    /// move the flows away meanwhile); a second signal, or the end of the grace, stops.
+    fn stop_now(&mut self) -> bool {
+        if STOP.swap(false, Relaxed) {
+            let grace = self.cfg.bgp.as_ref().map(|b| b.withdraw_grace_s);
+            match (self.stopping, grace) {
+                (None, Some(g)) if g > 0 && self.bgp.is_some() => {
+                    tracing::info!("stopping: every VIP withdrawn; forwarding {g} s more (a second signal stops at once)");
+                    self.stopping = Some(Instant::now() + Duration::from_secs(g as u64));
+                    self.announce();
+                }
+                _ => return true,
+            }
+        }
+        self.stopping.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// The management loop; returns when a stop signal arrives (or, with BGP, when the
+    /// withdraw grace after it ends).
     pub(super) fn manage(&mut self) {
         let mut last_sweep = Instant::now();
         let mut last_age = Instant::now();
-        while !STOP.load(Relaxed) {
+        while !self.stop_now() {
             let secs = self.start.elapsed().as_secs() as u32;
             self.shared.clock.store(secs, Relaxed);
             if RELOAD.swap(false, Relaxed) {

@@ -187,6 +187,33 @@ impl Daemon {
             "Health probes per checked backend, by result.",
             checks,
         );
+        if let Some(bgp) = &self.view.bgp {
+            let st = bgp.load();
+            let peer_up = Gauges::default();
+            for p in &st.peers {
+                peer_up
+                    .get_or_create(&vec![("peer", p.address.to_string())])
+                    .set(p.established() as i64);
+            }
+            reg.register(
+                "ferrovs_bgp_peer_up",
+                "1 while the BGP session with a peer is Established, else 0.",
+                peer_up,
+            );
+            let announced = Gauges::default();
+            let vips: std::collections::BTreeSet<_> =
+                snap.services.list.iter().map(|s| s.vip).collect();
+            for v in vips {
+                announced
+                    .get_or_create(&vec![("vip", v.to_string())])
+                    .set(st.announced.contains(&v) as i64);
+            }
+            reg.register(
+                "ferrovs_vip_announced",
+                "1 while a VIP is announced to the BGP peers, else 0 (withdrawn).",
+                announced,
+            );
+        }
         let ports = Counters::default();
         for ((p, note), x) in self
             .ports

@@ -1,12 +1,14 @@
 //! The running appliance, one file per job:
 //! * this file: the life cycle (start, signals, workers, stop) and `--check`;
 //! * [`bringup`]: EAL arguments, ports and the queue plan;
+//! * `bgp`: BIRD, run and reconfigured to announce the VIPs that have live backends;
 //! * `neighbors`: ARP answer/learn/resolve/refresh, gratuitous ARP;
 //! * `manage`: the management loop, reload and apply;
 //! * `handlers`: answers to REST API requests;
 //! * `metrics`: `/metrics`, `/api/v1/stats` and worker sampling;
 //! * [`lock`]: one daemon per device and per EAL file prefix.
 #![deny(clippy::undocumented_unsafe_blocks)]
+mod bgp;
 pub mod bringup;
 mod exception;
 mod handlers;
@@ -115,6 +117,11 @@ pub struct Daemon {
     samples: Vec<WorkerSample>,
     api_rx: mpsc::Receiver<Request>,
     start: Instant,
+    /// The BGP supervisor (`bgp`), once the workers forward.
+    bgp: Option<bgp::Speaker>,
+    /// Set by the first stop signal when BGP is on: VIPs are withdrawn and forwarding
+    /// goes on until then (`bgp.withdraw_grace_s`).
+    stopping: Option<Instant>,
 }
 
 pub fn run(path: PathBuf) -> Result<()> {
@@ -181,8 +188,10 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     published.token.store(read_token(&cfg)?.map(Arc::new));
     let probe_targets = health::targets(&cfg);
     let prober = health::start(cfg.exception_path.netns.clone(), probe_targets.clone())?;
+    let bgp_status = cfg.bgp.as_ref().map(|_| Default::default());
     let view = view::View {
         health: Default::default(),
+        bgp: bgp_status.clone(),
         shared: shared.clone(),
         counters: (0..workers)
             .map(|_| Arc::new(WorkerCounters::default()))
@@ -219,6 +228,8 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         samples: vec![WorkerSample::new(); workers],
         api_rx,
         start: Instant::now(),
+        bgp: None,
+        stopping: None,
     };
     d.load_static_neighbors();
     d.publish_neighbors();
@@ -245,8 +256,19 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     );
     d.published.health.store(Some(Arc::new(d.health())));
     d.gratuitous_arp();
+    if let (Some(b), Some(status)) = (&d.cfg.bgp, bgp_status) {
+        let w = d.bgp_wanted(b);
+        d.bgp = Some(bgp::start(
+            b,
+            d.cfg.exception_path.netns.clone(),
+            w,
+            status,
+        )?);
+    }
     d.manage();
     tracing::info!("stopping");
+    // BIRD stops first: its sessions close with a notification.
+    drop(d.bgp.take());
     shared.stop.store(true, Relaxed);
     for h in handles {
         let _ = h.join();

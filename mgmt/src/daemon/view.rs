@@ -28,6 +28,8 @@ pub struct View {
     pub counters: Arc<[Arc<WorkerCounters>]>,
     /// Every checked backend's health (absent: unchecked).
     pub health: Arc<ArcSwap<HashMap<BackendKey, HealthInfo>>>,
+    /// What the BGP supervisor last published (None: no `bgp` section).
+    pub bgp: Option<Arc<ArcSwap<super::bgp::Status>>>,
 }
 
 impl View {
@@ -119,6 +121,40 @@ impl View {
         rows
     }
 
+    /// `GET /api/v1/bgp`, if BGP is configured.
+    pub fn bgp(&self) -> Option<crate::model::BgpView> {
+        use crate::model::{BgpPeerView, BgpView};
+        let st = self.bgp.as_ref()?.load();
+        let snap = self.shared.cell.load();
+        let vips: std::collections::BTreeSet<_> =
+            snap.services.list.iter().map(|s| s.vip).collect();
+        Some(BgpView {
+            peers: st
+                .peers
+                .iter()
+                .map(|p| BgpPeerView {
+                    address: p.address.to_string(),
+                    remote_as: p.remote_as,
+                    state: p.state.clone(),
+                    info: p.info.clone(),
+                    since: p.since.map(super::bgp::seconds_since),
+                })
+                .collect(),
+            announced: st.announced.iter().map(|v| format!("{v}/32")).collect(),
+            withdrawn: vips
+                .iter()
+                .filter(|v| !st.announced.contains(v))
+                .map(|v| format!("{v}/32"))
+                .collect(),
+            local_as: st.local_as,
+            router_id: st.router_id.map(|r| r.to_string()).unwrap_or_default(),
+            bird_running: st.running,
+            bird_restarts: st.restarts,
+            last_error: st.last_error.clone(),
+            stopping: st.stopping,
+        })
+    }
+
     /// Every service, as `GET /api/v1/services` shows them.
     pub fn services(&self) -> Vec<ServiceView> {
         let snap = self.shared.cell.load();
@@ -131,6 +167,9 @@ impl View {
 }
 
 impl crate::api::Reads for View {
+    fn bgp(&self) -> Option<crate::model::BgpView> {
+        View::bgp(self)
+    }
     fn health(&self) -> Vec<HealthRow> {
         self.health_rows()
     }
