@@ -22,17 +22,8 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
-source scripts/lib/nginx.sh
-S=$$; T=$(mktemp -d /tmp/ferrovs-bgp.XXXX)
-VIP=10.4.0.100; RTR=10.3.0.254
-BR=fgb$S; CLI=fgc$S; ROUTER=fgr$S
-PIDS=(); NSS=(); LINKS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  for ns in "${NSS[@]}"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; ip netns del "$ns" 2>/dev/null || true; done
-  for l in "${LINKS[@]}"; do ip link del "$l" 2>/dev/null || true; done
-  rm -rf "$T"
-}
+source scripts/lib/bgp-topology.sh
+cleanup() { bgp_topology_down; }
 trap cleanup EXIT INT TERM
 fail() {
   echo "e2e bgp: FAILED: $*"
@@ -41,88 +32,12 @@ fail() {
   exit 1
 }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
-api() { echo "http://127.0.0.1:$((21000 + S % 20000 + $([ "$1" = a ] && echo 0 || echo 1)))"; }
-ctl() { local b=$1; shift; FERROVS_API=$(api "$b") "$CTL" "$@"; }
-nexthops() { ip -n $ROUTER route show $VIP/32 2>/dev/null | grep -o 'via 10\.3\.0\.[0-9]*' | sort | tr '\n' ' ' || true; }
-wait_nexthops() { # $1 = wanted ("via 10.3.0.1 via 10.3.0.2 "), $2 = seconds, $3 = what
-  local got=""
-  for _ in $(seq $(( $2 * 10 ))); do got=$(nexthops); [ "$got" = "$1" ] && return 0; sleep 0.1; done
-  fail "$3: the router's next hops for $VIP are '$got', want '$1'"
-}
-veth_into_bridge() { # $1 = namespace, $2 = host-side name, $3 = address/len
-  ip link add $2 type veth peer name e0 netns $1; LINKS+=($2)
-  ip link set $2 master $BR; ip link set $2 up
-  ip netns exec $1 sh -c "ip addr add $3 dev e0 && ip link set e0 up && ip link set lo up && ethtool -K e0 tx off >/dev/null"
-}
+ctl() { local b=$1; shift; FERROVS_API=$(bgp_api "$b") "$CTL" "$@"; }
+wait_nexthops() { bgp_wait_nexthops "$1" "$2" || fail "$3"; }
+start_box() { bgp_box_start $1 || fail "box $1 did not start"; }
 
-# --- topology
-ip link add $BR type bridge; LINKS+=($BR); ip link set $BR up
-ip netns add $ROUTER; NSS+=($ROUTER)
-ip netns add $CLI; NSS+=($CLI)
-veth_into_bridge $ROUTER fgrp$S $RTR/24
-ip link add fgcp$S type veth peer name c0 netns $CLI; LINKS+=(fgcp$S)
-ip link set fgcp$S netns $ROUTER
-ip netns exec $ROUTER sh -c "ip addr add 10.9.0.1/24 dev fgcp$S && ip link set fgcp$S up && ethtool -K fgcp$S tx off >/dev/null"
-ip netns exec $CLI sh -c "ip addr add 10.9.0.2/24 dev c0 && ip link set c0 up && ip link set lo up && ip route add default via 10.9.0.1 && ethtool -K c0 tx off >/dev/null"
-ip netns exec $ROUTER sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
-  net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-for n in 1 2 3; do
-  ns=fgb$n$S; NSS+=($ns); ip netns add $ns
-  veth_into_bridge $ns fgbp$n$S 10.3.0.1$n/24
-  ip netns exec $ns sh -c "ip route add default via $RTR && ip addr add $VIP/32 dev lo"
-  ip netns exec $ns sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-  start_nginx $ns $T/be$n "backend $n"
-done
-for b in a b; do
-  ip link add fgl$b$S type veth peer name fglp$b$S; LINKS+=(fgl$b$S)
-  ip link set fglp$b$S master $BR; ip link set fglp$b$S up; ip link set fgl$b$S up
-  ethtool -K fgl$b$S rx off tx off gro off >/dev/null 2>&1 || true
-done
-
-# --- the router: BGP with both boxes, ECMP into its kernel
-cat > $T/router.conf <<CONF
-router id $RTR;
-log "$T/router.log" all;
-protocol device { scan time 1; }
-protocol kernel { ipv4 { import none; export all; }; merge paths on; }
-protocol bgp box_a { local as 65000; neighbor 10.3.0.1 as 65001; hold time 3; keepalive time 1;
-  connect retry time 1; error wait time 1, 2; ipv4 { import all; export none; }; }
-protocol bgp box_b { local as 65000; neighbor 10.3.0.2 as 65001; hold time 3; keepalive time 1;
-  connect retry time 1; error wait time 1, 2; ipv4 { import all; export none; }; }
-CONF
-ip netns exec $ROUTER bird -c $T/router.conf -s $T/router.ctl -P $T/router.pid
-
-# --- the boxes
-write_config() { # $1 = a|b, $2 = address last byte, $3 = extra bgp keys / overrides
-  cat > $T/$1.yaml <<YAML
-dpdk: { cores: "0-1", memory_mb: 256, hugepages: false, file_prefix: "ferrovs-bgp-$1-$S" }
-ports:
-  - { name: lan, device: "net_af_packet0,iface=fgl$1$S", addresses: ["10.3.0.$2/24"], kernel_interface: "fk$1$S" }
-exception_path: { netns: "fx$1$S" }
-api: { listen: "$(api $1 | sed 's|http://||')" }
-bgp:
-  local_as: 65001
-  peers: [ { address: $RTR, remote_as: 65000 } ]
-  withdraw_grace_s: 2
-  bird: { control_socket: "$T/$1.ctl" }
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    scheduler: mh
-    forward: dr
-    backends: [ { address: 10.3.0.11 }, { address: 10.3.0.12 }, { address: 10.3.0.13 } ]
-YAML
-}
-start_box() { # $1 = a|b
-  NSS+=(fx$1$S)
-  $BIN --config $T/$1.yaml 2>> $T/$1.log &
-  eval "PID_$1=$!"; PIDS+=($!)
-  for _ in $(seq 100); do grep -q "ferrovs running" $T/$1.log && return 0; sleep 0.1; done
-  fail "box $1 did not start"
-}
-write_config a 1; write_config b 2
+bgp_topology_up
+bgp_box_config a 1; bgp_box_config b 2
 start_box a; start_box b
 wait_nexthops "via 10.3.0.1 via 10.3.0.2 " 30 "both boxes announce"
 echo "router: $VIP via both boxes: $(ip -n $ROUTER route show $VIP/32 | tr '\n' ' ')"
@@ -130,7 +45,7 @@ for _ in $(seq 50); do [ "$(ctl a -o json bgp | jget 'd["peers"][0]["state"]')" 
 ctl a bgp
 [ "$(ctl a -o json bgp | jget 'd["peers"][0]["state"]')" = Established ] || fail "box a: peer not Established"
 [ "$(ctl b -o json bgp | jget 'd["announced"]')" = "['$VIP/32']" ] || fail "box b does not announce $VIP/32"
-curl -s "$(api a)/metrics" > $T/metrics
+curl -s "$(bgp_api a)/metrics" > $T/metrics
 grep "^ferrovs_bgp_peer_up{peer=\"$RTR\"} 1" $T/metrics >/dev/null || fail "metric ferrovs_bgp_peer_up"
 grep "^ferrovs_vip_announced{vip=\"$VIP\"} 1" $T/metrics >/dev/null || fail "metric ferrovs_vip_announced"
 
@@ -149,7 +64,7 @@ echo "packets received: box a $da, box b $db"
 for n in 1 2 3; do ctl a backend set web 10.3.0.1$n:80 --weight 0 >/dev/null; done
 wait_nexthops "via 10.3.0.2 " 10 "every backend drained on box a"
 [ "$(ctl a -o json bgp | jget 'd["withdrawn"]')" = "['$VIP/32']" ] || fail "box a does not list $VIP/32 as withdrawn"
-grep "^ferrovs_vip_announced{vip=\"$VIP\"} 0" <(curl -s "$(api a)/metrics") >/dev/null || fail "metric ferrovs_vip_announced after drain"
+grep "^ferrovs_vip_announced{vip=\"$VIP\"} 0" <(curl -s "$(bgp_api a)/metrics") >/dev/null || fail "metric ferrovs_vip_announced after drain"
 echo "drained on box a: the router has only box b"
 for n in 1 2 3; do ctl a backend set web 10.3.0.1$n:80 --weight 1 >/dev/null; done
 wait_nexthops "via 10.3.0.1 via 10.3.0.2 " 10 "box a's backends back"
