@@ -83,6 +83,11 @@ t1=$(date +%s.%N)
 rc=0; wait $PID_a || rc=$?
 t2=$(date +%s.%N); kill $WD 2>/dev/null || true
 [ $rc = 0 ] || fail "box a did not stop by itself within 10 s of SIGTERM (exit $rc)"
+# BIRD stopped while ferrovs still forwarded: the router got its notification (Cease,
+# administrative shutdown), not a hold-timer expiry.
+for _ in $(seq 30); do grep "box_a: Received: Administrative shutdown" $T/router.log >/dev/null && break; sleep 0.1; done
+grep "box_a: Received: Administrative shutdown" $T/router.log >/dev/null \
+  || fail "box a's BGP session was not closed with a notification on SIGTERM: $(grep box_a $T/router.log | tail -2)"
 wait $HP || true
 r=$(cat $T/hold.json)
 echo "SIGTERM of box a: withdrawn at the router after $(python3 -c "print(f'{$t1-$t0:.2f}')") s, stopped after $(python3 -c "print(f'{$t2-$t0:.2f}')") s (withdraw_grace_s 2)"
@@ -125,7 +130,10 @@ late = [t for t in fails if t > gone + 2.5]
 print(f"kill -9 of box a: the router dropped it {gone - kill:.2f} s later (hold time 3 s); "
       f"{len(log)} requests from 4 clients, {len(fails)} failed (sent to the dead box, each "
       f"waited its 2 s timeout; the last sent {(max(fails) - kill if fails else 0):.2f} s after the kill)")
-assert not [t for t in fails if t < kill - 0.2], "failures before the kill"
+# A request is logged when it starts and times out after 2 s: one still in flight at the
+# kill (on a loaded 2-core machine, a few hundred ms late) fails too.
+early = [round(t - kill, 2) for t in fails if t < kill - 2.0]
+assert not early, f"failures that cannot be the kill's: {early} s"
 assert not late, f"failures after the router dropped box a: {[round(t - kill, 2) for t in late]}"
 PY
 

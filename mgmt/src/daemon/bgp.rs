@@ -101,11 +101,24 @@ impl Speaker {
     }
 }
 
+impl Speaker {
+    /// Asks the supervisor to stop BIRD (it closes its sessions with a notification) and
+    /// end; the management loop keeps running meanwhile, so what BIRD sends last goes
+    /// out through the exception path.
+    pub fn begin_stop(&mut self) {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+    }
+    /// The supervisor has ended (BIRD is stopped).
+    pub fn stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
 impl Drop for Speaker {
     /// Stops the supervisor, which stops BIRD (its sessions close; peers withdraw).
     fn drop(&mut self) {
-        let (tx, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
+        self.begin_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

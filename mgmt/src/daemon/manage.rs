@@ -121,20 +121,46 @@ impl Daemon {
 
     /// A stop signal: true when the loop should end now. With BGP, the first signal
     /// withdraws every VIP and forwarding goes on for `bgp.withdraw_grace_s` (routers
-    /// move the flows away meanwhile); a second signal, or the end of the grace, stops.
+    /// move the flows away meanwhile); then BIRD is stopped while the loop still runs
+    /// (its notifications to the peers leave through the exception path), at most
+    /// `BIRD_STOP`. A second signal skips the grace, a third stops at once.
     fn stop_now(&mut self) -> bool {
+        const BIRD_STOP: Duration = Duration::from_secs(4);
+        let now = Instant::now();
         if STOP.swap(false, Relaxed) {
-            let grace = self.cfg.bgp.as_ref().map(|b| b.withdraw_grace_s);
-            match (self.stopping, grace) {
-                (None, Some(g)) if g > 0 && self.bgp.is_some() => {
-                    tracing::info!("stopping: every VIP withdrawn; forwarding {g} s more (a second signal stops at once)");
-                    self.stopping = Some(Instant::now() + Duration::from_secs(g as u64));
-                    self.announce();
-                }
-                _ => return true,
+            let grace = self.cfg.bgp.as_ref().map_or(0, |b| b.withdraw_grace_s);
+            if self.closing.is_some() || self.bgp.is_none() {
+                return true;
             }
+            if self.stopping.is_none() && grace > 0 {
+                tracing::info!("stopping: every VIP withdrawn; forwarding {grace} s more (a second signal stops sooner)");
+                self.stopping = Some(now + Duration::from_secs(grace as u64));
+                self.announce();
+                return false;
+            }
+            self.stopping = Some(now);
+            self.announce();
         }
-        self.stopping.is_some_and(|t| Instant::now() >= t)
+        if self.closing.is_none() && self.stopping.is_some_and(|t| now >= t) {
+            if let Some(b) = self.bgp.as_mut() {
+                b.begin_stop();
+            }
+            self.closing = Some(now);
+        }
+        match (self.closing, self.bgp.as_ref()) {
+            (Some(t), Some(b)) => {
+                // Once BIRD is gone, a moment for its last segments to leave.
+                if b.stopped() && self.bgp_stopped_at.is_none() {
+                    self.bgp_stopped_at = Some(now);
+                }
+                now >= t + BIRD_STOP
+                    || self
+                        .bgp_stopped_at
+                        .is_some_and(|s| now >= s + Duration::from_millis(100))
+            }
+            (None, Some(_)) => false,
+            (closing, None) => closing.is_some(),
+        }
     }
 
     /// The management loop; returns when a stop signal arrives (or, with BGP, when the

@@ -122,6 +122,9 @@ pub struct Daemon {
     /// Set by the first stop signal when BGP is on: VIPs are withdrawn and forwarding
     /// goes on until then (`bgp.withdraw_grace_s`).
     stopping: Option<Instant>,
+    /// When BIRD was asked to stop (the grace is over), and when it had.
+    closing: Option<Instant>,
+    bgp_stopped_at: Option<Instant>,
 }
 
 pub fn run(path: PathBuf) -> Result<()> {
@@ -230,6 +233,8 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         start: Instant::now(),
         bgp: None,
         stopping: None,
+        closing: None,
+        bgp_stopped_at: None,
     };
     d.load_static_neighbors();
     d.publish_neighbors();
