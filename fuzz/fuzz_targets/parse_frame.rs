@@ -10,7 +10,7 @@ use dataplane::fixture;
 use dataplane::snapshot::{Forward, Snapshot};
 use dataplane::wire::*;
 use libfuzzer_sys::fuzz_target;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 struct World {
@@ -50,6 +50,7 @@ fn views(data: &[u8]) {
     if let Ok(a) = ArpPacket::new_checked(p) {
         let _ = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_mac(), a.target_ip());
     }
+    views6(p);
     let Ok(ip) = Ipv4Packet::new_checked(p) else { return };
     let _ = (ip.version(), ip.tos(), ip.ident(), ip.dont_frag(), ip.more_frags(), ip.frag_offset());
     let _ = (ip.ttl(), ip.protocol(), ip.checksum(), ip.src(), ip.dst(), ip.options(), ip.verify_checksum());
@@ -77,6 +78,44 @@ fn views(data: &[u8]) {
     Ipv4Packet::new_unchecked(&mut outer[..]).set_tunnel_header(&inner, Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
     // The parse step alone, on every frame.
     let _ = dataplane::pipeline::parse(fixture::WAN_MAC, data);
+}
+
+/// The IPv6 views: header, TCP/UDP/ICMPv6 with pseudo-header checksums, NDP options,
+/// and the rewrites on a copy.
+fn views6(p: &[u8]) {
+    let Ok(ip) = Ipv6Packet::new_checked(p) else { return };
+    let _ = (ip.version(), ip.traffic_class(), ip.flow_label(), ip.payload_len(), ip.next_header());
+    let _ = (ip.hop_limit(), ip.src(), ip.dst(), ip.total_len());
+    let l4 = ip.payload();
+    let (src, dst) = (ip.src(), ip.dst());
+    if let Ok(t) = TcpPacket::new_checked(l4) {
+        let _ = (t.src_port(), t.dst_port(), t.flags(), t.payload(), t.verify_checksum(src, dst));
+    }
+    if let Ok(u) = UdpPacket::new_checked(l4) {
+        let _ = (u.src_port(), u.dst_port(), u.payload(), u.verify_checksum(src, dst));
+    }
+    if let Ok(i) = Icmpv6Packet::new_checked(l4) {
+        let _ = (i.msg_type(), i.code(), i.ident(), i.seq(), i.mtu(), i.nd_flags(), i.target(), i.data());
+        let _ = (i.link_layer_option(icmpv6::OPT_SOURCE_LL), i.link_layer_option(icmpv6::OPT_TARGET_LL));
+        let _ = i.verify_checksum(src, dst);
+    }
+    let mut copy = p[..ip.total_len()].to_vec();
+    let mut view = Ipv6Packet::new_unchecked(&mut copy[..]);
+    let nh = ip.next_header();
+    if (nh == 6 && TcpPacket::new_checked(l4).is_ok()) || (nh == 17 && UdpPacket::new_checked(l4).is_ok()) {
+        view.rewrite_endpoint(End::Dst, Ipv6Addr::LOCALHOST, 1);
+        view.rewrite_endpoint(End::Src, Ipv6Addr::UNSPECIFIED, 2);
+    }
+    view.decrement_hop_limit();
+    view.swap_addrs();
+    if nh == 58 {
+        if let Ok(mut i) = Icmpv6Packet::new_checked(view.payload_mut()) {
+            i.make_echo_reply();
+        }
+    }
+    let mut outer = [0u8; 40];
+    let inner = Ipv6Packet::new_unchecked(&copy[..]);
+    Ipv6Packet::new_unchecked(&mut outer[..]).set_tunnel_header(&inner, Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
 }
 
 fuzz_target!(|data: &[u8]| {

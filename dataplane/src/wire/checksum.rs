@@ -1,7 +1,7 @@
-//! The Internet checksum (RFC 1071): full computation, the IPv4 pseudo-header, and
-//! incremental update (RFC 1624, eqn. 3: `HC' = ~(~HC + ~m + m')`) for the rewrites
+//! The Internet checksum (RFC 1071): full computation, the IPv4 and IPv6 pseudo-headers,
+//! and incremental update (RFC 1624, eqn. 3: `HC' = ~(~HC + ~m + m')`) for the rewrites
 //! ferrovs does (addresses, ports, TTL).
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Ones'-complement sum of `data` folded to 16 bits (not yet complemented). Folding
 /// keeps the ones'-complement value, and keeps sums of a few of these (with a pseudo-
@@ -55,24 +55,28 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u3
     (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + protocol as u32 + len as u32
 }
 
+/// Sum of the IPv6 pseudo-header (RFC 8200 section 8.1) for TCP, UDP and ICMPv6.
+#[inline]
+pub fn pseudo_header6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u32 {
+    sum(&src.octets()) + sum(&dst.octets()) + (len >> 16) + (len & 0xffff) + next_header as u32
+}
+
+/// Updates checksum `hc` for a 128-bit value (an IPv6 address) that changes.
+#[inline]
+pub fn update128(hc: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    let (o, n) = (old.segments(), new.segments());
+    let mut s = !hc as u32;
+    for i in 0..8 {
+        s += (!o[i] as u32 & 0xffff) + n[i] as u32;
+    }
+    finish(s)
+}
+
 /// Updates checksum `hc` for a 16-bit word that changes from `old` to `new`.
 #[inline]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     let s = (!hc as u32) + (!old as u32 & 0xffff) + new as u32;
     finish(s)
-}
-
-/// Updates a TCP/UDP checksum `hc` for a NAT rewrite: the pseudo-header's address
-/// changes from `old_addr` to `new_addr` and a port from `old_port` to `new_port`.
-#[inline]
-pub fn update_addr_port(
-    hc: u16,
-    old_addr: u32,
-    new_addr: u32,
-    old_port: u16,
-    new_port: u16,
-) -> u16 {
-    update16(update32(hc, old_addr, new_addr), old_port, new_port)
 }
 
 /// Updates checksum `hc` for a 32-bit value (an address) that changes from `old` to `new`.

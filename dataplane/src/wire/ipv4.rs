@@ -25,6 +25,11 @@ impl IpProtocol {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    /// IPv6-in-IP(v6): the next header of an ip6ip6 tunnel.
+    pub const IPV6: u8 = 41;
+    /// The IPv6 fragment extension header.
+    pub const IPV6_FRAGMENT: u8 = 44;
+    pub const ICMPV6: u8 = 58;
 }
 
 /// A view of an IPv4 packet.

@@ -15,16 +15,67 @@ pub mod builder;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
 pub use arp::ArpPacket;
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
 pub use icmp::IcmpPacket;
+pub use icmpv6::Icmpv6Packet;
 pub use ipv4::{IpProtocol, Ipv4Packet};
+pub use ipv6::Ipv6Packet;
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::UdpPacket;
+
+/// An IP address family, as the checksums and the flow keys see it: IPv4 and IPv6
+/// addresses are both, so one rewrite, one key and one table serve either family.
+pub trait IpAddress:
+    Copy + Eq + Ord + core::hash::Hash + core::fmt::Debug + core::fmt::Display + Send + Sync + 'static
+{
+    /// The TCP/UDP pseudo-header sum (not complemented) of a segment of `len` bytes.
+    fn pseudo_header(src: Self, dst: Self, protocol: u8, len: u32) -> u32;
+    /// A checksum covering this address (in the pseudo-header) when it changes.
+    fn update_checksum(hc: u16, old: Self, new: Self) -> u16;
+    /// Two words that hold the address (IPv6: folded), for unseeded hashes.
+    fn fold(self) -> u64;
+    const UNSPECIFIED: Self;
+}
+
+impl IpAddress for core::net::Ipv4Addr {
+    #[inline(always)]
+    fn pseudo_header(src: Self, dst: Self, protocol: u8, len: u32) -> u32 {
+        checksum::pseudo_header(src, dst, protocol, len as u16)
+    }
+    #[inline(always)]
+    fn update_checksum(hc: u16, old: Self, new: Self) -> u16 {
+        checksum::update32(hc, old.to_bits(), new.to_bits())
+    }
+    #[inline(always)]
+    fn fold(self) -> u64 {
+        self.to_bits() as u64
+    }
+    const UNSPECIFIED: Self = core::net::Ipv4Addr::UNSPECIFIED;
+}
+
+impl IpAddress for core::net::Ipv6Addr {
+    #[inline(always)]
+    fn pseudo_header(src: Self, dst: Self, protocol: u8, len: u32) -> u32 {
+        checksum::pseudo_header6(src, dst, protocol, len)
+    }
+    #[inline(always)]
+    fn update_checksum(hc: u16, old: Self, new: Self) -> u16 {
+        checksum::update128(hc, old, new)
+    }
+    #[inline(always)]
+    fn fold(self) -> u64 {
+        let b = self.to_bits();
+        (b >> 64) as u64 ^ (b as u64).rotate_left(23)
+    }
+    const UNSPECIFIED: Self = core::net::Ipv6Addr::UNSPECIFIED;
+}
 
 /// Which end of a packet a NAT rewrite changes (address and port together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

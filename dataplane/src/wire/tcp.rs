@@ -1,6 +1,5 @@
 //! TCP headers (RFC 9293): ports, sequence numbers, flags, options length.
-use super::{checksum, get_u16, get_u32, set_u16, set_u32, End, Error, Result};
-use core::net::Ipv4Addr;
+use super::{checksum, get_u16, get_u32, set_u16, set_u32, End, Error, IpAddress, Result};
 
 mod field {
     pub const SRC_PORT: usize = 0;
@@ -95,9 +94,9 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         &self.buffer.as_ref()[self.header_len()..]
     }
     /// True if the checksum over the pseudo-header and the whole segment verifies.
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub fn verify_checksum<A: IpAddress>(&self, src: A, dst: A) -> bool {
         let b = self.buffer.as_ref();
-        let s = checksum::pseudo_header(src, dst, 6, b.len() as u16) + checksum::sum(b);
+        let s = A::pseudo_header(src, dst, 6, b.len() as u32) + checksum::sum(b);
         checksum::finish(s) == 0
     }
 }
@@ -134,19 +133,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// and the pseudo-header's address change `old_addr -> new_addr` (RFC 1624,
     /// incremental: the cost does not depend on the segment's size).
     #[inline]
-    pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
+    pub fn rewrite_port<A: IpAddress>(&mut self, end: End, port: u16, old_addr: A, new_addr: A) {
         let b = self.buffer.as_mut();
         let old_port = end.replace_port(b, port);
         let hc = get_u16(b, field::CHECKSUM);
-        let c =
-            checksum::update_addr_port(hc, old_addr.to_bits(), new_addr.to_bits(), old_port, port);
+        let c = checksum::update16(A::update_checksum(hc, old_addr, new_addr), old_port, port);
         set_u16(b, field::CHECKSUM, c);
     }
     /// Recomputes the checksum over the pseudo-header and the whole buffer.
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum<A: IpAddress>(&mut self, src: A, dst: A) {
         self.set_checksum(0);
         let b = self.buffer.as_ref();
-        let s = checksum::pseudo_header(src, dst, 6, b.len() as u16) + checksum::sum(b);
+        let s = A::pseudo_header(src, dst, 6, b.len() as u32) + checksum::sum(b);
         self.set_checksum(checksum::finish(s));
     }
 }
@@ -154,6 +152,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);

@@ -1,6 +1,5 @@
 //! UDP headers (RFC 768).
-use super::{checksum, get_u16, set_u16, End, Error, Result};
-use core::net::Ipv4Addr;
+use super::{checksum, get_u16, set_u16, End, Error, IpAddress, Result};
 
 mod field {
     pub const SRC_PORT: usize = 0;
@@ -52,12 +51,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.len() as usize]
     }
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub fn verify_checksum<A: IpAddress>(&self, src: A, dst: A) -> bool {
         if self.checksum() == 0 {
             return true;
         }
         let b = &self.buffer.as_ref()[..self.len() as usize];
-        let s = checksum::pseudo_header(src, dst, 17, b.len() as u16) + checksum::sum(b);
+        let s = A::pseudo_header(src, dst, 17, b.len() as u32) + checksum::sum(b);
         checksum::finish(s) == 0
     }
 }
@@ -79,23 +78,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// pseudo-header's address change, incrementally. A datagram sent without a checksum
     /// (0) keeps none; a computed 0 is sent as 0xffff (RFC 768).
     #[inline]
-    pub fn rewrite_port(&mut self, end: End, port: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
+    pub fn rewrite_port<A: IpAddress>(&mut self, end: End, port: u16, old_addr: A, new_addr: A) {
         let b = self.buffer.as_mut();
         let old_port = end.replace_port(b, port);
         let hc = get_u16(b, field::CHECKSUM);
         if hc == 0 {
             return;
         }
-        let c =
-            checksum::update_addr_port(hc, old_addr.to_bits(), new_addr.to_bits(), old_port, port);
+        let c = checksum::update16(A::update_checksum(hc, old_addr, new_addr), old_port, port);
         set_u16(b, field::CHECKSUM, if c == 0 { 0xffff } else { c });
     }
     /// Recomputes the checksum; a computed 0 is sent as 0xffff (RFC 768).
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum<A: IpAddress>(&mut self, src: A, dst: A) {
         self.set_checksum(0);
         let l = self.len() as usize;
         let b = &self.buffer.as_ref()[..l];
-        let s = checksum::pseudo_header(src, dst, 17, l as u16) + checksum::sum(b);
+        let s = A::pseudo_header(src, dst, 17, l as u32) + checksum::sum(b);
         let c = checksum::finish(s);
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
@@ -104,6 +102,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::Ipv4Addr;
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
