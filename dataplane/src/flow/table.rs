@@ -13,6 +13,12 @@
 //! Memory per flow: 64 B entry + 4 slots * 8 B = 96 B (up to 128 B where power-of-two
 //! rounding doubles the index), see [`BYTES_PER_FLOW`].
 //!
+//! # Families
+//! The table is generic over the address family ([`Family`]): `FlowTable` (IPv4, the
+//! default) keeps its one-cache-line entry; `FlowTable<Ipv6Addr>` has entries of two
+//! cache lines (three 128-bit addresses). A daemon runs one table per family, so IPv4
+//! flows never pay for IPv6's wider addresses.
+//!
 //! # Protocol
 //! * **Entries** are guarded by a seqlock generation in word 0 (`gen:32 | state:8 | ...`).
 //!   A writer makes `gen` odd, writes the fields, then makes it even (Release). A reader
@@ -42,7 +48,8 @@
 use super::state::{FlowState, Timeouts};
 use crate::hash::mix;
 use crate::snapshot::Forward;
-use core::net::Ipv4Addr;
+use crate::wire::IpAddress;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Bytes of table memory per flow of capacity (entry plus its share of the index),
@@ -73,9 +80,7 @@ fn slot_value(sig: u32, gen: u32, dir: Direction, idx: u32) -> u64 {
 const IDX_MASK: u64 = DIR_BIT - 1;
 const NIL: u32 = u32::MAX;
 
-/// A 5-tuple as seen on the wire. The address type is a parameter so that a second
-/// family (IPv6) is a second instantiation, not a second set of functions; the table
-/// itself stores IPv4 flows.
+/// A 5-tuple as seen on the wire, of either family (the address type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey<A = Ipv4Addr> {
     pub protocol: u8,
@@ -85,11 +90,12 @@ pub struct FlowKey<A = Ipv4Addr> {
     pub dst_port: u16,
 }
 
-impl FlowKey {
+impl<A: Family> FlowKey<A> {
+    /// Two words that hold the key (IPv6 addresses folded), hashed with the table's seed.
     #[inline(always)]
     fn words(&self) -> (u64, u64) {
         (
-            ((self.src.to_bits() as u64) << 32) | self.dst.to_bits() as u64,
+            (self.src.fold() << 32) ^ self.dst.fold(),
             ((self.src_port as u64) << 32) | ((self.dst_port as u64) << 16) | self.protocol as u64,
         )
     }
@@ -114,13 +120,13 @@ pub enum Direction {
 
 /// What a new flow is created with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowInit {
+pub struct FlowInit<A = Ipv4Addr> {
     pub protocol: u8,
-    pub client: Ipv4Addr,
+    pub client: A,
     pub client_port: u16,
-    pub vip: Ipv4Addr,
+    pub vip: A,
     pub vport: u16,
-    pub backend: Ipv4Addr,
+    pub backend: A,
     pub backend_port: u16,
     /// Index of the service in the snapshot that created it.
     pub service: u16,
@@ -133,8 +139,8 @@ pub struct FlowInit {
     pub state: FlowState,
 }
 
-impl FlowInit {
-    pub fn forward_key(&self) -> FlowKey {
+impl<A: Copy> FlowInit<A> {
+    pub fn forward_key(&self) -> FlowKey<A> {
         FlowKey {
             protocol: self.protocol,
             src: self.client,
@@ -143,7 +149,7 @@ impl FlowInit {
             dst_port: self.vport,
         }
     }
-    pub fn reverse_key(&self) -> FlowKey {
+    pub fn reverse_key(&self) -> FlowKey<A> {
         FlowKey {
             protocol: self.protocol,
             src: self.backend,
@@ -156,8 +162,8 @@ impl FlowInit {
 
 /// A consistent copy of a flow, as read at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowInfo {
-    pub init: FlowInit,
+pub struct FlowInfo<A = Ipv4Addr> {
+    pub init: FlowInit<A>,
     pub state: FlowState,
     pub created: u32,
     pub last_seen: u32,
@@ -166,25 +172,25 @@ pub struct FlowInfo {
 /// A handle to a live flow found by a lookup: a snapshot of its fields plus what is
 /// needed to update it (entry index and generation).
 #[derive(Debug, Clone, Copy)]
-pub struct FlowRef {
+pub struct FlowRef<A = Ipv4Addr> {
     pub idx: u32,
     meta: u64,
     pub dir: Direction,
-    pub info: FlowInfo,
+    pub info: FlowInfo<A>,
 }
 
-impl FlowRef {
+impl<A> FlowRef<A> {
     pub fn state(&self) -> FlowState {
         self.info.state
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
+pub enum Inserted<A = Ipv4Addr> {
     /// This call created the flow.
-    New(FlowRef),
+    New(FlowRef<A>),
     /// The flow already existed (another worker created it first): use it.
-    Existing(FlowRef),
+    Existing(FlowRef<A>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -197,16 +203,17 @@ pub enum InsertError {
     Contended,
 }
 
-impl PartialEq for FlowRef {
+impl<A> PartialEq for FlowRef<A> {
     fn eq(&self, o: &Self) -> bool {
         self.idx == o.idx && self.meta == o.meta && self.dir == o.dir
     }
 }
-impl Eq for FlowRef {}
+impl<A> Eq for FlowRef<A> {}
 
+/// An IPv4 flow: one cache line.
 #[repr(C, align(64))]
 #[derive(Default)]
-struct Entry {
+pub struct Entry4 {
     /// See [`layout`]: gen:32 | state:8 | mode:8 | protocol:8 | flags:8
     meta: AtomicU64,
     /// client:32 | vip:32
@@ -219,6 +226,130 @@ struct Entry {
     times: AtomicU64,
     /// next free entry (free stack link)
     next: AtomicU32,
+}
+
+/// An IPv6 flow: two cache lines.
+#[repr(C, align(64))]
+#[derive(Default)]
+pub struct Entry6 {
+    /// As [`Entry4::meta`].
+    meta: AtomicU64,
+    /// client, vip, backend: each two words (high, low).
+    addrs: [AtomicU64; 6],
+    /// As [`Entry4::ports`].
+    ports: AtomicU64,
+    /// backend_id:32
+    backend_id: AtomicU64,
+    times: AtomicU64,
+    next: AtomicU32,
+}
+
+/// An address family the table can hold: how its entries are stored. Implemented for
+/// `Ipv4Addr` (64-byte entries) and `Ipv6Addr` (128-byte entries).
+pub trait Family: IpAddress {
+    #[doc(hidden)]
+    type Entry: Default + Send + Sync;
+    /// The flow words of an entry, loaded between the seqlock's two reads.
+    #[doc(hidden)]
+    type Words: Copy;
+    #[doc(hidden)]
+    fn meta(e: &Self::Entry) -> &AtomicU64;
+    #[doc(hidden)]
+    fn times(e: &Self::Entry) -> &AtomicU64;
+    #[doc(hidden)]
+    fn next(e: &Self::Entry) -> &AtomicU32;
+    /// Stores `f`'s words (Relaxed: the seqlock orders them) and returns its meta word
+    /// for generation `gen`, marked PENDING (not stored: the caller publishes it).
+    #[doc(hidden)]
+    fn store(e: &Self::Entry, f: &FlowInit<Self>, gen: u32) -> u64;
+    #[doc(hidden)]
+    fn load(e: &Self::Entry) -> Self::Words;
+    #[doc(hidden)]
+    fn unpack(meta: u64, w: Self::Words) -> FlowInit<Self>;
+}
+
+impl Family for Ipv4Addr {
+    type Entry = Entry4;
+    type Words = (u64, u64, u64);
+    #[inline(always)]
+    fn meta(e: &Entry4) -> &AtomicU64 {
+        &e.meta
+    }
+    #[inline(always)]
+    fn times(e: &Entry4) -> &AtomicU64 {
+        &e.times
+    }
+    #[inline(always)]
+    fn next(e: &Entry4) -> &AtomicU32 {
+        &e.next
+    }
+    #[inline(always)]
+    fn store(e: &Entry4, f: &FlowInit, gen: u32) -> u64 {
+        let w = layout::pack(f, gen);
+        e.addrs.store(w.addrs, Relaxed);
+        e.ports.store(w.ports, Relaxed);
+        e.backend.store(w.backend, Relaxed);
+        w.meta
+    }
+    #[inline(always)]
+    fn load(e: &Entry4) -> (u64, u64, u64) {
+        (
+            e.addrs.load(Relaxed),
+            e.ports.load(Relaxed),
+            e.backend.load(Relaxed),
+        )
+    }
+    #[inline(always)]
+    fn unpack(meta: u64, (addrs, ports, backend): (u64, u64, u64)) -> FlowInit {
+        layout::unpack(layout::Words {
+            meta,
+            addrs,
+            ports,
+            backend,
+        })
+    }
+}
+
+impl Family for Ipv6Addr {
+    type Entry = Entry6;
+    type Words = ([u64; 6], u64, u64);
+    #[inline(always)]
+    fn meta(e: &Entry6) -> &AtomicU64 {
+        &e.meta
+    }
+    #[inline(always)]
+    fn times(e: &Entry6) -> &AtomicU64 {
+        &e.times
+    }
+    #[inline(always)]
+    fn next(e: &Entry6) -> &AtomicU32 {
+        &e.next
+    }
+    #[inline(always)]
+    fn store(e: &Entry6, f: &FlowInit<Ipv6Addr>, gen: u32) -> u64 {
+        for (i, a) in [f.client, f.vip, f.backend].into_iter().enumerate() {
+            let b = a.to_bits();
+            e.addrs[2 * i].store((b >> 64) as u64, Relaxed);
+            e.addrs[2 * i + 1].store(b as u64, Relaxed);
+        }
+        e.ports.store(layout::ports(f), Relaxed);
+        e.backend_id.store(f.backend_id as u64, Relaxed);
+        layout::meta(f, gen)
+    }
+    #[inline(always)]
+    fn load(e: &Entry6) -> ([u64; 6], u64, u64) {
+        (
+            core::array::from_fn(|i| e.addrs[i].load(Relaxed)),
+            e.ports.load(Relaxed),
+            e.backend_id.load(Relaxed),
+        )
+    }
+    #[inline(always)]
+    fn unpack(meta: u64, (a, ports, id): ([u64; 6], u64, u64)) -> FlowInit<Ipv6Addr> {
+        let addr =
+            |i: usize| Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128);
+        layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32)
+    }
 }
 
 /// The one place that knows the bit layout of an entry's words: [`layout::pack`] and
@@ -248,48 +379,80 @@ mod layout {
         (meta & !(0xff << 24)) | ((s as u64) << 24)
     }
 
-    /// The words of flow `f` in generation `gen` (even), marked PENDING.
+    /// The meta word of flow `f` (either family) in generation `gen` (even), PENDING.
+    #[inline(always)]
+    pub(super) fn meta<A>(f: &FlowInit<A>, gen: u32) -> u64 {
+        ((gen as u64) << 32)
+            | ((f.state as u64) << 24)
+            | ((f.mode as u64) << 16)
+            | ((f.protocol as u64) << 8)
+            | PENDING
+            | f.reverse as u64
+    }
+
+    /// The ports word of flow `f` (either family).
+    #[inline(always)]
+    pub(super) fn ports<A>(f: &FlowInit<A>) -> u64 {
+        ((f.client_port as u64) << 48)
+            | ((f.vport as u64) << 32)
+            | ((f.backend_port as u64) << 16)
+            | f.service as u64
+    }
+
+    /// The words of IPv4 flow `f` in generation `gen` (even), marked PENDING.
     #[inline(always)]
     pub(super) fn pack(f: &FlowInit, gen: u32) -> Words {
         Words {
-            meta: ((gen as u64) << 32)
-                | ((f.state as u64) << 24)
-                | ((f.mode as u64) << 16)
-                | ((f.protocol as u64) << 8)
-                | PENDING
-                | f.reverse as u64,
+            meta: meta(f, gen),
             addrs: ((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64,
-            ports: ((f.client_port as u64) << 48)
-                | ((f.vport as u64) << 32)
-                | ((f.backend_port as u64) << 16)
-                | f.service as u64,
+            ports: ports(f),
             backend: ((f.backend.to_bits() as u64) << 32) | f.backend_id as u64,
         }
     }
 
     #[inline(always)]
     pub(super) fn unpack(w: Words) -> FlowInit {
+        unpack_with(
+            w.meta,
+            w.ports,
+            Ipv4Addr::from_bits((w.addrs >> 32) as u32),
+            Ipv4Addr::from_bits(w.addrs as u32),
+            Ipv4Addr::from_bits((w.backend >> 32) as u32),
+            w.backend as u32,
+        )
+    }
+
+    /// A flow of either family from its meta and ports words and its addresses.
+    #[inline(always)]
+    pub(super) fn unpack_with<A>(
+        meta: u64,
+        ports: u64,
+        client: A,
+        vip: A,
+        backend: A,
+        backend_id: u32,
+    ) -> FlowInit<A> {
         FlowInit {
-            protocol: (w.meta >> 8) as u8,
-            client: Ipv4Addr::from_bits((w.addrs >> 32) as u32),
-            vip: Ipv4Addr::from_bits(w.addrs as u32),
-            client_port: (w.ports >> 48) as u16,
-            vport: (w.ports >> 32) as u16,
-            backend_port: (w.ports >> 16) as u16,
-            service: w.ports as u16,
-            backend: Ipv4Addr::from_bits((w.backend >> 32) as u32),
-            backend_id: w.backend as u32,
-            mode: Forward::from_u8((w.meta >> 16) as u8).unwrap_or(Forward::Nat),
-            reverse: w.meta & 1 != 0,
-            state: state_of(w.meta),
+            protocol: (meta >> 8) as u8,
+            client,
+            vip,
+            client_port: (ports >> 48) as u16,
+            vport: (ports >> 32) as u16,
+            backend_port: (ports >> 16) as u16,
+            service: ports as u16,
+            backend,
+            backend_id,
+            mode: Forward::from_u8((meta >> 16) as u8).unwrap_or(Forward::Nat),
+            reverse: meta & 1 != 0,
+            state: state_of(meta),
         }
     }
 }
 use layout::{gen_of, state_of, with_state};
 
 /// The shared flow table. `Sync`: every method takes `&self`.
-pub struct FlowTable {
-    entries: Box<[Entry]>,
+pub struct FlowTable<A: Family = Ipv4Addr> {
+    entries: Box<[A::Entry]>,
     slots: Box<[AtomicU64]>,
     bucket_mask: usize,
     /// tag:32 | index:32 (NIL = empty)
@@ -300,16 +463,23 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// Preallocates a table for `capacity` flows (at least 1, at most 2^31 - 1).
+    /// Preallocates an IPv4 table for `capacity` flows (at least 1, at most 2^31 - 1).
     pub fn new(capacity: usize) -> FlowTable {
+        FlowTable::with_capacity(capacity)
+    }
+}
+
+impl<A: Family> FlowTable<A> {
+    /// Preallocates a table of this family for `capacity` flows (at least 1, at most
+    /// 2^31 - 1).
+    pub fn with_capacity(capacity: usize) -> FlowTable<A> {
         let capacity = capacity.clamp(1, IDX_MASK as usize);
         let nslots = (capacity * SLOTS_PER_FLOW)
             .next_power_of_two()
             .max(BUCKET * 2);
-        let entries: Box<[Entry]> = (0..capacity).map(|_| Entry::default()).collect();
+        let entries: Box<[A::Entry]> = (0..capacity).map(|_| A::Entry::default()).collect();
         for (i, e) in entries.iter().enumerate() {
-            e.next
-                .store(if i + 1 < capacity { i as u32 + 1 } else { NIL }, Relaxed);
+            A::next(e).store(if i + 1 < capacity { i as u32 + 1 } else { NIL }, Relaxed);
         }
         let slots: Box<[AtomicU64]> = (0..nslots).map(|_| AtomicU64::new(0)).collect();
         // The zeroed index may come from calloc, untouched: fault every page in now, at
@@ -345,12 +515,12 @@ impl FlowTable {
     }
     /// Bytes allocated by the table.
     pub fn memory_bytes(&self) -> usize {
-        self.entries.len() * std::mem::size_of::<Entry>() + self.slots.len() * 8
+        self.entries.len() * std::mem::size_of::<A::Entry>() + self.slots.len() * 8
     }
 
     /// The hash of a key: the signature (never 0) and the two bucket indexes.
     #[inline(always)]
-    pub fn hash(&self, k: &FlowKey) -> FlowHash {
+    pub fn hash(&self, k: &FlowKey<A>) -> FlowHash {
         let (a, b) = k.words();
         let h = mix(a ^ self.seed, b.wrapping_add(self.seed.rotate_left(29)));
         let sig = ((h >> 32) as u32) | 1;
@@ -395,14 +565,14 @@ impl FlowTable {
 
     /// Looks a key up.
     #[inline]
-    pub fn lookup(&self, k: &FlowKey) -> Option<FlowRef> {
+    pub fn lookup(&self, k: &FlowKey<A>) -> Option<FlowRef<A>> {
         let h = self.hash(k);
         self.lookup_hashed(k, h)
     }
 
     /// Looks up a key whose hash the caller computed (and whose buckets it prefetched).
     #[inline]
-    pub fn lookup_hashed(&self, k: &FlowKey, h: FlowHash) -> Option<FlowRef> {
+    pub fn lookup_hashed(&self, k: &FlowKey<A>, h: FlowHash) -> Option<FlowRef<A>> {
         for _ in 0..MAX_READ_RETRIES {
             match self.scan(k, h, None) {
                 Scan::Found(r) => return Some(r),
@@ -415,7 +585,7 @@ impl FlowTable {
 
     /// Looks up a burst of keys: hashes all and prefetches their buckets, prefetches the
     /// matching entries, then probes.
-    pub fn lookup_burst(&self, keys: &[FlowKey], out: &mut [Option<FlowRef>]) {
+    pub fn lookup_burst(&self, keys: &[FlowKey<A>], out: &mut [Option<FlowRef<A>>]) {
         let mut hashes = [FlowHash::default(); 64];
         for chunk in (0..keys.len()).step_by(64) {
             let end = (chunk + 64).min(keys.len());
@@ -436,7 +606,7 @@ impl FlowTable {
     /// Scans both buckets for `k`. `skip` ignores one slot position (our own, on the
     /// post-insert rescan).
     #[inline(always)]
-    fn scan(&self, k: &FlowKey, h: FlowHash, skip: Option<usize>) -> Scan {
+    fn scan(&self, k: &FlowKey<A>, h: FlowHash, skip: Option<usize>) -> Scan<A> {
         let sig = h.sig;
         let mut retry = false;
         for b in [h.primary, h.alternate] {
@@ -482,27 +652,20 @@ impl FlowTable {
 
     /// Reads entry `idx` consistently (seqlock), or None if it is free or being written.
     #[inline(always)]
-    fn read(&self, idx: u32) -> Option<(u64, FlowInfo)> {
+    fn read(&self, idx: u32) -> Option<(u64, FlowInfo<A>)> {
         let e = &self.entries[idx as usize];
-        let m1 = e.meta.load(Acquire);
+        let m1 = A::meta(e).load(Acquire);
         if gen_of(m1) & 1 == 1 || state_of(m1) == FlowState::Free {
             return None;
         }
-        let addrs = e.addrs.load(Relaxed);
-        let ports = e.ports.load(Relaxed);
-        let backend = e.backend.load(Relaxed);
-        let times = e.times.load(Relaxed);
+        let words = A::load(e);
+        let times = A::times(e).load(Relaxed);
         fence(Acquire);
-        let m2 = e.meta.load(Relaxed);
+        let m2 = A::meta(e).load(Relaxed);
         if gen_of(m1) != gen_of(m2) || state_of(m2) == FlowState::Free {
             return None;
         }
-        let init = layout::unpack(layout::Words {
-            meta: m2,
-            addrs,
-            ports,
-            backend,
-        });
+        let init = A::unpack(m2, words);
         Some((
             m2,
             FlowInfo {
@@ -515,7 +678,7 @@ impl FlowTable {
     }
 
     /// Creates a flow, or finds the one a racing worker created first.
-    pub fn insert(&self, init: &FlowInit, now: u32) -> Result<Inserted, InsertError> {
+    pub fn insert(&self, init: &FlowInit<A>, now: u32) -> Result<Inserted<A>, InsertError> {
         let fk = init.forward_key();
         let fh = self.hash(&fk);
         for _ in 0..MAX_INSERT_ROUNDS {
@@ -575,19 +738,15 @@ impl FlowTable {
     }
 
     /// Writes a fresh entry (exclusively ours: just popped) and returns its meta word.
-    fn write_entry(&self, idx: u32, f: &FlowInit, now: u32) -> u64 {
+    fn write_entry(&self, idx: u32, f: &FlowInit<A>, now: u32) -> u64 {
         let e = &self.entries[idx as usize];
-        let g = gen_of(e.meta.load(Relaxed));
+        let g = gen_of(A::meta(e).load(Relaxed));
         let odd = g.wrapping_add(1) | 1;
-        e.meta.store((odd as u64) << 32, Relaxed);
+        A::meta(e).store((odd as u64) << 32, Relaxed);
         fence(Release);
-        let w = layout::pack(f, odd.wrapping_add(1));
-        e.addrs.store(w.addrs, Relaxed);
-        e.ports.store(w.ports, Relaxed);
-        e.backend.store(w.backend, Relaxed);
-        e.times.store(((now as u64) << 32) | now as u64, Relaxed);
-        let meta = w.meta;
-        e.meta.store(meta, Release);
+        let meta = A::store(e, f, odd.wrapping_add(1));
+        A::times(e).store(((now as u64) << 32) | now as u64, Relaxed);
+        A::meta(e).store(meta, Release);
         meta
     }
 
@@ -597,10 +756,7 @@ impl FlowTable {
         let e = &self.entries[idx as usize];
         let mut cur = meta;
         loop {
-            match e
-                .meta
-                .compare_exchange_weak(cur, cur & !PENDING, AcqRel, Acquire)
-            {
+            match A::meta(e).compare_exchange_weak(cur, cur & !PENDING, AcqRel, Acquire) {
                 Ok(_) => return cur & !PENDING,
                 Err(c) => cur = c,
             }
@@ -610,7 +766,7 @@ impl FlowTable {
     /// Publishes a slot for `k` -> `idx`, then checks no other slot holds the same key:
     /// `Raced` if one does (we withdrew ours), `Busy` if the check could not settle
     /// (an entry in the buckets is being written or removed right now).
-    fn publish(&self, k: &FlowKey, h: FlowHash, idx: u32, gen: u32, dir: Direction) -> Publish {
+    fn publish(&self, k: &FlowKey<A>, h: FlowHash, idx: u32, gen: u32, dir: Direction) -> Publish {
         let (sig, b1, b2) = (h.sig, h.primary, h.alternate);
         let v = slot_value(sig, gen, dir, idx);
         // Power of two choices: fill the emptier bucket first. Lookups scan both, so
@@ -668,10 +824,10 @@ impl FlowTable {
     fn release(&self, idx: u32, meta: u64) {
         let e = &self.entries[idx as usize];
         let free = (gen_of(meta).wrapping_add(2) as u64) << 32;
-        let mut cur = e.meta.load(Acquire);
+        let mut cur = A::meta(e).load(Acquire);
         // Another worker may have changed the state meanwhile (same generation): still ours.
         while gen_of(cur) == gen_of(meta) && state_of(cur) != FlowState::Free {
-            match e.meta.compare_exchange(cur, free, SeqCst, Acquire) {
+            match A::meta(e).compare_exchange(cur, free, SeqCst, Acquire) {
                 Ok(_) => {
                     self.live.fetch_sub(1, Relaxed);
                     self.push_free(idx);
@@ -685,13 +841,13 @@ impl FlowTable {
     /// Applies a TCP state transition computed by the caller. Writes only on change and
     /// only if the flow is still the one `r` refers to. Returns the state now in force.
     #[inline]
-    pub fn set_state(&self, r: &mut FlowRef, new: FlowState) -> Option<FlowState> {
+    pub fn set_state(&self, r: &mut FlowRef<A>, new: FlowState) -> Option<FlowState> {
         if new == r.info.state {
             return Some(new);
         }
         let e = &self.entries[r.idx as usize];
         let want = with_state(r.meta, new);
-        match e.meta.compare_exchange(r.meta, want, AcqRel, Acquire) {
+        match A::meta(e).compare_exchange(r.meta, want, AcqRel, Acquire) {
             Ok(_) => {
                 r.meta = want;
                 r.info.state = new;
@@ -709,35 +865,37 @@ impl FlowTable {
 
     /// Stores `now` as the flow's last-seen time if it moved by a second or more.
     #[inline(always)]
-    pub fn touch(&self, r: &FlowRef, now: u32) {
+    pub fn touch(&self, r: &FlowRef<A>, now: u32) {
         if now.wrapping_sub(r.info.last_seen) >= 1 {
             let e = &self.entries[r.idx as usize];
-            let t = e.times.load(Relaxed);
-            if ((t >> 32) as u32) < now && gen_of(e.meta.load(Relaxed)) == gen_of(r.meta) {
-                e.times
-                    .store(((now as u64) << 32) | (t & 0xffff_ffff), Relaxed);
+            let t = A::times(e).load(Relaxed);
+            if ((t >> 32) as u32) < now && gen_of(A::meta(e).load(Relaxed)) == gen_of(r.meta) {
+                A::times(e).store(((now as u64) << 32) | (t & 0xffff_ffff), Relaxed);
             }
         }
     }
 
     /// Removes the flow `r` refers to. Returns its last state if this call removed it
     /// (exactly one caller wins), None if it was already gone.
-    pub fn remove(&self, r: &FlowRef) -> Option<FlowInfo> {
+    pub fn remove(&self, r: &FlowRef<A>) -> Option<FlowInfo<A>> {
         self.remove_idx(r.idx, gen_of(r.meta))
     }
 
     /// Removes entry `idx` if it still holds generation `want_gen` (the flow the caller saw).
-    fn remove_idx(&self, idx: u32, want_gen: u32) -> Option<FlowInfo> {
+    fn remove_idx(&self, idx: u32, want_gen: u32) -> Option<FlowInfo<A>> {
         let e = &self.entries[idx as usize];
         loop {
-            let m = e.meta.load(Acquire);
+            let m = A::meta(e).load(Acquire);
             let g = gen_of(m);
             if g & 1 == 1 || m & PENDING != 0 || state_of(m) == FlowState::Free || want_gen != g {
                 return None;
             }
             let (_, info) = self.read(idx)?;
             let dying = (g.wrapping_add(1) as u64) << 32;
-            if e.meta.compare_exchange(m, dying, SeqCst, Relaxed).is_err() {
+            if A::meta(e)
+                .compare_exchange(m, dying, SeqCst, Relaxed)
+                .is_err()
+            {
                 continue; // state changed meanwhile: re-read
             }
             // We own the removal. Clear the index slots, then free the entry.
@@ -745,7 +903,7 @@ impl FlowTable {
             if info.init.reverse {
                 self.clear_slot(&info.init.reverse_key(), idx, g, Direction::Reverse);
             }
-            e.meta.store((g.wrapping_add(2) as u64) << 32, Release);
+            A::meta(e).store((g.wrapping_add(2) as u64) << 32, Release);
             self.live.fetch_sub(1, Relaxed);
             self.push_free(idx);
             return Some(FlowInfo {
@@ -755,7 +913,7 @@ impl FlowTable {
         }
     }
 
-    fn clear_slot(&self, k: &FlowKey, idx: u32, gen: u32, dir: Direction) {
+    fn clear_slot(&self, k: &FlowKey<A>, idx: u32, gen: u32, dir: Direction) {
         let h = self.hash(k);
         let want = slot_value(h.sig, gen, dir, idx);
         for b in [h.primary, h.alternate] {
@@ -776,7 +934,7 @@ impl FlowTable {
             if idx == NIL {
                 return None;
             }
-            let next = self.entries[idx as usize].next.load(Relaxed);
+            let next = A::next(&self.entries[idx as usize]).load(Relaxed);
             let new = (((head >> 32) + 1) << 32) | next as u64;
             match self
                 .free_head
@@ -791,7 +949,7 @@ impl FlowTable {
     fn push_free(&self, idx: u32) {
         let mut head = self.free_head.load(Acquire);
         loop {
-            self.entries[idx as usize].next.store(head as u32, Relaxed);
+            A::next(&self.entries[idx as usize]).store(head as u32, Relaxed);
             let new = (((head >> 32) + 1) << 32) | idx as u64;
             match self
                 .free_head
@@ -811,7 +969,7 @@ impl FlowTable {
         now: u32,
         t: &Timeouts,
         budget: usize,
-        mut on_expire: impl FnMut(&FlowInfo),
+        mut on_expire: impl FnMut(&FlowInfo<A>),
     ) -> usize {
         let n = self.entries.len();
         let start = self.sweep_cursor.fetch_add(budget, Relaxed) % n;
@@ -834,7 +992,7 @@ impl FlowTable {
 
     /// Calls `f` for every live flow (management plane; not a consistent snapshot of the
     /// whole table, but each flow is read consistently).
-    pub fn for_each(&self, mut f: impl FnMut(&FlowInfo)) {
+    pub fn for_each(&self, mut f: impl FnMut(&FlowInfo<A>)) {
         for idx in 0..self.entries.len() as u32 {
             if let Some((_, info)) = self.read(idx) {
                 f(&info);
@@ -845,8 +1003,8 @@ impl FlowTable {
     /// Removes every flow for which `pred` holds; calls `on_remove` for each.
     pub fn remove_where(
         &self,
-        pred: impl Fn(&FlowInfo) -> bool,
-        mut on_remove: impl FnMut(&FlowInfo),
+        pred: impl Fn(&FlowInfo<A>) -> bool,
+        mut on_remove: impl FnMut(&FlowInfo<A>),
     ) -> usize {
         let mut n = 0;
         for idx in 0..self.entries.len() as u32 {
@@ -863,8 +1021,8 @@ impl FlowTable {
     }
 }
 
-enum Scan {
-    Found(FlowRef),
+enum Scan<A> {
+    Found(FlowRef<A>),
     Missing,
     Retry,
 }
@@ -1210,8 +1368,69 @@ mod tests {
 
     #[test]
     fn memory_per_flow() {
-        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        assert_eq!(std::mem::size_of::<Entry4>(), 64);
+        assert_eq!(std::mem::size_of::<Entry6>(), 128);
         let t = FlowTable::new(1 << 16);
         assert_eq!(t.memory_bytes() / t.capacity(), BYTES_PER_FLOW);
+        let t6 = FlowTable::<Ipv6Addr>::with_capacity(1 << 16);
+        assert_eq!(t6.memory_bytes() / t6.capacity(), 128 + SLOTS_PER_FLOW * 8);
+    }
+
+    fn nat6(client_port: u16) -> FlowInit<Ipv6Addr> {
+        FlowInit {
+            protocol: 6,
+            client: "2001:db8::1".parse().unwrap(),
+            client_port,
+            vip: "2001:db8:1::10".parse().unwrap(),
+            vport: 80,
+            backend: "fd00:1::11".parse().unwrap(),
+            backend_port: 8080,
+            service: 4,
+            backend_id: 0xdead_beef,
+            mode: Forward::Nat,
+            reverse: true,
+            state: FlowState::SynSent,
+        }
+    }
+
+    /// The IPv6 table: both directions of a nat flow, every field back as written,
+    /// addresses that differ only in their low or high bits kept apart, removal, expiry.
+    #[test]
+    fn ipv6_flows() {
+        let t = FlowTable::<Ipv6Addr>::with_capacity(64);
+        let f = nat6(40000);
+        let Ok(Inserted::New(r)) = t.insert(&f, 5) else {
+            panic!("insert")
+        };
+        assert_eq!(t.lookup(&f.forward_key()).unwrap().info.init, f);
+        let rev = t.lookup(&f.reverse_key()).unwrap();
+        assert_eq!((rev.idx, rev.dir), (r.idx, Direction::Reverse));
+        for other in [
+            FlowInit {
+                client: "2001:db8::2".parse().unwrap(),
+                ..f
+            },
+            FlowInit {
+                client: "2001:db9::1".parse().unwrap(),
+                ..f
+            },
+            FlowInit {
+                client_port: 40001,
+                ..f
+            },
+        ] {
+            assert!(t.lookup(&other.forward_key()).is_none(), "{other:?}");
+        }
+        let g = nat6(40001);
+        t.insert(&g, 5).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(&r).map(|i| i.init), Some(f));
+        assert!(t.lookup(&f.forward_key()).is_none() && t.lookup(&f.reverse_key()).is_none());
+        let timeouts = Timeouts {
+            tcp_syn: 10,
+            ..Timeouts::default()
+        };
+        assert_eq!(t.sweep(100, &timeouts, 64, |_| {}), 1);
+        assert!(t.is_empty());
     }
 }
