@@ -76,9 +76,11 @@ fn bench(c: &mut Criterion) {
         flows.insert(&flow_for(i, vip, s, m), 0).unwrap();
     }
     eprintln!("pipeline bench: {} established flows", flows.len());
+    let flows6 = dataplane::flow::FlowTable::<std::net::Ipv6Addr>::with_capacity(1);
     let env = Env {
         snap: &snap,
         flows: &flows,
+        flows6: &flows6,
         conns: &conns,
         now: 0,
     };

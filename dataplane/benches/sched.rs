@@ -11,7 +11,7 @@ fn spec(id: u16, kind: SchedulerKind, n: usize) -> ServiceSpec {
     ServiceSpec {
         id,
         name: format!("s{id}"),
-        vip: Ipv4Addr::new(203, 0, (id >> 8) as u8, id as u8),
+        vip: Ipv4Addr::new(203, 0, (id >> 8) as u8, id as u8).into(),
         port: 80,
         protocol: 6,
         forward: Forward::Nat,
@@ -19,7 +19,7 @@ fn spec(id: u16, kind: SchedulerKind, n: usize) -> ServiceSpec {
         backends: (0..n)
             .map(|i| Backend {
                 id: i as u32,
-                addr: Ipv4Addr::from_bits(0x0a01_0000 + i as u32),
+                addr: Ipv4Addr::from_bits(0x0a01_0000 + i as u32).into(),
                 port: 8080,
                 weight: 1 + (i % 3) as u32,
                 up: true,

@@ -16,11 +16,14 @@ crate::named_enum! {
         MultiSegment = "multi_segment",
         /// 802.1Q-tagged frames (VLANs are not configured on ports).
         Vlan = "vlan",
-        /// EtherType other than IPv4 and ARP.
+        /// EtherType other than IPv4, IPv6 and ARP (the name predates IPv6).
         NotIpv4 = "not_ipv4",
-        /// IPv4 fragments (not reassembled).
+        /// IPv4 fragments and IPv6 packets with a fragment header (not reassembled).
         Fragment = "fragment",
-        /// TTL would reach 0.
+        /// IPv6 with an extension header before the transport header (hop-by-hop,
+        /// routing, destination options, ...): not walked, never forwarded.
+        Ipv6ExtensionHeader = "ipv6_extension_header",
+        /// TTL (IPv6: hop limit) would reach 0.
         TtlExceeded = "ttl_exceeded",
         /// Addressed to us (a local address or VIP) on a port/protocol with no service, or
         /// an IP protocol ferrovs does not serve.
@@ -43,7 +46,8 @@ crate::named_enum! {
         TxFull = "tx_full",
         /// No headroom for the tunnel header.
         NoHeadroom = "no_headroom",
-        /// tun: too big for the egress MTU with DF set; ICMP frag-needed sent instead.
+        /// tun: too big for the egress MTU with DF set (IPv6: always); ICMP frag-needed
+        /// (ICMPv6 packet too big) sent instead.
         FragNeeded = "frag_needed",
     }
 }

@@ -1,16 +1,17 @@
 //! The one test world, shared by the golden tests, the worker test, the fuzz target,
-//! the criterion benches and the in-process harness (`ferrovs-bench`): two ports (wan
-//! `203.0.113.2/24`, lan `10.1.0.1/24`), a gateway on wan, backends on lan whose MACs
-//! derive from their addresses, and services built from short specs. Nothing here is
-//! on the packet path.
+//! the criterion benches and the in-process harness (`ferrovs-bench`): two dual-stack
+//! ports (wan `203.0.113.2/24` and `2001:db8:1::2/64`, lan `10.1.0.1/24` and
+//! `fd00:1::1/64`), a gateway on wan for each family, backends on lan whose MACs derive
+//! from their addresses, and services built from short specs. Nothing here is on the
+//! packet path.
 #![forbid(unsafe_code)]
 use crate::sched::SchedulerKind;
 use crate::snapshot::{
-    Backend, Forward, Neighbors, PortConf, Route, RouteTable, Service, ServiceSpec, Services,
-    Snapshot,
+    Backend, Forward, Neighbors, PortConf, Route, RouteTable, RouteTable6, Service, ServiceSpec,
+    Services, Snapshot,
 };
 use crate::wire::MacAddr;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub const WAN: u16 = 0;
@@ -22,10 +23,18 @@ pub const LAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 /// The default route's next hop, on wan.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 pub const GATEWAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+pub const WAN_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+pub const LAN_ADDR6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
+/// The IPv6 default route's next hop, on wan (same MAC as the IPv4 gateway).
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 
-/// The MAC of the backend (or other neighbor) at `a`: `02:00:00:00:10:<last octet>`.
-pub fn backend_mac(a: Ipv4Addr) -> MacAddr {
-    MacAddr([2, 0, 0, 0, 0x10, a.octets()[3]])
+/// The MAC of the backend (or other neighbor) at `a`: `02:00:00:00:10:<last byte>`
+/// (IPv6: `02:00:00:00:16:<last byte>`).
+pub fn backend_mac(a: impl Into<IpAddr>) -> MacAddr {
+    match a.into() {
+        IpAddr::V4(a) => MacAddr([2, 0, 0, 0, 0x10, a.octets()[3]]),
+        IpAddr::V6(a) => MacAddr([2, 0, 0, 0, 0x16, a.octets()[15]]),
+    }
 }
 
 /// wan and lan with the given MACs (ring ports choose their own).
@@ -35,6 +44,7 @@ pub fn ports(wan_mac: MacAddr, lan_mac: MacAddr) -> Vec<PortConf> {
             name: "wan".into(),
             mac: wan_mac,
             addresses: vec![(WAN_ADDR, 24)],
+            addresses6: vec![(WAN_ADDR6, 64)],
             mtu: 1500,
             kernel: false,
         },
@@ -42,6 +52,7 @@ pub fn ports(wan_mac: MacAddr, lan_mac: MacAddr) -> Vec<PortConf> {
             name: "lan".into(),
             mac: lan_mac,
             addresses: vec![(LAN_ADDR, 24)],
+            addresses6: vec![(LAN_ADDR6, 64)],
             mtu: 1500,
             kernel: false,
         },
@@ -50,21 +61,21 @@ pub fn ports(wan_mac: MacAddr, lan_mac: MacAddr) -> Vec<PortConf> {
 
 /// A service's spec: backends `(address, port, weight)` get ids from `first_id` on.
 #[allow(clippy::too_many_arguments)]
-pub fn spec(
+pub fn spec<A: Into<IpAddr> + Copy>(
     id: u16,
     name: &str,
-    vip: Ipv4Addr,
+    vip: A,
     port: u16,
     protocol: u8,
     forward: Forward,
     scheduler: SchedulerKind,
     first_id: u32,
-    backends: &[(Ipv4Addr, u16, u32)],
+    backends: &[(A, u16, u32)],
 ) -> ServiceSpec {
     ServiceSpec {
         id,
         name: name.into(),
-        vip,
+        vip: vip.into(),
         port,
         protocol,
         forward,
@@ -74,7 +85,7 @@ pub fn spec(
             .zip(first_id..)
             .map(|(&(addr, port, weight), id)| Backend {
                 id,
-                addr,
+                addr: addr.into(),
                 port,
                 weight,
                 up: true,
@@ -83,31 +94,49 @@ pub fn spec(
     }
 }
 
-/// The snapshot over `ports`: connected routes, a default route via [`GATEWAY`] (on the
-/// port whose subnet holds it), and neighbors for the gateway and each of `resolved`.
-/// Services are built with Maglev tables of size `maglev_m`.
-pub fn snapshot(
+/// The snapshot over `ports`: connected routes, a default route via [`GATEWAY`] and
+/// [`GATEWAY6`] (on the port whose subnet holds it), and neighbors for the gateways and
+/// each of `resolved`. Services are built with Maglev tables of size `maglev_m`.
+pub fn snapshot<A: Into<IpAddr> + Copy>(
     ports: Vec<PortConf>,
     services: Vec<ServiceSpec>,
-    resolved: &[Ipv4Addr],
+    resolved: &[A],
     maglev_m: usize,
 ) -> Snapshot {
     let mut routes: Vec<(Ipv4Addr, u8, Route)> = Vec::new();
+    let mut routes6: Vec<(Ipv6Addr, u8, Route<Ipv6Addr>)> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
+        let port = i as u16;
         for &(a, len) in &p.addresses {
             let net = Ipv4Addr::from_bits(a.to_bits() & crate::snapshot::mask(len));
-            let port = i as u16;
             routes.push((net, len, Route { port, via: None }));
             if crate::snapshot::same_subnet(a, GATEWAY, len) {
                 let via = Some(GATEWAY);
                 routes.push((Ipv4Addr::UNSPECIFIED, 0, Route { port, via }));
             }
         }
+        for &(a, len) in &p.addresses6 {
+            let m = crate::snapshot::mask6(len);
+            routes6.push((a, len, Route { port, via: None }));
+            if a.to_bits() & m == GATEWAY6.to_bits() & m {
+                let via = Some(GATEWAY6);
+                routes6.push((Ipv6Addr::UNSPECIFIED, 0, Route { port, via }));
+            }
+        }
     }
-    let neighbors = resolved
-        .iter()
-        .map(|&a| (a, backend_mac(a)))
-        .chain([(GATEWAY, GATEWAY_MAC)]);
+    let resolved: Vec<IpAddr> = resolved.iter().map(|&a| a.into()).collect();
+    let v4 = resolved.iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some((*a, backend_mac(*a))),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = resolved.iter().filter_map(|a| match a {
+        IpAddr::V6(a) => Some((*a, backend_mac(*a))),
+        IpAddr::V4(_) => None,
+    });
+    let neighbors = Neighbors::dual(
+        v4.chain([(GATEWAY, GATEWAY_MAC)]),
+        v6.chain([(GATEWAY6, GATEWAY_MAC)]),
+    );
     let services = services
         .into_iter()
         .map(|s| Service::build(s, Default::default(), maglev_m))
@@ -118,7 +147,8 @@ pub fn snapshot(
         ports: Arc::new(ports),
         services: Arc::new(Services::new(services)),
         routes: Arc::new(RouteTable::new(routes)),
-        neighbors: Arc::new(Neighbors::new(neighbors)),
+        routes6: Arc::new(RouteTable6::new(routes6)),
+        neighbors: Arc::new(neighbors),
     }
 }
 

@@ -4,7 +4,7 @@
 //! the stateless fallback, a client address for `sh`.
 #![forbid(unsafe_code)]
 use crate::flow::FlowKey;
-use core::net::Ipv4Addr;
+use crate::wire::IpAddress;
 
 /// splitmix64 of `id` with a seed: backend identities (Maglev permutations) and the
 /// stable flow and source hashes below.
@@ -28,14 +28,15 @@ pub fn mix(a: u64, b: u64) -> u64 {
 /// Hash of a flow's 5-tuple for the stateless (Maglev) decision and `mh`: no seed, so
 /// every worker and every box agrees; not symmetric (neither needs it).
 #[inline(always)]
-pub fn flow_hash(k: &FlowKey) -> u64 {
-    let a = ((k.src.to_bits() as u64) << 32) | k.dst.to_bits() as u64;
+pub fn flow_hash<A: IpAddress>(k: &FlowKey<A>) -> u64 {
+    // IPv4: exactly the source and destination side by side.
+    let a = (k.src.fold() << 32) ^ k.dst.fold();
     let b = ((k.src_port as u64) << 24) | ((k.dst_port as u64) << 8) | k.protocol as u64;
     identity_hash(a ^ b.rotate_left(17), 3)
 }
 
 /// Hash of a client address (`sh`).
 #[inline(always)]
-pub fn src_hash(a: Ipv4Addr) -> u64 {
-    identity_hash(a.to_bits() as u64, 4)
+pub fn src_hash<A: IpAddress>(a: A) -> u64 {
+    identity_hash(a.fold(), 4)
 }

@@ -15,23 +15,25 @@
 //! requested through a caller-supplied non-blocking hook (a bounded queue's try-push).
 //! Every packet not forwarded is counted under one [`DropReason`].
 //!
-//! Address families: [`Parsed`] and [`FlowKey`] take the address type as a parameter;
-//! IPv4 is the one instantiated. IPv6 adds a `Frame` variant carrying
-//! `Parsed<Ipv6Addr>`, and the flow steps become generic over the family.
+//! Address families: the flow steps are generic over [`Ip`] (IPv4 and IPv6), each
+//! family with its own flow table, so IPv4 takes the path it always took. IPv6 packets
+//! with an extension header are dropped (`ipv6_extension_header`); neighbor discovery
+//! goes to the management thread as ARP does.
 #![forbid(unsafe_code)]
 pub use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
+use crate::flow::table::Family;
 use crate::flow::{
     Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted,
 };
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
-use crate::snapshot::{Backend, Forward, PortConf, Service, Snapshot};
+use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
 use crate::wire::{
-    ethernet, icmp, ipv4, End, EtherType, EthernetFrame, IcmpPacket, IpProtocol, Ipv4Packet,
-    MacAddr, TcpFlags, TcpPacket, UdpPacket,
+    ethernet, icmp, icmpv6, ipv4, ipv6, End, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet,
+    IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Most packets [`process_burst`] hashes and prefetches ahead in one window (and the
 /// RX/TX burst size of the worker loop).
@@ -56,9 +58,190 @@ pub enum Verdict {
 pub struct Env<'a> {
     pub snap: &'a Snapshot,
     pub flows: &'a FlowTable,
+    /// IPv6 flows: a table of their own (wider entries), so IPv4 flows pay nothing.
+    pub flows6: &'a FlowTable<Ipv6Addr>,
     pub conns: &'a ConnCounters,
     /// Coarse time in seconds (flow timestamps).
     pub now: u32,
+}
+
+/// What the flow steps need of an address family: its flow table, its header's hop
+/// limit, NAT rewrite and tunnel header, and its lookups in the snapshot.
+pub trait Ip: Family + Into<IpAddr> {
+    /// The outer header a `tun` backend's packets get.
+    const TUNNEL_HEADER: usize;
+    fn from_ip(a: IpAddr) -> Option<Self>;
+    fn table<'a>(env: &Env<'a>) -> &'a FlowTable<Self>;
+    fn hop_limit(l3: &[u8]) -> u8;
+    /// False (nothing changed) when the hop limit would reach 0.
+    fn decrement_hop_limit(l3: &mut [u8]) -> bool;
+    fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16);
+    /// The sender forbids fragmentation (IPv6: routers never fragment).
+    fn dont_frag(l3: &[u8]) -> bool;
+    /// Writes the tunnel header into `outer` for `inner` (the packet as it is).
+    fn set_tunnel_header(outer: &mut [u8], inner: &[u8], src: Self, dst: Self);
+    fn find(s: &Services, vip: Self, port: u16, protocol: u8) -> Option<&Service>;
+    fn route(snap: &Snapshot, dst: Self) -> Option<Route<Self>>;
+    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr>;
+    fn is_local(snap: &Snapshot, a: Self) -> bool;
+    fn is_ours(snap: &Snapshot, a: Self) -> bool;
+    /// The address ferrovs speaks from on a port.
+    fn primary(p: &PortConf) -> Self;
+    /// Replaces a too-big tun packet by the family's "too big" error to its sender.
+    fn too_big<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        resolve: &mut impl FnMut(IpAddr, u16),
+        pkt: &mut B,
+        p: &Parsed<Self>,
+        mtu: u16,
+    ) -> Verdict;
+}
+
+impl Ip for Ipv4Addr {
+    const TUNNEL_HEADER: usize = ipv4::HEADER_LEN;
+    #[inline(always)]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline(always)]
+    fn table<'a>(env: &Env<'a>) -> &'a FlowTable<Self> {
+        env.flows
+    }
+    #[inline(always)]
+    fn hop_limit(l3: &[u8]) -> u8 {
+        Ipv4Packet::new_unchecked(l3).ttl()
+    }
+    #[inline(always)]
+    fn decrement_hop_limit(l3: &mut [u8]) -> bool {
+        Ipv4Packet::new_unchecked(l3).decrement_ttl()
+    }
+    #[inline(always)]
+    fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16) {
+        Ipv4Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
+    }
+    #[inline(always)]
+    fn dont_frag(l3: &[u8]) -> bool {
+        Ipv4Packet::new_unchecked(l3).dont_frag()
+    }
+    #[inline(always)]
+    fn set_tunnel_header(outer: &mut [u8], inner: &[u8], src: Self, dst: Self) {
+        Ipv4Packet::new_unchecked(outer).set_tunnel_header(
+            &Ipv4Packet::new_unchecked(inner),
+            src,
+            dst,
+        )
+    }
+    #[inline(always)]
+    fn find(s: &Services, vip: Self, port: u16, protocol: u8) -> Option<&Service> {
+        s.find(vip, port, protocol)
+    }
+    #[inline(always)]
+    fn route(snap: &Snapshot, dst: Self) -> Option<Route<Self>> {
+        snap.routes.lookup(dst)
+    }
+    #[inline(always)]
+    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr> {
+        snap.neighbors.get(a)
+    }
+    #[inline(always)]
+    fn is_local(snap: &Snapshot, a: Self) -> bool {
+        snap.is_local(a)
+    }
+    #[inline(always)]
+    fn is_ours(snap: &Snapshot, a: Self) -> bool {
+        snap.is_ours(a)
+    }
+    #[inline(always)]
+    fn primary(p: &PortConf) -> Self {
+        p.primary_address()
+    }
+    fn too_big<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        resolve: &mut impl FnMut(IpAddr, u16),
+        pkt: &mut B,
+        p: &Parsed<Self>,
+        mtu: u16,
+    ) -> Verdict {
+        frag_needed(env, c, resolve, pkt, p, mtu)
+    }
+}
+
+impl Ip for Ipv6Addr {
+    const TUNNEL_HEADER: usize = ipv6::HEADER_LEN;
+    #[inline(always)]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+    #[inline(always)]
+    fn table<'a>(env: &Env<'a>) -> &'a FlowTable<Self> {
+        env.flows6
+    }
+    #[inline(always)]
+    fn hop_limit(l3: &[u8]) -> u8 {
+        Ipv6Packet::new_unchecked(l3).hop_limit()
+    }
+    #[inline(always)]
+    fn decrement_hop_limit(l3: &mut [u8]) -> bool {
+        Ipv6Packet::new_unchecked(l3).decrement_hop_limit()
+    }
+    #[inline(always)]
+    fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16) {
+        Ipv6Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
+    }
+    #[inline(always)]
+    fn dont_frag(_: &[u8]) -> bool {
+        true
+    }
+    #[inline(always)]
+    fn set_tunnel_header(outer: &mut [u8], inner: &[u8], src: Self, dst: Self) {
+        Ipv6Packet::new_unchecked(outer).set_tunnel_header(
+            &Ipv6Packet::new_unchecked(inner),
+            src,
+            dst,
+        )
+    }
+    #[inline(always)]
+    fn find(s: &Services, vip: Self, port: u16, protocol: u8) -> Option<&Service> {
+        s.find6(vip, port, protocol)
+    }
+    #[inline(always)]
+    fn route(snap: &Snapshot, dst: Self) -> Option<Route<Self>> {
+        snap.routes6.lookup(dst)
+    }
+    #[inline(always)]
+    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr> {
+        snap.neighbors.get6(a)
+    }
+    #[inline(always)]
+    fn is_local(snap: &Snapshot, a: Self) -> bool {
+        snap.is_local6(a)
+    }
+    #[inline(always)]
+    fn is_ours(snap: &Snapshot, a: Self) -> bool {
+        snap.is_ours6(a)
+    }
+    #[inline(always)]
+    fn primary(p: &PortConf) -> Self {
+        p.primary_address6()
+    }
+    fn too_big<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        resolve: &mut impl FnMut(IpAddr, u16),
+        pkt: &mut B,
+        p: &Parsed<Self>,
+        mtu: u16,
+    ) -> Verdict {
+        packet_too_big(env, c, resolve, pkt, p, mtu)
+    }
 }
 
 /// What the parse step learns of a TCP or UDP packet. Offsets are from the start of the
@@ -104,6 +287,10 @@ pub enum Frame {
         protocol: u8,
         dst: Ipv4Addr,
     },
+    /// IPv6 TCP or UDP: the flow path.
+    Flow6(Parsed<Ipv6Addr>),
+    /// ICMPv6 (neighbor discovery for the management thread, echo answered).
+    Icmp6 { l3: u16, end: u16, dst: Ipv6Addr },
 }
 
 /// Parses a frame that arrived on a port with MAC `port_mac`: every check that needs
@@ -113,16 +300,19 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
     use DropReason::*;
     let eth = EthernetFrame::new_checked(d).map_err(|_| Malformed)?;
     let dst_mac = eth.dst();
-    if dst_mac != port_mac && !dst_mac.is_broadcast() {
+    // IPv6 multicast MACs (33:33:...) carry neighbor solicitations.
+    let ip6_multicast = dst_mac.0[0] == 0x33 && dst_mac.0[1] == 0x33;
+    if dst_mac != port_mac && !dst_mac.is_broadcast() && !ip6_multicast {
         return Err(NotForUs);
     }
     if eth.vlan_tci().is_some() {
         return Err(Vlan);
     }
     match eth.ethertype() {
-        EtherType::ARP => return Ok(Frame::Arp),
-        EtherType::IPV4 if !dst_mac.is_broadcast() => {}
-        EtherType::IPV4 => return Err(NotForUs),
+        EtherType::ARP if !ip6_multicast => return Ok(Frame::Arp),
+        EtherType::IPV4 if dst_mac == port_mac => {}
+        EtherType::IPV6 if !dst_mac.is_broadcast() => return parse6(d, ip6_multicast),
+        EtherType::ARP | EtherType::IPV4 | EtherType::IPV6 => return Err(NotForUs),
         _ => return Err(NotIpv4),
     }
     let ip = Ipv4Packet::new_checked(&d[ETH..]).map_err(|_| Malformed)?;
@@ -166,6 +356,55 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
     }))
 }
 
+/// The IPv6 part of [`parse`]: TCP and UDP to the flow path, ICMPv6 to its handler;
+/// fragments and other extension headers are dropped. From a multicast MAC only
+/// ICMPv6 (neighbor discovery) is taken.
+#[inline(always)]
+fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
+    use DropReason::*;
+    let ip = Ipv6Packet::new_checked(&d[ETH..]).map_err(|_| Malformed)?;
+    let l3 = ETH as u16;
+    let l4 = l3 + ipv6::HEADER_LEN as u16;
+    let end = l3 + ip.total_len() as u16;
+    let protocol = ip.next_header();
+    let (src_port, dst_port, tcp_flags) = match protocol {
+        IpProtocol::ICMPV6 => {
+            return Ok(Frame::Icmp6 {
+                l3,
+                end,
+                dst: ip.dst(),
+            })
+        }
+        _ if multicast => return Err(NotForUs),
+        IpProtocol::TCP => {
+            let t = TcpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            (t.src_port(), t.dst_port(), t.flags().0)
+        }
+        IpProtocol::UDP => {
+            let u = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        IpProtocol::IPV6_FRAGMENT => return Err(Fragment),
+        // Hop-by-hop, routing, destination options, ... and protocols ferrovs does not
+        // serve.
+        0 | 43 | 51 | 60 | 135 | 139 | 140 => return Err(Ipv6ExtensionHeader),
+        _ => return Err(NoService),
+    };
+    Ok(Frame::Flow6(Parsed {
+        l3,
+        l4,
+        end,
+        key: FlowKey {
+            protocol,
+            src: ip.src(),
+            src_port,
+            dst: ip.dst(),
+            dst_port,
+        },
+        tcp_flags,
+    }))
+}
+
 /// The parse step on a buffer received on `in_port`.
 #[inline(always)]
 fn parse_on<B: PacketBuf>(env: &Env, in_port: u16, pkt: &B) -> Result<Frame, DropReason> {
@@ -186,7 +425,7 @@ fn parse_on<B: PacketBuf>(env: &Env, in_port: u16, pkt: &B) -> Result<Frame, Dro
 pub fn process_burst<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkts: &mut [B],
     out: &mut [Verdict],
@@ -220,7 +459,7 @@ pub fn process_burst<B: PacketBuf>(
 pub fn process<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
 ) -> Verdict {
@@ -234,7 +473,7 @@ pub fn process<B: PacketBuf>(
 fn dispatch<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
     frame: Result<Frame, DropReason>,
@@ -257,6 +496,8 @@ fn dispatch<B: PacketBuf>(
             false => Verdict::Drop(DropReason::NotOurs),
         },
         Ok(Frame::Flow(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
+        Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, None),
+        Ok(Frame::Icmp6 { l3, end, dst }) => icmp6(env, c, in_port, pkt, l3, end, dst),
     };
     if let Verdict::Drop(r) = v {
         c.drop(r);
@@ -268,11 +509,11 @@ fn dispatch<B: PacketBuf>(
 /// itself goes to the kernel when the port it came in on has an exception path; else it
 /// is dropped as `otherwise`.
 #[inline(always)]
-fn punt_or(
+fn punt_or<A: Ip>(
     env: &Env,
     c: &WorkerCounters,
     in_port: u16,
-    dst: Ipv4Addr,
+    dst: A,
     otherwise: DropReason,
 ) -> Verdict {
     let kernel = env
@@ -280,7 +521,7 @@ fn punt_or(
         .ports
         .get(in_port as usize)
         .is_some_and(|p| p.kernel);
-    if kernel && env.snap.is_local(dst) {
+    if kernel && A::is_local(env.snap, dst) {
         c.to_mgmt.inc();
         Verdict::Mgmt
     } else {
@@ -290,20 +531,20 @@ fn punt_or(
 
 /// A TCP or UDP packet: its flow if it has one, else a new one.
 #[inline(always)]
-fn flow<B: PacketBuf>(
+fn flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
-    p: &Parsed,
+    p: &Parsed<A>,
     hash: Option<FlowHash>,
 ) -> Verdict {
     // Drop Ethernet padding: from here on the frame ends where the IP packet does.
     if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
         return Verdict::Drop(DropReason::Malformed);
     }
-    let h = hash.unwrap_or_else(|| env.flows.hash(&p.key));
+    let h = hash.unwrap_or_else(|| A::table(env).hash(&p.key));
     if let Some(v) = existing_flow(env, c, resolve, pkt, p, h) {
         return v;
     }
@@ -314,19 +555,20 @@ fn flow<B: PacketBuf>(
 /// None when there is no flow, or when a client's new SYN ended a closing one (port
 /// reuse: it is scheduled afresh).
 #[inline(always)]
-pub fn existing_flow<B: PacketBuf>(
+pub fn existing_flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
-    p: &Parsed,
+    p: &Parsed<A>,
     h: FlowHash,
 ) -> Option<Verdict> {
-    let mut r = env.flows.lookup_hashed(&p.key, h)?;
+    let flows = A::table(env);
+    let mut r = flows.lookup_hashed(&p.key, h)?;
     let init = r.info.init;
     let from_client = r.dir == Direction::Forward;
     if from_client && p.is_syn_only() && r.state().reusable() {
-        if let Some(gone) = env.flows.remove(&r) {
+        if let Some(gone) = flows.remove(&r) {
             env.conns.on_end(gone.init.backend_id, gone.state);
         }
         return None;
@@ -338,11 +580,11 @@ pub fn existing_flow<B: PacketBuf>(
         } else {
             old.input_only(p.tcp_flags)
         };
-        if new != old && env.flows.set_state(&mut r, new) == Some(new) {
+        if new != old && flows.set_state(&mut r, new) == Some(new) {
             env.conns.on_change(init.backend_id, old, new);
         }
     }
-    env.flows.touch(&r, env.now);
+    flows.touch(&r, env.now);
     count(c, &init, p.len(), from_client);
     Some(if from_client {
         to_backend(env, c, resolve, pkt, p, &init)
@@ -354,18 +596,18 @@ pub fn existing_flow<B: PacketBuf>(
 /// A packet with no flow: find its service, schedule a backend, create the flow (or,
 /// when the table cannot take it, decide statelessly with Maglev).
 #[inline(always)]
-pub fn new_flow<B: PacketBuf>(
+pub fn new_flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
-    p: &Parsed,
+    p: &Parsed<A>,
 ) -> Verdict {
     use DropReason::*;
     let k = &p.key;
-    let Some(svc) = env.snap.services.find(k.dst, k.dst_port, k.protocol) else {
-        return if env.snap.is_ours(k.dst) {
+    let Some(svc) = A::find(&env.snap.services, k.dst, k.dst_port, k.protocol) else {
+        return if A::is_ours(env.snap, k.dst) {
             punt_or(env, c, in_port, k.dst, NoService)
         } else {
             Verdict::Drop(NotOurs)
@@ -373,7 +615,7 @@ pub fn new_flow<B: PacketBuf>(
     };
     // Every mode decrements the TTL on the way out: a packet that cannot be forwarded
     // must not create state first.
-    if Ipv4Packet::new_unchecked(&pkt.data()[p.l3 as usize..]).ttl() <= 1 {
+    if A::hop_limit(&pkt.data()[p.l3 as usize..]) <= 1 {
         return Verdict::Drop(TtlExceeded);
     }
     let fh = flow_hash(k);
@@ -383,19 +625,20 @@ pub fn new_flow<B: PacketBuf>(
         if svc.forward == Forward::Nat {
             return Verdict::Drop(NoFlow);
         }
-        let Some(b) = svc.stateless(fh) else {
+        let Some(init) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
             return Verdict::Drop(NoBackend);
         };
-        let init = flow_init(svc, p, b);
         c.stateless.inc();
         count(c, &init, p.len(), true);
         return to_backend(env, c, resolve, pkt, p, &init);
     }
-    let Some(b) = svc.schedule(env.conns, src_hash(k.src), fh) else {
+    let Some(mut init) = svc
+        .schedule(env.conns, src_hash(k.src), fh)
+        .and_then(|b| flow_init(svc, p, b))
+    else {
         return Verdict::Drop(NoBackend);
     };
-    let mut init = flow_init(svc, p, b);
-    match env.flows.insert(&init, env.now) {
+    match A::table(env).insert(&init, env.now) {
         Ok(Inserted::New(_)) => {
             env.conns.on_create(init.backend_id, init.state);
             c.new_flows.inc();
@@ -404,10 +647,10 @@ pub fn new_flow<B: PacketBuf>(
         }
         Ok(Inserted::Existing(r)) => init = r.info.init,
         Err(InsertError::Full | InsertError::Contended) => {
-            let Some(b) = svc.stateless(fh) else {
+            let Some(i) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
                 return Verdict::Drop(NoBackend);
             };
-            init = flow_init(svc, p, b);
+            init = i;
             c.table_full.inc();
         }
         Err(InsertError::Conflict) => return Verdict::Drop(FlowConflict),
@@ -416,17 +659,18 @@ pub fn new_flow<B: PacketBuf>(
     to_backend(env, c, resolve, pkt, p, &init)
 }
 
-/// The flow a packet of `svc` makes with backend `b`. Only nat rewrites the port.
+/// The flow a packet of `svc` makes with backend `b`. Only nat rewrites the port. None
+/// if the backend is not of the packet's family (the config check refuses that).
 #[inline(always)]
-fn flow_init(svc: &Service, p: &Parsed, b: &Backend) -> FlowInit {
+fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowInit<A>> {
     let k = &p.key;
-    FlowInit {
+    Some(FlowInit {
         protocol: k.protocol,
         client: k.src,
         client_port: k.src_port,
         vip: k.dst,
         vport: k.dst_port,
-        backend: b.addr,
+        backend: A::from_ip(b.addr)?,
         backend_port: if svc.forward == Forward::Nat {
             b.port
         } else {
@@ -441,12 +685,12 @@ fn flow_init(svc: &Service, p: &Parsed, b: &Backend) -> FlowInit {
         } else {
             FlowState::Udp
         },
-    }
+    })
 }
 
 /// Counts a packet of flow `f` for its service and backend (`inbound`: client -> backend).
 #[inline(always)]
-fn count(c: &WorkerCounters, f: &FlowInit, len: u64, inbound: bool) {
+fn count<A>(c: &WorkerCounters, f: &FlowInit<A>, len: u64, inbound: bool) {
     c.services[f.service as usize % c.services.len()].record(len, inbound);
     c.backends[f.backend_id as usize % c.backends.len()].record(len, inbound);
 }
@@ -455,13 +699,13 @@ fn count(c: &WorkerCounters, f: &FlowInit, len: u64, inbound: bool) {
 /// hop is `dst` itself on a connected route. An unknown MAC asks for resolution.
 /// `connected_only` (dr) refuses routes through a gateway.
 #[inline(always)]
-fn next_hop<'s>(
+fn next_hop<'s, A: Ip>(
     env: &Env<'s>,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
-    dst: Ipv4Addr,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    dst: A,
     connected_only: bool,
 ) -> Result<(u16, &'s PortConf, MacAddr), DropReason> {
-    let route = env.snap.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+    let route = A::route(env.snap, dst).ok_or(DropReason::NoRoute)?;
     if connected_only && route.via.is_some() {
         return Err(DropReason::NoRoute);
     }
@@ -471,10 +715,10 @@ fn next_hop<'s>(
         .get(route.port as usize)
         .ok_or(DropReason::NoRoute)?;
     let hop = route.via.unwrap_or(dst);
-    match env.snap.neighbors.get(hop) {
+    match A::neighbor(env.snap, hop) {
         Some(mac) => Ok((route.port, out, mac)),
         None => {
-            resolve(hop, route.port);
+            resolve(hop.into(), route.port);
             Err(DropReason::NoNeighbor)
         }
     }
@@ -482,45 +726,46 @@ fn next_hop<'s>(
 
 /// Rewrites a client packet for its backend (nat/dr/tun) and picks the output.
 #[inline(always)]
-fn to_backend<B: PacketBuf>(
+fn to_backend<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
-    p: &Parsed,
-    f: &FlowInit,
+    p: &Parsed<A>,
+    f: &FlowInit<A>,
 ) -> Verdict {
     let (port, out, mac) = match next_hop(env, resolve, f.backend, f.mode == Forward::Dr) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
     let l3 = p.l3 as usize;
-    if f.mode == Forward::Tun && pkt.data().len() - l3 + ipv4::HEADER_LEN > out.mtu as usize {
+    let th = A::TUNNEL_HEADER;
+    if f.mode == Forward::Tun && pkt.data().len() - l3 + th > out.mtu as usize {
         // Checked on the packet as received, so an ICMP error quotes it unchanged.
-        if Ipv4Packet::new_unchecked(&pkt.data()[l3..]).dont_frag() {
-            return frag_needed(env, c, resolve, pkt, p, out.mtu - ipv4::HEADER_LEN as u16);
+        if A::dont_frag(&pkt.data()[l3..]) {
+            return A::too_big(env, c, resolve, pkt, p, out.mtu - th as u16);
         }
         return Verdict::Drop(DropReason::FragNeeded);
     }
-    let mut ip = Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
-    if !ip.decrement_ttl() {
+    if !A::decrement_hop_limit(&mut pkt.data_mut()[l3..]) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
     match f.mode {
-        Forward::Nat => ip.rewrite_endpoint(End::Dst, f.backend, f.backend_port),
+        Forward::Nat => A::rewrite_endpoint(
+            &mut pkt.data_mut()[l3..],
+            End::Dst,
+            f.backend,
+            f.backend_port,
+        ),
         Forward::Dr => {}
         Forward::Tun => {
-            if !pkt.prepend(ipv4::HEADER_LEN) {
+            if !pkt.prepend(th) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
             let d = pkt.data_mut();
-            d.copy_within(ipv4::HEADER_LEN..ipv4::HEADER_LEN + ETH, 0);
-            let (head, inner) = d.split_at_mut(ETH + ipv4::HEADER_LEN);
-            Ipv4Packet::new_unchecked(&mut head[ETH..]).set_tunnel_header(
-                &Ipv4Packet::new_unchecked(&*inner),
-                out.primary_address(),
-                f.backend,
-            );
+            d.copy_within(th..th + ETH, 0);
+            let (head, inner) = d.split_at_mut(ETH + th);
+            A::set_tunnel_header(&mut head[ETH..], inner, A::primary(out), f.backend);
         }
     }
     EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);
@@ -529,23 +774,23 @@ fn to_backend<B: PacketBuf>(
 
 /// Rewrites a NAT reply (backend -> client) back to VIP:port and routes it to the client.
 #[inline(always)]
-fn to_client<B: PacketBuf>(
+fn to_client<A: Ip, B: PacketBuf>(
     env: &Env,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
-    p: &Parsed,
-    f: &FlowInit,
+    p: &Parsed<A>,
+    f: &FlowInit<A>,
 ) -> Verdict {
     let (port, out, mac) = match next_hop(env, resolve, f.client, false) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
     let d = pkt.data_mut();
-    let mut ip = Ipv4Packet::new_unchecked(&mut d[p.l3 as usize..]);
-    if !ip.decrement_ttl() {
+    let l3 = &mut d[p.l3 as usize..];
+    if !A::decrement_hop_limit(l3) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    ip.rewrite_endpoint(End::Src, f.vip, f.vport);
+    A::rewrite_endpoint(l3, End::Src, f.vip, f.vport);
     EthernetFrame::new_unchecked(d).set_addrs(out.mac, mac);
     Verdict::Tx(port)
 }
@@ -594,7 +839,7 @@ fn echo_reply<B: PacketBuf>(
 fn frag_needed<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
-    resolve: &mut impl FnMut(Ipv4Addr, u16),
+    resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
     p: &Parsed,
     mtu: u16,
@@ -634,6 +879,102 @@ fn frag_needed<B: PacketBuf>(
     ic.set_next_hop_mtu(mtu);
     ic.data_mut()[..quote_len].copy_from_slice(&quote[..quote_len]);
     ic.fill_checksum();
+    c.drop(DropReason::FragNeeded);
+    Verdict::Tx(port)
+}
+
+/// ICMPv6 to us: neighbor solicitations and advertisements go to the management thread
+/// (answered and learned there, as ARP); echo requests to a local address or VIP are
+/// answered in place; other ICMPv6 to a local address goes to the kernel where the port
+/// has an exception path.
+fn icmp6<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    in_port: u16,
+    pkt: &mut B,
+    l3: u16,
+    end: u16,
+    dst: Ipv6Addr,
+) -> Verdict {
+    let (l3, end) = (l3 as usize, end as usize);
+    let d = pkt.data();
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let Ok(ic) = Icmpv6Packet::new_checked(&d[l4..end]) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    match ic.msg_type() {
+        icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT => {
+            c.to_mgmt.inc();
+            return Verdict::Mgmt;
+        }
+        icmpv6::TYPE_ECHO_REQUEST if env.snap.is_ours6(dst) => {}
+        _ if dst.is_multicast() => return Verdict::Drop(DropReason::NotForUs),
+        _ if env.snap.is_ours6(dst) => return punt_or(env, c, in_port, dst, DropReason::NoService),
+        _ => return Verdict::Drop(DropReason::NotOurs),
+    }
+    if end < d.len() && !pkt.truncate(end) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let mac = env.snap.ports[in_port as usize].mac;
+    let d = pkt.data_mut();
+    let mut eth = EthernetFrame::new_unchecked(&mut *d);
+    let peer = eth.src();
+    eth.set_addrs(mac, peer);
+    let mut ip = Ipv6Packet::new_unchecked(&mut d[l3..]);
+    ip.swap_addrs();
+    ip.set_hop_limit(64);
+    Icmpv6Packet::new_unchecked(&mut d[l4..end]).make_echo_reply();
+    c.icmp_replies.inc();
+    Verdict::Tx(in_port)
+}
+
+/// Replaces a too-big IPv6 tun packet by ICMPv6 "packet too big" (RFC 4443 3.2) to its
+/// sender, quoting as much of the original as fits in the minimum MTU (1280), and routes
+/// it back to the client.
+fn packet_too_big<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    pkt: &mut B,
+    p: &Parsed<Ipv6Addr>,
+    mtu: u16,
+) -> Verdict {
+    const IP: usize = ipv6::HEADER_LEN;
+    const ICMP: usize = icmpv6::HEADER_LEN;
+    let (l3, client) = (p.l3 as usize, p.key.src);
+    let (port, out, mac) = match next_hop(env, resolve, client, false) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
+    };
+    // The error holds the new headers and then as much of the packet as fits in 1280
+    // bytes; the packet was too big for the link, so it is longer than that.
+    let quote_len = (pkt.data().len() - l3).min(1280 - IP - ICMP);
+    let total = l3 + IP + ICMP + quote_len;
+    if pkt.data().len() < total {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let d = pkt.data_mut();
+    d.copy_within(l3..l3 + quote_len, l3 + IP + ICMP);
+    if !pkt.truncate(total) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let d = pkt.data_mut();
+    let mut eth = EthernetFrame::new_unchecked(&mut *d);
+    eth.set_addrs(out.mac, mac);
+    eth.set_ethertype(EtherType::IPV6);
+    let src = out.primary_address6();
+    let mut ip = Ipv6Packet::new_unchecked(&mut d[l3..]);
+    ip.set_version_tc_flow(0, 0);
+    ip.set_payload_len((ICMP + quote_len) as u16);
+    ip.set_next_header(IpProtocol::ICMPV6);
+    ip.set_hop_limit(64);
+    ip.set_src(src);
+    ip.set_dst(client);
+    let mut ic = Icmpv6Packet::new_unchecked(&mut d[l3 + IP..total]);
+    ic.set_msg_type(icmpv6::TYPE_PACKET_TOO_BIG);
+    ic.set_code(0);
+    ic.set_mtu(mtu as u32);
+    ic.fill_checksum(src, client);
     c.drop(DropReason::FragNeeded);
     Verdict::Tx(port)
 }

@@ -13,7 +13,7 @@ use crate::fastmap::FastMap;
 use crate::sched::{ConnCounters, Cursor, Maglev, Sched, SchedulerKind};
 use crate::wire::MacAddr;
 use arc_swap::ArcSwap;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -77,7 +77,8 @@ impl Protocol {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
     pub id: u32,
-    pub addr: Ipv4Addr,
+    /// Of the service VIP's family (the config check makes sure).
+    pub addr: IpAddr,
     pub port: u16,
     /// The configured weight (0: drained).
     pub weight: u32,
@@ -103,7 +104,7 @@ impl Backend {
 pub struct Service {
     pub id: u16,
     pub name: String,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub protocol: u8,
     pub forward: Forward,
@@ -123,12 +124,24 @@ pub struct Service {
 pub struct ServiceSpec {
     pub id: u16,
     pub name: String,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub protocol: u8,
     pub forward: Forward,
     pub scheduler: SchedulerKind,
     pub backends: Vec<Backend>,
+}
+
+/// A backend's identity for Maglev (stable across snapshots and boxes): address and
+/// port; an IPv6 address is folded to 64 bits first.
+pub fn backend_identity(addr: IpAddr, port: u16) -> u64 {
+    match addr {
+        IpAddr::V4(a) => ((a.to_bits() as u64) << 16) | port as u64,
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            crate::hash::identity_hash((b >> 64) as u64 ^ (b as u64).rotate_left(17), port as u64)
+        }
+    }
 }
 
 impl Service {
@@ -144,12 +157,7 @@ impl Service {
         let idents: Vec<(u64, u32)> = spec
             .backends
             .iter()
-            .map(|b| {
-                (
-                    ((b.addr.to_bits() as u64) << 16) | b.port as u64,
-                    b.effective_weight(),
-                )
-            })
+            .map(|b| (backend_identity(b.addr, b.port), b.effective_weight()))
             .collect();
         cursor.clamp(spec.backends.len());
         Service {
@@ -205,23 +213,56 @@ pub fn service_key(vip: Ipv4Addr, port: u16, protocol: u8) -> u64 {
     ((vip.to_bits() as u64) << 24) | ((port as u64) << 8) | protocol as u64
 }
 
-/// All services, with their per-packet index.
+/// An IPv6 service's key: VIP, port, protocol.
+type ServiceKey6 = (Ipv6Addr, u16, u8);
+
+/// All services, with their per-packet indexes (one per family).
 #[derive(Debug, Default)]
 pub struct Services {
     pub list: Vec<Service>,
     by_key: FastMap<u16>,
     vips: FastMap<()>,
+    /// IPv6 services by (VIP, port, protocol), sorted (binary search: IPv6 services are
+    /// looked up once per new flow, never per packet of a known flow).
+    by_key6: Box<[(ServiceKey6, u16)]>,
+    vips6: Box<[Ipv6Addr]>,
 }
 
 impl Services {
     pub fn new(list: Vec<Service>) -> Services {
+        let v4 = |s: &Service| match s.vip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let v6 = |s: &Service| match s.vip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        };
         let by_key = list
             .iter()
             .enumerate()
-            .map(|(i, s)| (service_key(s.vip, s.port, s.protocol), i as u16))
+            .filter_map(|(i, s)| Some((service_key(v4(s)?, s.port, s.protocol), i as u16)))
             .collect();
-        let vips = list.iter().map(|s| (s.vip.to_bits() as u64, ())).collect();
-        Services { list, by_key, vips }
+        let vips = list
+            .iter()
+            .filter_map(|s| Some((v4(s)?.to_bits() as u64, ())))
+            .collect();
+        let mut by_key6: Vec<_> = list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some(((v6(s)?, s.port, s.protocol), i as u16)))
+            .collect();
+        by_key6.sort_unstable();
+        let mut vips6: Vec<Ipv6Addr> = list.iter().filter_map(v6).collect();
+        vips6.sort_unstable();
+        vips6.dedup();
+        Services {
+            list,
+            by_key,
+            vips,
+            by_key6: by_key6.into(),
+            vips6: vips6.into(),
+        }
     }
     #[inline]
     pub fn find(&self, vip: Ipv4Addr, port: u16, protocol: u8) -> Option<&Service> {
@@ -233,6 +274,16 @@ impl Services {
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
         self.vips.get(a.to_bits() as u64).is_some()
     }
+    #[inline]
+    pub fn find6(&self, vip: Ipv6Addr, port: u16, protocol: u8) -> Option<&Service> {
+        let k = (vip, port, protocol);
+        let i = self.by_key6.binary_search_by(|e| e.0.cmp(&k)).ok()?;
+        Some(&self.list[self.by_key6[i].1 as usize])
+    }
+    #[inline]
+    pub fn is_vip6(&self, a: Ipv6Addr) -> bool {
+        self.vips6.binary_search(&a).is_ok()
+    }
 }
 
 /// A port as the workers see it.
@@ -242,6 +293,8 @@ pub struct PortConf {
     pub mac: MacAddr,
     /// Local addresses with their prefix lengths.
     pub addresses: Vec<(Ipv4Addr, u8)>,
+    /// Local IPv6 addresses with their prefix lengths.
+    pub addresses6: Vec<(Ipv6Addr, u8)>,
     pub mtu: u16,
     /// The port has an exception path: what arrives for its own addresses and ferrovs
     /// does not answer itself goes to the management thread, which passes it to the
@@ -258,14 +311,22 @@ impl PortConf {
             .map(|a| a.0)
             .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
+    /// The IPv6 address ferrovs speaks from on this port (tunnel source, ICMPv6 errors).
+    #[inline]
+    pub fn primary_address6(&self) -> Ipv6Addr {
+        self.addresses6
+            .first()
+            .map(|a| a.0)
+            .unwrap_or(Ipv6Addr::UNSPECIFIED)
+    }
 }
 
 /// Where to send a packet for a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
+pub struct Route<A = Ipv4Addr> {
     pub port: u16,
     /// None: the destination is on the port's subnet (connected route).
-    pub via: Option<Ipv4Addr>,
+    pub via: Option<A>,
 }
 
 /// Longest-prefix-match routing table: one hash map per prefix length in use, probed
@@ -307,6 +368,48 @@ impl RouteTable {
     }
 }
 
+/// The IPv6 routing table: longest prefix first, scanned in order (IPv6 routes are few;
+/// an LPM over /0../128 with per-length maps is the next step if that changes).
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable6 {
+    entries: Vec<(Ipv6Addr, u8, Route<Ipv6Addr>)>,
+}
+
+impl RouteTable6 {
+    /// Later entries for the same prefix replace earlier ones.
+    pub fn new(entries: Vec<(Ipv6Addr, u8, Route<Ipv6Addr>)>) -> RouteTable6 {
+        let mut e: Vec<(Ipv6Addr, u8, Route<Ipv6Addr>)> = Vec::new();
+        for (a, l, r) in entries {
+            let l = l.min(128);
+            let net = Ipv6Addr::from_bits(a.to_bits() & mask6(l));
+            e.retain(|x| (x.0, x.1) != (net, l));
+            e.push((net, l, r));
+        }
+        e.sort_by_key(|x| std::cmp::Reverse(x.1));
+        RouteTable6 { entries: e }
+    }
+    #[inline]
+    pub fn lookup(&self, dst: Ipv6Addr) -> Option<Route<Ipv6Addr>> {
+        let d = dst.to_bits();
+        self.entries
+            .iter()
+            .find(|(n, l, _)| d & mask6(*l) == n.to_bits())
+            .map(|e| e.2)
+    }
+    pub fn entries(&self) -> &[(Ipv6Addr, u8, Route<Ipv6Addr>)] {
+        &self.entries
+    }
+}
+
+#[inline(always)]
+pub fn mask6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len.min(128) as u32)
+    }
+}
+
 #[inline(always)]
 pub fn mask(len: u8) -> u32 {
     if len == 0 {
@@ -322,30 +425,48 @@ pub fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
     a.to_bits() & mask(len) == b.to_bits() & mask(len)
 }
 
-/// Resolved neighbors: IPv4 address -> MAC.
+/// Resolved neighbors: address -> MAC, per family.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbors {
     map: FastMap<MacAddr>,
+    /// IPv6: sorted, binary searched.
+    map6: Box<[(Ipv6Addr, MacAddr)]>,
 }
 
 impl Neighbors {
     pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>) -> Neighbors {
+        Neighbors::dual(entries, [])
+    }
+    /// Both families' neighbors.
+    pub fn dual(
+        v4: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>,
+        v6: impl IntoIterator<Item = (Ipv6Addr, MacAddr)>,
+    ) -> Neighbors {
+        let mut map6: Vec<(Ipv6Addr, MacAddr)> = v6.into_iter().collect();
+        map6.sort_by_key(|e| e.0);
+        map6.dedup_by_key(|e| e.0);
         Neighbors {
-            map: entries
+            map: v4
                 .into_iter()
                 .map(|(a, m)| (a.to_bits() as u64, m))
                 .collect(),
+            map6: map6.into(),
         }
     }
     #[inline]
     pub fn get(&self, a: Ipv4Addr) -> Option<MacAddr> {
         self.map.get(a.to_bits() as u64)
     }
+    #[inline]
+    pub fn get6(&self, a: Ipv6Addr) -> Option<MacAddr> {
+        let i = self.map6.binary_search_by_key(&a, |e| e.0).ok()?;
+        Some(self.map6[i].1)
+    }
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.map6.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
@@ -359,6 +480,7 @@ pub struct Snapshot {
     /// Local address -> port index.
     pub local: Arc<FastMap<u16>>,
     pub routes: Arc<RouteTable>,
+    pub routes6: Arc<RouteTable6>,
     pub neighbors: Arc<Neighbors>,
 }
 
@@ -372,6 +494,18 @@ impl Snapshot {
     #[inline]
     pub fn is_ours(&self, a: Ipv4Addr) -> bool {
         self.local.get(a.to_bits() as u64).is_some() || self.services.is_vip(a)
+    }
+    /// True if `a` is a local IPv6 address of some port (not a VIP).
+    #[inline]
+    pub fn is_local6(&self, a: Ipv6Addr) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.addresses6.iter().any(|x| x.0 == a))
+    }
+    /// True if `a` is a local IPv6 address of any port or an IPv6 VIP.
+    #[inline]
+    pub fn is_ours6(&self, a: Ipv6Addr) -> bool {
+        self.is_local6(a) || self.services.is_vip6(a)
     }
     /// The local-address index for a set of ports.
     pub fn local_index(ports: &[PortConf]) -> FastMap<u16> {
@@ -452,7 +586,7 @@ mod tests {
         ServiceSpec {
             id,
             name: format!("s{id}"),
-            vip: ip("203.0.113.10"),
+            vip: ip("203.0.113.10").into(),
             port: 80 + id,
             protocol: 6,
             forward: Forward::Nat,
@@ -460,7 +594,7 @@ mod tests {
             backends: (0..n)
                 .map(|i| Backend {
                     id: i as u32,
-                    addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8),
+                    addr: Ipv4Addr::new(10, 1, 0, 10 + i as u8).into(),
                     port: 8080,
                     weight: 1,
                     up: true,
@@ -570,6 +704,7 @@ mod tests {
                     name: format!("p{v}"),
                     mac: MacAddr::ZERO,
                     addresses: vec![],
+                    addresses6: vec![],
                     mtu: 1500,
                     kernel: false,
                 }]),
@@ -590,7 +725,7 @@ mod tests {
                         let v = svc.port as u64;
                         assert_eq!(s.ports[0].name, format!("p{v}"));
                         assert_eq!(svc.backends.len(), (v % 5) as usize + 1);
-                        assert!(s.services.find(svc.vip, svc.port, 6).is_some());
+                        assert!(s.services.find(ip("203.0.113.10"), svc.port, 6).is_some());
                         assert!(s.version >= seen);
                         seen = s.version;
                     }

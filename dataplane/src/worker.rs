@@ -14,7 +14,7 @@ use crate::pipeline::{process_burst, Env, Verdict};
 use crate::sched::ConnCounters;
 use crate::snapshot::{SnapshotCell, SnapshotReader};
 use crossbeam_queue::ArrayQueue;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// Packets from workers to the management thread: (port index, frame).
@@ -24,6 +24,8 @@ pub type ToMgmt = ArrayQueue<(u16, Mbuf)>;
 pub struct Shared {
     pub cell: SnapshotCell,
     pub flows: FlowTable,
+    /// IPv6 flows (entries of two cache lines).
+    pub flows6: FlowTable<Ipv6Addr>,
     pub conns: ConnCounters,
     pub timeouts: Timeouts,
     /// Seconds since start, advanced by the management thread.
@@ -32,17 +34,25 @@ pub struct Shared {
     /// ARP and other frames for the management thread.
     pub to_mgmt: ToMgmt,
     /// Next hops the workers want resolved (deduplicated by the management thread).
-    pub resolve: ArrayQueue<(Ipv4Addr, u16)>,
+    pub resolve: ArrayQueue<(IpAddr, u16)>,
     /// Frames the management thread wants sent, per port, by the worker that owns the
     /// port's TX queue 0 (used when the device has no spare TX queue for it).
     pub from_mgmt: Vec<ArrayQueue<Mbuf>>,
 }
 
 impl Shared {
-    pub fn new(cell: SnapshotCell, capacity: usize, timeouts: Timeouts, ports: usize) -> Shared {
+    /// `capacity` IPv4 and `capacity6` IPv6 flows.
+    pub fn new(
+        cell: SnapshotCell,
+        capacity: usize,
+        capacity6: usize,
+        timeouts: Timeouts,
+        ports: usize,
+    ) -> Shared {
         Shared {
             cell,
             flows: FlowTable::new(capacity),
+            flows6: FlowTable::with_capacity(capacity6),
             conns: ConnCounters::default(),
             timeouts,
             clock: AtomicU32::new(0),
@@ -83,6 +93,7 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
         let env = Env {
             snap,
             flows: &shared.flows,
+            flows6: &shared.flows6,
             conns: &shared.conns,
             now: shared.clock.load(Relaxed),
         };
@@ -95,7 +106,7 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
             }
             busy = true;
             c.rx.add(n as u64);
-            let mut resolve = |a: Ipv4Addr, p: u16| {
+            let mut resolve = |a: IpAddr, p: u16| {
                 let _ = shared.resolve.push((a, p));
             };
             process_burst(

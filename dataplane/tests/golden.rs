@@ -12,7 +12,8 @@ use dataplane::wire::{checksum, IpProtocol, MacAddr, TcpFlags};
 #[path = "common/frames.rs"]
 mod frames;
 use frames::{arp_frame, icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
-use std::net::Ipv4Addr;
+use frames::{icmpv6_echo_frame, ip6ip6_frame, neighbor_solicit_frame, tcp6_frame, FrameSpec6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const SYN: u8 = TcpFlags::SYN;
 const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
@@ -116,21 +117,83 @@ fn snapshot() -> Snapshot {
             7,
             &[(b10, 80, 0)],
         ),
+        fixture::spec(
+            6,
+            "web6",
+            ip6("2001:db8:1::10"),
+            80,
+            tcp,
+            Nat,
+            Wrr,
+            8,
+            &[(be6(10), 8080, 1), (be6(11), 8080, 2)],
+        ),
+        fixture::spec(
+            7,
+            "dr6",
+            ip6("2001:db8:1::20"),
+            80,
+            tcp,
+            Dr,
+            Rr,
+            10,
+            &[(be6(10), 80, 1)],
+        ),
+        fixture::spec(
+            8,
+            "tun6",
+            ip6("2001:db8:1::30"),
+            80,
+            tcp,
+            Tun,
+            Rr,
+            11,
+            &[(be6(11), 80, 1)],
+        ),
     ];
+    let resolved: [IpAddr; 4] = [b10.into(), b11.into(), be6(10).into(), be6(11).into()];
     fixture::snapshot(
         fixture::ports(wan_mac(), lan_mac()),
         services,
-        &[b10, b11],
+        &resolved,
         251,
     )
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+/// IPv6 backend `fd00:1::<n>` (hex digits as written).
+fn be6(n: u16) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfd00,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u16::from_str_radix(&n.to_string(), 16).unwrap(),
+    )
+}
+fn be6_mac(n: u16) -> MacAddr {
+    MacAddr([
+        2,
+        0,
+        0,
+        0,
+        0x16,
+        u16::from_str_radix(&n.to_string(), 16).unwrap() as u8,
+    ])
 }
 
 struct Rig {
     snap: Snapshot,
     flows: FlowTable,
+    flows6: FlowTable<Ipv6Addr>,
     conns: ConnCounters,
     c: WorkerCounters,
-    resolved: Vec<(Ipv4Addr, u16)>,
+    resolved: Vec<(IpAddr, u16)>,
 }
 
 impl Rig {
@@ -138,6 +201,7 @@ impl Rig {
         Rig {
             snap: snapshot(),
             flows: FlowTable::new(capacity),
+            flows6: FlowTable::with_capacity(capacity),
             conns: ConnCounters::default(),
             c: WorkerCounters::default(),
             resolved: vec![],
@@ -147,6 +211,7 @@ impl Rig {
         let env = Env {
             snap: &self.snap,
             flows: &self.flows,
+            flows6: &self.flows6,
             conns: &self.conns,
             now: 100,
         };
@@ -481,8 +546,8 @@ fn drops_by_reason() {
     vlan.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
     let mut frag = tcp_frame(&ok, SYN, b"");
     frag[20] = 0x20; // MF
-    let mut ipv6 = tcp_frame(&ok, SYN, b"");
-    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut lldp = tcp_frame(&ok, SYN, b"");
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
     let mut wrong_mac = tcp_frame(&ok, SYN, b"");
     wrong_mac[..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
     let mut bad_tcp = tcp_frame(&ok, SYN, b"");
@@ -538,9 +603,9 @@ fn drops_by_reason() {
             output: None,
         },
         Case {
-            name: "ipv6",
+            name: "another ethertype (LLDP)",
             port: WAN,
-            input: ipv6,
+            input: lldp,
             verdict: Verdict::Drop(DropReason::NotIpv4),
             output: None,
         },
@@ -577,7 +642,7 @@ fn drops_by_reason() {
     check(&mut rig, cases);
     assert_eq!(
         rig.resolved,
-        vec![(ip("10.1.0.99"), LAN)],
+        vec![(ip("10.1.0.99").into(), LAN)],
         "resolution asked for the backend"
     );
     assert_eq!(rig.c.drops_total(), n);
@@ -718,6 +783,7 @@ fn burst_equals_one_by_one() {
     let env = Env {
         snap: &b.snap,
         flows: &b.flows,
+        flows6: &b.flows6,
         conns: &b.conns,
         now: 100,
     };
@@ -801,4 +867,221 @@ fn exception_path_punts_what_is_for_own_addresses() {
         ],
     );
     assert_eq!(rig.c.to_mgmt.get(), 3);
+}
+
+/// An IPv6 client packet as it arrives from the gateway on wan.
+fn client6(vip: &str, sport: u16, hop_limit: u8) -> FrameSpec6 {
+    FrameSpec6 {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        src_ip: ip6("2001:db8:99::1"),
+        dst_ip: ip6(vip),
+        src_port: sport,
+        dst_port: 80,
+        hop_limit,
+    }
+}
+
+/// IPv6 in each mode, byte for byte against etherparse: nat both ways (incremental
+/// checksums over the pseudo-header), dr (MAC only), tun (ip6ip6 from lan's address),
+/// neighbor discovery to the management thread, echo answered, hop limit checked before
+/// any state, extension headers and fragments dropped by name, packet too big for tun.
+#[test]
+fn ipv6_modes() {
+    let mut rig = Rig::new(256);
+    let syn = client6("2001:db8:1::10", 40000, 64);
+    // web6 is wrr 1:2 and the first pick of wrr goes to the heavier backend.
+    let want_be = 11;
+    let to_be = FrameSpec6 {
+        src_mac: lan_mac(),
+        dst_mac: be6_mac(want_be),
+        dst_ip: be6(want_be),
+        dst_port: 8080,
+        hop_limit: 63,
+        ..syn.clone()
+    };
+    let reply = FrameSpec6 {
+        src_mac: be6_mac(want_be),
+        dst_mac: lan_mac(),
+        src_ip: be6(want_be),
+        dst_ip: syn.src_ip,
+        src_port: 8080,
+        dst_port: 40000,
+        hop_limit: 64,
+    };
+    let reply_out = FrameSpec6 {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: syn.dst_ip,
+        src_port: 80,
+        hop_limit: 63,
+        ..reply.clone()
+    };
+    let dr = client6("2001:db8:1::20", 40001, 64);
+    let tun = client6("2001:db8:1::30", 40002, 64);
+    let tun_inner = tcp6_frame(
+        &FrameSpec6 {
+            hop_limit: 63,
+            ..tun.clone()
+        },
+        SYN,
+        b"",
+    );
+    let tun_out = ip6ip6_frame(
+        &FrameSpec6 {
+            src_mac: lan_mac(),
+            dst_mac: be6_mac(11),
+            src_ip: fixture::LAN_ADDR6,
+            dst_ip: be6(11),
+            hop_limit: 63,
+            ..tun.clone()
+        },
+        &tun_inner[14..],
+    );
+    let echo = FrameSpec6 {
+        dst_ip: ip6("2001:db8:1::10"),
+        ..client6("2001:db8:1::10", 0, 64)
+    };
+    let echo_back = FrameSpec6 {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: echo.dst_ip,
+        dst_ip: echo.src_ip,
+        ..echo.clone()
+    };
+    // Extension headers: the next header field names hop-by-hop options (0) or a
+    // fragment header (44); nothing after it is read.
+    let with_next = |nh: u8| {
+        let mut f = tcp6_frame(&client6("2001:db8:1::10", 40003, 64), SYN, b"");
+        f[14 + 6] = nh;
+        f
+    };
+    check(
+        &mut rig,
+        vec![
+            Case {
+                name: "v6 nat: SYN to the heavier backend",
+                port: WAN,
+                input: tcp6_frame(&syn, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp6_frame(&to_be, SYN, b"")),
+            },
+            Case {
+                name: "v6 nat: the reply, back to VIP:80",
+                port: LAN,
+                input: tcp6_frame(&reply, SYNACK, b"hi"),
+                verdict: Verdict::Tx(WAN),
+                output: Some(tcp6_frame(&reply_out, SYNACK, b"hi")),
+            },
+            Case {
+                name: "v6 dr: only the MACs change",
+                port: WAN,
+                input: tcp6_frame(&dr, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tcp6_frame(
+                    &FrameSpec6 {
+                        src_mac: lan_mac(),
+                        dst_mac: be6_mac(10),
+                        hop_limit: 63,
+                        ..dr.clone()
+                    },
+                    SYN,
+                    b"",
+                )),
+            },
+            Case {
+                name: "v6 tun: ip6ip6 from lan's address",
+                port: WAN,
+                input: tcp6_frame(&tun, SYN, b""),
+                verdict: Verdict::Tx(LAN),
+                output: Some(tun_out),
+            },
+            Case {
+                name: "v6 neighbor solicitation for the VIP: management",
+                port: WAN,
+                input: neighbor_solicit_frame(gw_mac(), fixture::GATEWAY6, ip6("2001:db8:1::10")),
+                verdict: Verdict::Mgmt,
+                output: None,
+            },
+            Case {
+                name: "v6 echo to the VIP",
+                port: WAN,
+                input: icmpv6_echo_frame(&echo, 128, 7, 1, b"ping"),
+                verdict: Verdict::Tx(WAN),
+                output: Some(icmpv6_echo_frame(&echo_back, 129, 7, 1, b"ping")),
+            },
+            Case {
+                name: "v6 hop limit 1",
+                port: WAN,
+                input: tcp6_frame(&client6("2001:db8:1::10", 40004, 1), SYN, b""),
+                verdict: Verdict::Drop(DropReason::TtlExceeded),
+                output: None,
+            },
+            Case {
+                name: "v6 hop-by-hop options",
+                port: WAN,
+                input: with_next(0),
+                verdict: Verdict::Drop(DropReason::Ipv6ExtensionHeader),
+                output: None,
+            },
+            Case {
+                name: "v6 fragment header",
+                port: WAN,
+                input: with_next(44),
+                verdict: Verdict::Drop(DropReason::Fragment),
+                output: None,
+            },
+            Case {
+                name: "v6 not ours",
+                port: WAN,
+                input: tcp6_frame(&client6("2001:db8:1::99", 40005, 64), SYN, b""),
+                verdict: Verdict::Drop(DropReason::NotOurs),
+                output: None,
+            },
+        ],
+    );
+    assert_eq!(
+        rig.flows6.len(),
+        3,
+        "the nat, dr and tun SYNs made flows; hop limit 1 did not"
+    );
+    assert_eq!(rig.flows.len(), 0, "no IPv4 flow");
+    let nat = rig.flows6.lookup(&dataplane::flow::FlowKey {
+        protocol: 6,
+        src: syn.src_ip,
+        src_port: 40000,
+        dst: syn.dst_ip,
+        dst_port: 80,
+    });
+    assert_eq!(nat.map(|r| r.info.init.backend), Some(be6(want_be)));
+
+    // Too big for lan's MTU (1500) once tunnelled: "packet too big" to the client, from
+    // the address of the port facing it (wan), quoting the packet.
+    let big = tcp6_frame(&client6("2001:db8:1::30", 40006, 64), SYN, &[0u8; 1440]);
+    let (v, out) = rig.run(WAN, &big);
+    assert_eq!(v, Verdict::Tx(WAN));
+    let p = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+        panic!("ipv6")
+    };
+    assert_eq!(ip.header().destination_addr(), ip6("2001:db8:99::1"));
+    assert_eq!(ip.header().source_addr(), fixture::WAN_ADDR6);
+    let Some(etherparse::TransportSlice::Icmpv6(i)) = p.transport else {
+        panic!("icmpv6")
+    };
+    assert_eq!(
+        i.icmp_type(),
+        etherparse::Icmpv6Type::PacketTooBig { mtu: 1460 }
+    );
+    let (src, dst) = (ip.header().source(), ip.header().destination());
+    assert_eq!(
+        i.icmp_type().calc_checksum(src, dst, i.payload()).unwrap(),
+        i.checksum()
+    );
+    assert_eq!(
+        &i.payload()[..40],
+        &big[14..54],
+        "the original header is quoted"
+    );
+    assert_eq!(out.len(), 14 + 1280, "as much as fits the minimum MTU");
 }

@@ -54,6 +54,7 @@ fn worker_forwards_mixed_traffic_over_ring_ports() {
     let shared = Arc::new(Shared::new(
         SnapshotCell::new(snap),
         1024,
+        1024,
         Timeouts::default(),
         2,
     ));

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 struct World {
     snap: Snapshot,
     flows: FlowTable,
+    flows6: FlowTable<Ipv6Addr>,
     conns: ConnCounters,
     counters: WorkerCounters,
 }
@@ -37,6 +38,7 @@ fn world() -> &'static World {
         World {
             snap: fixture::snapshot(fixture::ports(fixture::WAN_MAC, fixture::LAN_MAC), services, &[be], 251),
             flows: FlowTable::new(4096),
+            flows6: FlowTable::with_capacity(4096),
             conns: ConnCounters::default(),
             counters: WorkerCounters::default(),
         }
@@ -121,7 +123,7 @@ fn views6(p: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     views(data);
     let w = world();
-    let env = Env { snap: &w.snap, flows: &w.flows, conns: &w.conns, now: 0 };
+    let env = Env { snap: &w.snap, flows: &w.flows, flows6: &w.flows6, conns: &w.conns, now: 0 };
     let mut b = VecBuf::new(data);
     let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b);
     let _ = b.data();

@@ -315,7 +315,7 @@ async fn delete_service(s: State<Api>, h: HeaderMap, Path(name): Path<String>) -
 
 /// Adds a backend or changes its weight.
 #[utoipa::path(put, path = "/api/v1/services/{name}/backends/{backend}",
-    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port", pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port, an IPv6 address in brackets ([fd00:1::11]:80)", pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}$")),
     request_body(content = Option<crate::model::BackendBody>, description = "may be empty"), security(("token" = [])),
     responses((status = 200, description = "updated", body = crate::model::ServiceView),
               (status = 201, description = "added", body = crate::model::ServiceView),
@@ -332,7 +332,7 @@ async fn put_backend(
 
 /// Removes a backend; its flows end.
 #[utoipa::path(delete, path = "/api/v1/services/{name}/backends/{backend}",
-    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port", pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$")), security(("token" = [])),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$"), ("backend" = String, Path, description = "address:port, an IPv6 address in brackets ([fd00:1::11]:80)", pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}$")), security(("token" = [])),
     responses((status = 200, body = crate::model::Deleted), (status = 400, body = crate::model::ErrorBody),
               (status = 401, body = crate::model::ErrorBody), (status = 404, body = crate::model::ErrorBody)))]
 async fn delete_backend(

@@ -8,14 +8,14 @@ use crate::runtime::Runtime;
 use dataplane::sched::Cursor;
 use dataplane::snapshot::*;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// Stable identities across snapshots.
 #[derive(Default)]
 pub struct Registry {
     services: HashMap<String, (u16, Arc<Cursor>)>,
-    backends: HashMap<(String, Ipv4Addr, u16), u32>,
+    backends: HashMap<(String, IpAddr, u16), u32>,
 }
 
 /// The lowest id below `max` that `used` does not hold. `Config::validate` caps the
@@ -31,7 +31,7 @@ fn free_id<T: Copy + Ord + TryFrom<usize>>(used: impl Iterator<Item = T>, max: u
 
 impl Registry {
     /// The id of a backend that is configured.
-    pub fn backend_id(&self, svc: &str, a: Ipv4Addr, p: u16) -> Option<u32> {
+    pub fn backend_id(&self, svc: &str, a: IpAddr, p: u16) -> Option<u32> {
         self.backends.get(&(svc.to_owned(), a, p)).copied()
     }
     fn service(&mut self, name: &str) -> (u16, Arc<Cursor>) {
@@ -43,7 +43,7 @@ impl Registry {
         self.services.insert(name.to_owned(), e.clone());
         e
     }
-    fn backend(&mut self, svc: &str, a: Ipv4Addr, p: u16) -> u32 {
+    fn backend(&mut self, svc: &str, a: IpAddr, p: u16) -> u32 {
         let k = (svc.to_owned(), a, p);
         if let Some(&id) = self.backends.get(&k) {
             return id;
@@ -85,7 +85,18 @@ pub fn ports(cfg: &Config, rt: &Runtime) -> Vec<PortConf> {
             addresses: p
                 .addresses
                 .iter()
-                .map(|a| (a.addr(), a.prefix_len()))
+                .filter_map(|a| match a.addr() {
+                    IpAddr::V4(x) => Some((x, a.prefix_len())),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+            addresses6: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a.addr() {
+                    IpAddr::V6(x) => Some((x, a.prefix_len())),
+                    IpAddr::V4(_) => None,
+                })
                 .collect(),
             mtu: p.mtu.unwrap_or(1500),
             kernel: p.kernel_interface.is_some(),
@@ -94,32 +105,50 @@ pub fn ports(cfg: &Config, rt: &Runtime) -> Vec<PortConf> {
 }
 
 /// Connected routes of every port address, then the static routes (a route without
-/// `port` leaves through the port whose subnet holds its next hop).
-pub fn routes(cfg: &Config, ports: &[PortConf]) -> RouteTable {
-    let mut entries = Vec::new();
+/// `port` leaves through the port whose subnet holds its next hop): the IPv4 table and
+/// the IPv6 one.
+pub fn routes(cfg: &Config, ports: &[PortConf]) -> (RouteTable, RouteTable6) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
     for (i, p) in ports.iter().enumerate() {
+        let port = i as u16;
         for &(a, l) in &p.addresses {
             let net = Ipv4Addr::from_bits(a.to_bits() & mask(l));
-            let route = Route {
-                port: i as u16,
-                via: None,
-            };
-            entries.push((net, l, route));
+            v4.push((net, l, Route { port, via: None }));
+        }
+        for &(a, l) in &p.addresses6 {
+            v6.push((a, l, Route { port, via: None }));
         }
     }
     for r in &cfg.routes {
         let port = cfg
             .route_port(r)
             .and_then(|pc| ports.iter().position(|p| p.name == pc.name));
-        if let Some(port) = port {
-            let route = Route {
-                port: port as u16,
-                via: Some(r.via),
-            };
-            entries.push((r.prefix.network(), r.prefix.prefix_len(), route));
+        let Some(port) = port.map(|p| p as u16) else {
+            continue;
+        };
+        match (r.prefix.network(), r.via) {
+            (IpAddr::V4(net), IpAddr::V4(via)) => v4.push((
+                net,
+                r.prefix.prefix_len(),
+                Route {
+                    port,
+                    via: Some(via),
+                },
+            )),
+            (IpAddr::V6(net), IpAddr::V6(via)) => v6.push((
+                net,
+                r.prefix.prefix_len(),
+                Route::<Ipv6Addr> {
+                    port,
+                    via: Some(via),
+                },
+            )),
+            // The config check refuses mixed families.
+            _ => {}
         }
     }
-    RouteTable::new(entries)
+    (RouteTable::new(v4), RouteTable6::new(v6))
 }
 
 /// The services, with each backend's health from the runtime state (a down backend
@@ -180,7 +209,7 @@ services:
         let cfg = crate::config::load(CFG).unwrap();
         let mut rt = Runtime::new(vec![dataplane::wire::MacAddr::ZERO]);
         let mut reg = Registry::default();
-        let key = ("web".to_string(), Ipv4Addr::new(10, 1, 0, 10), 80);
+        let key = ("web".to_string(), IpAddr::from([10, 1, 0, 10]), 80u16);
         let fail = || Err("connect refused".to_string());
         assert_eq!(
             rt.record_probe(key.clone(), fail(), 1, 1),

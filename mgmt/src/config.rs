@@ -6,13 +6,13 @@
 //! its own, so one mistake does not hide the others: `--check` lists them all.
 #![forbid(unsafe_code)]
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::{same_subnet, Forward, Protocol, MAX_BACKENDS, MAX_SERVICES};
+use dataplane::snapshot::{Forward, Protocol, MAX_BACKENDS, MAX_SERVICES};
 use dataplane::wire::MacAddr;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -90,9 +90,10 @@ pub struct PortConf {
     pub device: String,
     #[serde(default)]
     pub mac: Option<MacAddr>,
-    /// Local addresses with their prefix lengths (host bits kept: `10.1.0.1/24`).
+    /// Local addresses, IPv4 and IPv6, with their prefix lengths (host bits kept:
+    /// `10.1.0.1/24`, `2001:db8:1::2/64`).
     #[serde(default)]
-    pub addresses: Vec<Ipv4Net>,
+    pub addresses: Vec<IpNet>,
     #[serde(default)]
     pub mtu: Option<u16>,
     /// At most this many RX and this many TX queues (default: what the device offers).
@@ -176,8 +177,8 @@ impl BgpConf {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConf {
-    pub prefix: Ipv4Net,
-    pub via: Ipv4Addr,
+    pub prefix: IpNet,
+    pub via: IpAddr,
     #[serde(default)]
     pub port: Option<String>,
 }
@@ -185,7 +186,7 @@ pub struct RouteConf {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConf {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub mac: MacAddr,
     pub port: String,
 }
@@ -194,14 +195,23 @@ pub struct NeighborConf {
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConf {
     pub capacity: u32,
+    /// IPv6 flows, in a table of their own (160 bytes per flow); default: a quarter of
+    /// `capacity`, at least 1024.
+    pub capacity_ipv6: Option<u32>,
     pub timeouts: TimeoutsConf,
 }
 impl Default for FlowsConf {
     fn default() -> Self {
         FlowsConf {
             capacity: 1_048_576,
+            capacity_ipv6: None,
             timeouts: TimeoutsConf::default(),
         }
+    }
+}
+impl FlowsConf {
+    pub fn capacity_ipv6(&self) -> u32 {
+        self.capacity_ipv6.unwrap_or((self.capacity / 4).max(1024))
     }
 }
 
@@ -259,9 +269,9 @@ pub struct ServiceConf {
     /// 1 to 64 of A-Z a-z 0-9 _ . -
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
-    /// A unicast IPv4 address.
-    #[schema(value_type = String, format = Ipv4)]
-    pub vip: Ipv4Addr,
+    /// A unicast IPv4 or IPv6 address.
+    #[schema(value_type = String)]
+    pub vip: IpAddr,
     #[schema(minimum = 1)]
     pub port: u16,
     #[serde(default = "default_protocol")]
@@ -344,7 +354,7 @@ pub enum OnBackendDown {
 }
 impl ServiceConf {
     /// The position of the backend at `addr:port`.
-    pub fn backend_index(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+    pub fn backend_index(&self, addr: IpAddr, port: u16) -> Option<usize> {
         self.backends
             .iter()
             .position(|b| b.address == addr && b.port_in(self) == port)
@@ -364,8 +374,9 @@ fn default_forward() -> Forward {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConf {
-    #[schema(value_type = String, format = Ipv4)]
-    pub address: Ipv4Addr,
+    /// Of the VIP's family.
+    #[schema(value_type = String)]
+    pub address: IpAddr,
     /// Default: the service's port.
     #[serde(default)]
     #[schema(minimum = 1)]
@@ -708,9 +719,37 @@ pub fn check_ifname(k: &str, name: &str) -> Option<String> {
 }
 
 /// False for addresses no host on a wire can have: unspecified, limited broadcast,
-/// multicast, loopback.
-pub fn usable_host(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+/// multicast, loopback (IPv6: unspecified, multicast, loopback, IPv4-mapped).
+pub fn usable_host(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+        }
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || a.is_loopback()
+                || a.to_ipv4_mapped().is_some())
+        }
+    }
+}
+
+/// True if two subnets of the same family share addresses.
+pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    let len = a.prefix_len().min(b.prefix_len());
+    match (IpNet::new(a.addr(), len), IpNet::new(b.addr(), len)) {
+        (Ok(x), Ok(y)) => x.trunc() == y.trunc(),
+        _ => false,
+    }
+}
+
+/// "IPv4" or "IPv6".
+pub fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
 }
 
 /// What a port's device really is, for "one device once" and the per-device lock: a PCI
@@ -885,7 +924,7 @@ pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
 impl Config {
     /// The port a packet to `a` leaves through (its name, and whether it has a kernel
     /// interface): the one whose subnet holds `a`, else the longest-prefix static route's.
-    pub fn facing(&self, a: Ipv4Addr) -> Option<(String, bool)> {
+    pub fn facing(&self, a: IpAddr) -> Option<(String, bool)> {
         let port = self
             .ports
             .iter()
@@ -937,7 +976,7 @@ impl Config {
             e.push("ports: at least one port is required".into());
         }
         let mut names = HashSet::new();
-        let mut subnets: Vec<(&str, Ipv4Net)> = Vec::new();
+        let mut subnets: Vec<(&str, IpNet)> = Vec::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = format!("ports[{i}]");
             if let Some(err) = check_name(&format!("{k}.name"), &p.name) {
@@ -975,7 +1014,7 @@ impl Config {
             }
             for (j, a) in p.addresses.iter().enumerate() {
                 for (other, n) in &subnets {
-                    if same_subnet(a.addr(), n.addr(), n.prefix_len().min(a.prefix_len())) {
+                    if overlaps(a, n) {
                         e.push(format!(
                             "{k}.addresses[{j}]: `{a}` overlaps {n} of port `{other}`"
                         ));
@@ -984,10 +1023,19 @@ impl Config {
                 subnets.push((&p.name, *a));
             }
         }
-        let connected = |a: Ipv4Addr| subnets.iter().any(|(_, n)| n.contains(&a));
-        let own = |a: Ipv4Addr| subnets.iter().any(|(_, n)| n.addr() == a);
+        let connected = |a: IpAddr| subnets.iter().any(|(_, n)| n.contains(&a));
+        let own = |a: IpAddr| subnets.iter().any(|(_, n)| n.addr() == a);
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("routes[{i}]");
+            if r.via.is_ipv4() != r.prefix.addr().is_ipv4() {
+                e.push(format!(
+                    "{k}.via: {} is {} but the prefix {} is {}",
+                    r.via,
+                    family(r.via),
+                    r.prefix,
+                    family(r.prefix.addr())
+                ));
+            }
             if own(r.via) {
                 e.push(format!("{k}.via: {} is ferrovs's own address", r.via));
             }
@@ -1025,6 +1073,13 @@ impl Config {
         }
         if !(1..=(i32::MAX as u32)).contains(&self.flows.capacity) {
             e.push("flows.capacity: must be 1..=2147483647".into());
+        }
+        if self
+            .flows
+            .capacity_ipv6
+            .is_some_and(|c| !(1..=(i32::MAX as u32)).contains(&c))
+        {
+            e.push("flows.capacity_ipv6: must be 1..=2147483647".into());
         }
         let t = &self.flows.timeouts;
         for (n, v) in [
@@ -1080,11 +1135,15 @@ impl Config {
         self.bgp.as_ref()?.router_id.or_else(|| {
             self.ports
                 .iter()
-                .find_map(|p| p.addresses.first().map(|n| n.addr()))
+                .flat_map(|p| &p.addresses)
+                .find_map(|n| match n.addr() {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
         })
     }
 
-    fn validate_bgp(&self, b: &BgpConf, own: &dyn Fn(Ipv4Addr) -> bool) -> Vec<String> {
+    fn validate_bgp(&self, b: &BgpConf, own: &dyn Fn(IpAddr) -> bool) -> Vec<String> {
         const AS_RANGE: std::ops::RangeInclusive<u32> = 1..=4_294_967_294;
         let mut e = Vec::new();
         if !AS_RANGE.contains(&b.local_as) {
@@ -1121,13 +1180,14 @@ impl Config {
             if !seen.insert(a) {
                 e.push(format!("{k}.address: {a} is listed twice"));
             }
-            if !usable_host(a) || own(a) {
+            let ip = IpAddr::V4(a);
+            if !usable_host(ip) || own(ip) {
                 e.push(format!(
                     "{k}.address: {a} cannot be a peer (own, broadcast, multicast or unspecified)"
                 ));
                 continue;
             }
-            match self.facing(a) {
+            match self.facing(ip) {
                 Some((_, true)) => {}
                 Some((name, false)) => e.push(format!(
                     "{k}.address: {a} is reached through port `{name}`, which has no kernel_interface (BIRD talks to its peers through the exception path)"
@@ -1163,9 +1223,9 @@ impl Config {
 pub fn validate_service(
     s: &ServiceConf,
     k: &str,
-    connected: &dyn Fn(Ipv4Addr) -> bool,
-    own: &dyn Fn(Ipv4Addr) -> bool,
-    facing: &dyn Fn(Ipv4Addr) -> Option<(String, bool)>,
+    connected: &dyn Fn(IpAddr) -> bool,
+    own: &dyn Fn(IpAddr) -> bool,
+    facing: &dyn Fn(IpAddr) -> Option<(String, bool)>,
 ) -> Vec<String> {
     let mut e = Vec::new();
     if !usable_host(s.vip) {
@@ -1194,7 +1254,14 @@ pub fn validate_service(
                 s.port, s.forward
             ));
         }
-        if !usable_host(a) {
+        if a.is_ipv4() != s.vip.is_ipv4() {
+            e.push(format!(
+                "{bk}.address: {a} is {} but the VIP {} is {} (a backend has its VIP's family)",
+                family(a),
+                s.vip,
+                family(s.vip)
+            ));
+        } else if !usable_host(a) {
             e.push(format!(
                 "{bk}.address: {a} can never be a backend (unspecified, broadcast, multicast or loopback)"
             ));
@@ -1317,6 +1384,50 @@ services:
     }
 
     /// `health_check`: defaults, and each mistake named by its key.
+    /// Dual-stack ports, IPv6 routes, neighbors and services; a backend of the other
+    /// family, a route with a next hop of the other family, overlapping IPv6 subnets and
+    /// a multicast IPv6 VIP are refused by key.
+    #[test]
+    fn ipv6_keys() {
+        let v6 = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports:
+  - { name: wan, device: net_null0, addresses: ["203.0.113.2/24", "2001:db8:1::2/64"] }
+  - { name: lan, device: net_null1, addresses: ["10.1.0.1/24", "fd00:1::1/64"] }
+routes: [ { prefix: "::/0", via: "2001:db8:1::1" }, { prefix: "0.0.0.0/0", via: "203.0.113.1" } ]
+neighbors: [ { address: "2001:db8:1::1", mac: "02:00:00:00:00:01", port: wan } ]
+flows: { capacity: 4096, capacity_ipv6: 2048 }
+services:
+  - { name: web6, vip: "2001:db8:1::10", port: 80, backends: [ { address: "fd00:1::11" }, { address: "fd00:1::12" } ] }
+  - { name: web, vip: "203.0.113.10", port: 80, backends: [ { address: "10.1.0.11" } ] }
+  - { name: dr6, vip: "2001:db8:1::20", port: 80, forward: dr, scheduler: mh, backends: [ { address: "fd00:1::11" } ] }
+"#;
+        let c = load(v6).unwrap();
+        assert_eq!(
+            c.services[0].vip,
+            "2001:db8:1::10".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(c.flows.capacity_ipv6(), 2048);
+        assert_eq!(load(GOOD).unwrap().flows.capacity_ipv6(), 1_048_576 / 4);
+        let cases = [
+            ("{ address: \"fd00:1::11\" }, { address: \"fd00:1::12\" }", "{ address: \"10.1.0.11\" }, { address: \"fd00:1::12\" }",
+             "services[0].backends[0].address: 10.1.0.11 is IPv4 but the VIP 2001:db8:1::10 is IPv6"),
+            ("via: \"2001:db8:1::1\"", "via: \"203.0.113.1\"", "routes[0].via: 203.0.113.1 is IPv4 but the prefix ::/0 is IPv6"),
+            ("\"fd00:1::1/64\"", "\"2001:db8:1::9/48\"", "ports[1].addresses[1]: `2001:db8:1::9/48` overlaps 2001:db8:1::2/64"),
+            ("vip: \"2001:db8:1::10\"", "vip: \"ff02::1\"", "services[0].vip: ff02::1 can never be a VIP"),
+            ("vip: \"2001:db8:1::20\"", "vip: \"2001:db8:1::20x\"", "services[2].vip: invalid IP address syntax"),
+            ("address: \"fd00:1::11\" } ] }", "address: \"fd00:9::11\" } ] }", "services[2].backends[0].address: fd00:9::11 must be on a connected subnet"),
+        ];
+        for (from, to, want) in cases {
+            assert!(v6.contains(from), "{from}");
+            let errs = load(&v6.replacen(from, to, 1)).expect_err(want);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "want `{want}` in {errs:?}"
+            );
+        }
+    }
+
     #[test]
     fn health_check_keys() {
         let good = GOOD.replace(
@@ -1545,7 +1656,7 @@ services:
             (
                 "vip",
                 "vip: 203.0.113.10",
-                "services[0].vip: invalid IPv4 address",
+                "services[0].vip: invalid IP address",
             ),
             (
                 "type",

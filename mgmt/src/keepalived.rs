@@ -190,7 +190,7 @@ pub fn import(nodes: &[Node], port: &PortChoice) -> Import {
 fn service(n: &Node, vip: Ipv4Addr, vport: u16, notes: &mut Vec<String>) -> Option<ServiceConf> {
     let mut s = ServiceConf {
         name: format!("vs-{vip}-{vport}"),
-        vip,
+        vip: vip.into(),
         port: vport,
         protocol: Protocol::Tcp,
         scheduler: SchedulerKind::Wrr,
@@ -352,7 +352,7 @@ fn backend(
         return None;
     };
     let mut b = BackendConf {
-        address,
+        address: address.into(),
         port: port.filter(|&p| p != s.port),
         weight: 1,
     };
@@ -400,14 +400,19 @@ fn choose_port(
         "0000:00:00.0".into()
     });
     let address = p.address.unwrap_or_else(|| {
+        let v4 = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        };
         let used: Vec<Ipv4Addr> = services
             .iter()
             .flat_map(|s| std::iter::once(s.vip).chain(s.backends.iter().map(|b| b.address)))
+            .filter_map(v4)
             .collect();
         let first = services
             .iter()
             .flat_map(|s| s.backends.iter().map(|b| b.address))
-            .next()
+            .find_map(v4)
             .unwrap_or(Ipv4Addr::new(10, 0, 0, 0));
         let net = u32::from(first) & 0xffff_ff00;
         let host = (1..255u32)

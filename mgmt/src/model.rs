@@ -234,9 +234,12 @@ pub struct WorkerStats {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FlowTableStats {
+    /// Flows of both families (the IPv6 table's share below).
     pub active: usize,
     pub capacity: usize,
     pub memory_bytes: usize,
+    pub active_ipv6: usize,
+    pub capacity_ipv6: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

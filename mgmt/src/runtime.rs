@@ -5,11 +5,11 @@
 use crate::config::Config;
 use dataplane::wire::MacAddr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// A backend's identity across configs: service name, address, port.
-pub type BackendKey = (String, Ipv4Addr, u16);
+pub type BackendKey = (String, IpAddr, u16);
 
 /// What health checking last decided about a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn rise_and_fall() {
         let mut rt = Runtime::default();
-        let k: BackendKey = ("web".into(), Ipv4Addr::new(10, 1, 0, 11), 80);
+        let k: BackendKey = ("web".into(), [10, 1, 0, 11].into(), 80);
         let fail = || Err("connect refused".to_string());
         assert_eq!(rt.record_probe(k.clone(), Ok(()), 2, 3), None, "starts up");
         assert_eq!(rt.record_probe(k.clone(), fail(), 2, 3), None);

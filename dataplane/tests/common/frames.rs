@@ -102,3 +102,80 @@ pub fn ipip_frame(outer: &FrameSpec, inner_ip: &[u8]) -> Vec<u8> {
         b.write(o, etherparse::IpNumber(4), inner_ip)
     })
 }
+
+pub use dataplane::wire::builder::FrameSpec6;
+
+fn ip6(s: &FrameSpec6) -> PacketBuilderStep<IpHeaders> {
+    PacketBuilder::ethernet2(s.src_mac.0, s.dst_mac.0).ipv6(
+        s.src_ip.octets(),
+        s.dst_ip.octets(),
+        s.hop_limit,
+    )
+}
+
+/// IPv6 TCP with a 20-byte header: seq 1000, ack 2000 when ACK is set, window 65535.
+pub fn tcp6_frame(s: &FrameSpec6, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut t = ip6(s).tcp(s.src_port, s.dst_port, 1000, 65535);
+    if flags & 0x02 != 0 {
+        t = t.syn();
+    }
+    if flags & 0x04 != 0 {
+        t = t.rst();
+    }
+    if flags & 0x10 != 0 {
+        t = t.ack(2000);
+    }
+    write(t.size(payload.len()), |o| t.write(o, payload))
+}
+
+pub fn udp6_frame(s: &FrameSpec6, payload: &[u8]) -> Vec<u8> {
+    let u = ip6(s).udp(s.src_port, s.dst_port);
+    write(u.size(payload.len()), |o| u.write(o, payload))
+}
+
+/// An ICMPv6 echo request (type 128) or reply (129).
+pub fn icmpv6_echo_frame(s: &FrameSpec6, msg_type: u8, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let i = if msg_type == 128 {
+        ip6(s).icmpv6_echo_request(id, seq)
+    } else {
+        ip6(s).icmpv6_echo_reply(id, seq)
+    };
+    write(i.size(data.len()), |o| i.write(o, data))
+}
+
+/// A neighbor solicitation for `target` (hop limit 255, to its solicited-node group)
+/// with a source link-layer option.
+pub fn neighbor_solicit_frame(
+    src_mac: dataplane::wire::MacAddr,
+    src: std::net::Ipv6Addr,
+    target: std::net::Ipv6Addr,
+) -> Vec<u8> {
+    let t = target.octets();
+    let group = std::net::Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | t[13] as u16,
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let dst_mac = [0x33, 0x33, 0xff, t[13], t[14], t[15]];
+    let b = PacketBuilder::ethernet2(src_mac.0, dst_mac)
+        .ipv6(src.octets(), group.octets(), 255)
+        .icmpv6(etherparse::Icmpv6Type::NeighborSolicitation);
+    let mut body = t.to_vec();
+    body.extend([1, 1]);
+    body.extend(src_mac.0);
+    write(b.size(body.len()), |o| b.write(o, &body))
+}
+
+/// IPv6-in-IPv6: an outer header (addresses and hop limit from `outer`, next header 41)
+/// around `inner_ip` (an IPv6 packet, without Ethernet).
+pub fn ip6ip6_frame(outer: &FrameSpec6, inner_ip: &[u8]) -> Vec<u8> {
+    let b = ip6(outer);
+    write(b.size(inner_ip.len()), |o| {
+        b.write(o, etherparse::IpNumber(41), inner_ip)
+    })
+}

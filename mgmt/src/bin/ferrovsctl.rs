@@ -271,7 +271,10 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
             let body = weight.map(|w| json!({ "weight": w }));
             c.json(
                 "PUT",
-                &format!("/api/v1/services/{service}/backends/{backend}"),
+                &format!(
+                    "/api/v1/services/{service}/backends/{}",
+                    backend_segment(&backend)
+                ),
                 body.as_ref(),
             )?;
             println!("backend {backend} of {service}: ok");
@@ -281,7 +284,10 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
         } => {
             c.json(
                 "DELETE",
-                &format!("/api/v1/services/{service}/backends/{backend}"),
+                &format!(
+                    "/api/v1/services/{service}/backends/{}",
+                    backend_segment(&backend)
+                ),
                 None,
             )?;
             println!("backend {backend} of {service}: deleted");
@@ -433,11 +439,23 @@ fn n(v: &Value) -> String {
     v.to_string()
 }
 
+/// `address:port`, an IPv6 address in brackets (as ipvsadm prints it).
+fn endpoint(a: &str, port: &Value) -> String {
+    if a.contains(':') {
+        format!("[{a}]:{port}")
+    } else {
+        format!("{a}:{port}")
+    }
+}
 fn local(s: &Value) -> String {
-    format!("{}:{}", s["vip"].as_str().unwrap_or(""), s["port"])
+    endpoint(s["vip"].as_str().unwrap_or(""), &s["port"])
 }
 fn remote(b: &Value) -> String {
-    format!("{}:{}", b["address"].as_str().unwrap_or(""), b["port"])
+    endpoint(b["address"].as_str().unwrap_or(""), &b["port"])
+}
+/// A backend (`address:port`, `[v6-address]:port`) as a URL path segment.
+fn backend_segment(b: &str) -> String {
+    b.replace('[', "%5B").replace(']', "%5D")
 }
 
 /// `ipvsadm -Ln`'s layout.

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +37,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub text: String,
+    /// The IPv4 VIPs in it (IPv6 VIPs are not announced yet).
     pub vips: BTreeSet<Ipv4Addr>,
     /// Configured peers, in config order: (address, remote AS).
     pub peers: Vec<(Ipv4Addr, u32)>,
@@ -84,6 +85,16 @@ pub struct Status {
     pub stopping: bool,
 }
 
+impl Status {
+    /// True if VIP `v` is announced.
+    pub fn announces(&self, v: IpAddr) -> bool {
+        match v {
+            IpAddr::V4(a) => self.announced.contains(&a),
+            IpAddr::V6(_) => false,
+        }
+    }
+}
+
 /// The management thread's handle on the supervisor.
 pub struct Speaker {
     tx: mpsc::Sender<Wanted>,
@@ -126,7 +137,7 @@ impl Drop for Speaker {
 }
 
 /// The VIPs to announce: those of services with a backend that is up with weight > 0.
-pub fn live_vips(cfg: &Config, rt: &crate::runtime::Runtime) -> BTreeSet<Ipv4Addr> {
+pub fn live_vips(cfg: &Config, rt: &crate::runtime::Runtime) -> BTreeSet<IpAddr> {
     cfg.services
         .iter()
         .filter(|s| {
@@ -147,7 +158,15 @@ fn peer_protocol(a: Ipv4Addr) -> String {
 /// one static blackhole route per VIP (never installed anywhere: there is no kernel
 /// protocol), and one BGP session per peer that exports exactly those routes and imports
 /// nothing. A peer beyond the port subnets (reached through a static route) is multihop.
-pub fn bird_config(cfg: &Config, b: &BgpConf, vips: &BTreeSet<Ipv4Addr>, stopping: bool) -> Wanted {
+pub fn bird_config(cfg: &Config, b: &BgpConf, vips: &BTreeSet<IpAddr>, stopping: bool) -> Wanted {
+    // The sessions are IPv4 and carry IPv4 routes: IPv6 VIPs are not announced (yet).
+    let vips: BTreeSet<Ipv4Addr> = vips
+        .iter()
+        .filter_map(|v| match v {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
     use std::fmt::Write as _;
     let router_id = cfg.router_id().unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut t = String::new();
@@ -161,15 +180,16 @@ pub fn bird_config(cfg: &Config, b: &BgpConf, vips: &BTreeSet<Ipv4Addr>, stoppin
          protocol device {{ scan time 10; }}\n\
          protocol static {VIPS_PROTOCOL} {{\n  ipv4;"
     );
-    for v in vips {
+    for v in &vips {
         let _ = writeln!(t, "  route {v}/32 blackhole;");
     }
     t.push_str("}\n");
     for p in &b.peers {
-        let direct = cfg
-            .ports
-            .iter()
-            .any(|port| port.addresses.iter().any(|n| n.contains(&p.address)));
+        let direct = cfg.ports.iter().any(|port| {
+            port.addresses
+                .iter()
+                .any(|n| n.contains(&IpAddr::V4(p.address)))
+        });
         let _ = writeln!(
             t,
             "protocol bgp {} {{\n  description \"{}\";\n  local as {};\n  neighbor {} as {};{}{}\n  \
@@ -189,7 +209,7 @@ pub fn bird_config(cfg: &Config, b: &BgpConf, vips: &BTreeSet<Ipv4Addr>, stoppin
     }
     Wanted {
         text: t,
-        vips: vips.clone(),
+        vips,
         peers: b.peers.iter().map(|p| (p.address, p.remote_as)).collect(),
         local_as: b.local_as,
         router_id,
@@ -610,7 +630,7 @@ services:
     fn announces_vips_with_a_live_backend() {
         let cfg = crate::config::load(CFG).unwrap();
         let mut rt = crate::runtime::Runtime::default();
-        let a: Ipv4Addr = "10.4.0.1".parse().unwrap();
+        let a: IpAddr = "10.4.0.1".parse().unwrap();
         assert_eq!(
             live_vips(&cfg, &rt),
             BTreeSet::from([a]),
@@ -627,7 +647,11 @@ services:
     fn writes_a_bird_config() {
         let cfg = crate::config::load(CFG).unwrap();
         let b = cfg.bgp.as_ref().unwrap();
-        let vips = BTreeSet::from(["10.4.0.1".parse().unwrap(), "10.4.0.2".parse().unwrap()]);
+        let vips = BTreeSet::from([
+            "10.4.0.1".parse().unwrap(),
+            "10.4.0.2".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ]);
         let w = bird_config(&cfg, b, &vips, false);
         let t = &w.text;
         assert!(t.contains("router id 10.3.0.1;"), "{t}");

@@ -82,7 +82,14 @@ pub fn open(cfg: &Config, i: usize, mac: MacAddr, pool: &Mempool) -> Result<Exce
         ip(None, &["link", "set", &ifname, "netns", ns], &key)?;
     }
     for a in &pc.addresses {
-        ip(ns, &["addr", "add", &a.to_string(), "dev", &ifname], &key)?;
+        let a = a.to_string();
+        // IPv6: no duplicate address detection (the port's address is ferrovs's own;
+        // a tentative address would keep the kernel from using it for a second).
+        let mut args = vec!["addr", "add", &a, "dev", &ifname];
+        if a.contains(':') {
+            args.push("nodad");
+        }
+        ip(ns, &args, &key)?;
     }
     ip(ns, &["link", "set", &ifname, "up"], &key)?;
     tracing::info!(
@@ -102,7 +109,7 @@ pub fn open(cfg: &Config, i: usize, mac: MacAddr, pool: &Mempool) -> Result<Exce
 }
 
 /// A static route as the kernel of the exception path has it: prefix, via, interface.
-pub type KernelRoute = (ipnet::Ipv4Net, std::net::Ipv4Addr, String);
+pub type KernelRoute = (ipnet::IpNet, std::net::IpAddr, String);
 
 /// The static routes of `cfg` that leave through a port with a kernel interface, as the
 /// kernel should have them (so that what runs in the namespace, health probes included,
@@ -164,19 +171,18 @@ impl Exception {
 }
 
 impl Daemon {
-    /// A frame a worker handed over: ARP is answered and learned here, then copied to
-    /// the kernel (so its own neighbor table works); anything else is the kernel's.
+    /// A frame a worker handed over: ARP and NDP are answered and learned here, then
+    /// copied to the kernel (so its own neighbor table works); anything else is the
+    /// kernel's.
     pub(super) fn handle_punted(&mut self, port: u16, m: Mbuf) -> bool {
-        let is_arp =
-            EthernetFrame::new_checked(m.data()).is_ok_and(|e| e.ethertype() == EtherType::ARP);
-        if !is_arp {
-            match self.exceptions.get_mut(port as usize) {
-                Some(Some(x)) => x.write(m),
-                _ => drop(m),
-            }
-            return false;
-        }
-        let changed = self.handle_arp(port, m.data());
+        let ethertype = EthernetFrame::new_checked(m.data()).map(|e| e.ethertype());
+        let changed = match ethertype {
+            Ok(EtherType::ARP) => self.handle_arp(port, m.data()),
+            // Workers hand over only neighbor discovery among ICMPv6 that is not for the
+            // kernel; handle_ndp checks it is.
+            Ok(EtherType::IPV6) => self.handle_ndp(port, m.data()),
+            _ => false,
+        };
         if let Some(Some(x)) = self.exceptions.get_mut(port as usize) {
             x.write(m);
         }

@@ -7,17 +7,22 @@ use crate::config::{self, BackendConf, Config, ServiceConf};
 use crate::model::{BackendBody, Deleted, FlowView, HealthView, NeighborView, Reloaded, RouteView};
 use dataplane::snapshot::Protocol;
 use serde_json::Value;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The service protocol's name of an IP protocol number.
 pub(super) fn proto_name(p: u8) -> &'static str {
     Protocol::from_number(p).map_or("other", Protocol::name)
 }
 
-/// Parses `address:port` of a backend URL segment.
-fn parse_backend(s: &str) -> Option<(Ipv4Addr, u16)> {
-    let (a, p) = s.rsplit_once(':')?;
-    Some((a.parse().ok()?, p.parse().ok().filter(|&p| p > 0)?))
+/// Parses `address:port` (IPv6: `[address]:port`) of a backend URL segment.
+fn parse_backend(s: &str) -> Option<(IpAddr, u16)> {
+    let a: SocketAddr = s.parse().ok()?;
+    Some((a.ip(), Some(a.port()).filter(|&p| p > 0)?))
+}
+
+/// `address:port`, IPv6 in brackets (as ipvsadm and URLs write it).
+pub(super) fn endpoint(a: IpAddr, port: u16) -> String {
+    SocketAddr::new(a, port).to_string()
 }
 
 impl Daemon {
@@ -120,22 +125,23 @@ impl Daemon {
             }
             Op::Routes => {
                 let snap = self.shared.cell.load();
-                let routes = snap
+                let view = |net: IpAddr, len: u8, port: u16, via: Option<IpAddr>| RouteView {
+                    prefix: format!("{net}/{len}"),
+                    port: snap.ports.get(port as usize).map(|p| p.name.clone()),
+                    via: via.map(|v| v.to_string()),
+                    kind: if via.is_some() { "static" } else { "connected" }.into(),
+                };
+                let v4 = snap
                     .routes
                     .entries()
                     .iter()
-                    .map(|(net, len, r)| RouteView {
-                        prefix: format!("{net}/{len}"),
-                        port: snap.ports.get(r.port as usize).map(|p| p.name.clone()),
-                        via: r.via.map(|v| v.to_string()),
-                        kind: if r.via.is_some() {
-                            "static"
-                        } else {
-                            "connected"
-                        }
-                        .into(),
-                    })
-                    .collect::<Vec<_>>();
+                    .map(|(n, l, r)| view((*n).into(), *l, r.port, r.via.map(IpAddr::V4)));
+                let v6 = snap
+                    .routes6
+                    .entries()
+                    .iter()
+                    .map(|(n, l, r)| view((*n).into(), *l, r.port, r.via.map(IpAddr::V6)));
+                let routes: Vec<RouteView> = v4.chain(v6).collect();
                 Reply::json(200, &routes)
             }
             Op::Reload => match self.reload() {
@@ -247,30 +253,58 @@ impl Daemon {
         }
         let now = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
         let (mut out, mut skipped) = (Vec::new(), 0);
-        self.shared.flows.for_each(|f| {
-            if out.len() >= limit || want.is_some_and(|w| w != Some(f.init.service)) {
+        let mut add = |f: FlowView, service: u16| {
+            if out.len() >= limit || want.is_some_and(|w| w != Some(service)) {
                 return;
             }
             if skipped < offset {
                 skipped += 1;
                 return;
             }
-            out.push(FlowView {
-                service: names
-                    .get(&f.init.service)
-                    .copied()
-                    .unwrap_or("(removed)")
-                    .into(),
-                protocol: proto_name(f.init.protocol).into(),
-                client: format!("{}:{}", f.init.client, f.init.client_port),
-                vip: format!("{}:{}", f.init.vip, f.init.vport),
-                backend: format!("{}:{}", f.init.backend, f.init.backend_port),
-                forward: f.init.mode.name().into(),
-                state: f.state.name().into(),
-                age_s: now.saturating_sub(f.created),
-                idle_s: now.saturating_sub(f.last_seen),
-            });
+            out.push(f);
+        };
+        let view = |i: &dataplane::flow::FlowInit<IpAddr>, state: &str, created: u32, seen: u32| {
+            FlowView {
+                service: names.get(&i.service).copied().unwrap_or("(removed)").into(),
+                protocol: proto_name(i.protocol).into(),
+                client: endpoint(i.client, i.client_port),
+                vip: endpoint(i.vip, i.vport),
+                backend: endpoint(i.backend, i.backend_port),
+                forward: i.mode.name().into(),
+                state: state.into(),
+                age_s: now.saturating_sub(created),
+                idle_s: now.saturating_sub(seen),
+            }
+        };
+        self.shared.flows.for_each(|f| {
+            let i = widen(&f.init, IpAddr::V4);
+            add(view(&i, f.state.name(), f.created, f.last_seen), i.service);
+        });
+        self.shared.flows6.for_each(|f| {
+            let i = widen(&f.init, IpAddr::V6);
+            add(view(&i, f.state.name(), f.created, f.last_seen), i.service);
         });
         out
+    }
+}
+
+/// A flow of either family with its addresses as `IpAddr`.
+fn widen<A: Copy>(
+    f: &dataplane::flow::FlowInit<A>,
+    ip: fn(A) -> IpAddr,
+) -> dataplane::flow::FlowInit<IpAddr> {
+    dataplane::flow::FlowInit {
+        protocol: f.protocol,
+        client: ip(f.client),
+        client_port: f.client_port,
+        vip: ip(f.vip),
+        vport: f.vport,
+        backend: ip(f.backend),
+        backend_port: f.backend_port,
+        service: f.service,
+        backend_id: f.backend_id,
+        mode: f.mode,
+        reverse: f.reverse,
+        state: f.state,
     }
 }

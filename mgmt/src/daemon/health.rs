@@ -8,7 +8,7 @@
 use crate::config::{CheckKind, Config, HealthCheckConf};
 use crate::runtime::BackendKey;
 use anyhow::{Context, Result};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Target {
     pub key: BackendKey,
     /// Where the probe connects (the check's port, else the backend's).
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub check: HealthCheckConf,
 }
 
@@ -38,7 +38,7 @@ pub fn targets(cfg: &Config) -> Vec<Target> {
         .flat_map(|(s, h)| {
             s.backends.iter().map(move |b| Target {
                 key: (s.name.clone(), b.address, b.port_in(s)),
-                addr: SocketAddrV4::new(b.address, h.port.unwrap_or(b.port_in(s))),
+                addr: SocketAddr::new(b.address, h.port.unwrap_or(b.port_in(s))),
                 check: h.clone(),
             })
         })

@@ -44,6 +44,9 @@ impl Daemon {
         self.shared.flows.remove_where(
             |f| ids.contains(&f.init.backend_id),
             |f| conns.on_end(f.init.backend_id, f.state),
+        ) + self.shared.flows6.remove_where(
+            |f| ids.contains(&f.init.backend_id),
+            |f| conns.on_end(f.init.backend_id, f.state),
         )
     }
 
@@ -86,13 +89,14 @@ impl Daemon {
         };
         let cur = self.shared.cell.load();
         let services = Arc::new(build::services(&self.cfg, &self.runtime, &mut self.reg));
-        let routes = Arc::new(build::routes(&self.cfg, &cur.ports));
+        let (routes, routes6) = build::routes(&self.cfg, &cur.ports);
         self.neighbors.retain(|_, n| !n.is_static);
         self.load_static_neighbors();
         let neighbors = self.neighbor_table();
         let v = self.shared.cell.publish(Snapshot {
             services,
-            routes,
+            routes: Arc::new(routes),
+            routes6: Arc::new(routes6),
             neighbors,
             ..Snapshot::clone(&cur)
         });
@@ -207,13 +211,19 @@ impl Daemon {
             }
             if last_sweep.elapsed() > Duration::from_millis(10) {
                 last_sweep = Instant::now();
-                let budget = (self.shared.flows.capacity() / 100).max(1024);
                 let conns = &self.shared.conns;
-                self.shared
-                    .flows
-                    .sweep(secs, &self.shared.timeouts, budget, |f| {
-                        conns.on_end(f.init.backend_id, f.state)
-                    });
+                let (flows, flows6, t) = (
+                    &self.shared.flows,
+                    &self.shared.flows6,
+                    &self.shared.timeouts,
+                );
+                let budget = |cap: usize| (cap / 100).max(1024);
+                flows.sweep(secs, t, budget(flows.capacity()), |f| {
+                    conns.on_end(f.init.backend_id, f.state)
+                });
+                flows6.sweep(secs, t, budget(flows6.capacity()), |f| {
+                    conns.on_end(f.init.backend_id, f.state)
+                });
             }
             std::thread::sleep(Duration::from_micros(500));
         }

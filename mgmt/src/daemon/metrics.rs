@@ -74,9 +74,11 @@ impl Daemon {
             ports,
             workers,
             flows: FlowTableStats {
-                active: self.shared.flows.len(),
-                capacity: self.shared.flows.capacity(),
-                memory_bytes: self.shared.flows.memory_bytes(),
+                active: self.shared.flows.len() + self.shared.flows6.len(),
+                capacity: self.shared.flows.capacity() + self.shared.flows6.capacity(),
+                memory_bytes: self.shared.flows.memory_bytes() + self.shared.flows6.memory_bytes(),
+                active_ipv6: self.shared.flows6.len(),
+                capacity_ipv6: self.shared.flows6.capacity(),
             },
         }
     }
@@ -206,7 +208,7 @@ impl Daemon {
             for v in vips {
                 announced
                     .get_or_create(&vec![("vip", v.to_string())])
-                    .set(st.announced.contains(&v) as i64);
+                    .set(st.announces(v) as i64);
             }
             reg.register(
                 "ferrovs_vip_announced",
@@ -246,14 +248,14 @@ impl Daemon {
         }
         reg.register("ferrovs_drops", "Packets dropped, by reason.", drops);
         let flows_active: Gauge = Gauge::default();
-        flows_active.set(self.shared.flows.len() as i64);
+        flows_active.set((self.shared.flows.len() + self.shared.flows6.len()) as i64);
         reg.register(
             "ferrovs_flows_active",
             "Flows in the flow table.",
             flows_active,
         );
         let flows_capacity: Gauge = Gauge::default();
-        flows_capacity.set(self.shared.flows.capacity() as i64);
+        flows_capacity.set((self.shared.flows.capacity() + self.shared.flows6.capacity()) as i64);
         reg.register(
             "ferrovs_flows_capacity",
             "Capacity of the flow table.",

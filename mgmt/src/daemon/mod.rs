@@ -32,7 +32,7 @@ use dataplane::snapshot::{Neighbors, Snapshot, SnapshotCell};
 use dataplane::worker::{self, Shared};
 use neighbors::{Neighbor, Pending};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -106,8 +106,8 @@ pub struct Daemon {
     probe_targets: Vec<health::Target>,
     /// When the API's view of the health table was last refreshed.
     health_published: Instant,
-    neighbors: HashMap<Ipv4Addr, Neighbor>,
-    pending: HashMap<Ipv4Addr, Pending>,
+    neighbors: HashMap<IpAddr, Neighbor>,
+    pending: HashMap<IpAddr, Pending>,
     learn_log: neighbors::LogBudget,
     /// The snapshot and the per-worker counters, as read by the API.
     view: view::View,
@@ -173,10 +173,12 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     let mut reg = Registry::default();
     let runtime = Runtime::new(up.macs);
     let port_confs = build::ports(&cfg, &runtime);
+    let (routes, routes6) = build::routes(&cfg, &port_confs);
     let first = Snapshot {
         version: 1,
         local: Arc::new(Snapshot::local_index(&port_confs)),
-        routes: Arc::new(build::routes(&cfg, &port_confs)),
+        routes: Arc::new(routes),
+        routes6: Arc::new(routes6),
         services: Arc::new(build::services(&cfg, &runtime, &mut reg)),
         ports: Arc::new(port_confs),
         neighbors: Arc::new(Neighbors::default()),
@@ -184,6 +186,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     let shared = Arc::new(Shared::new(
         SnapshotCell::new(first),
         cfg.flows.capacity as usize,
+        cfg.flows.capacity_ipv6() as usize,
         cfg.flows.timeouts.to_timeouts(),
         up.ports.len(),
     ));

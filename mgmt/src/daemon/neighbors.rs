@@ -1,11 +1,15 @@
-//! Neighbors (ARP): answer requests for own addresses and VIPs, learn senders, resolve
-//! next hops the workers ask for (with back-off), refresh learned entries before they
-//! expire, send gratuitous ARP for VIPs, and publish the table to the workers.
+//! Neighbors, ARP (IPv4) and NDP (IPv6, RFC 4861) alike: answer requests and
+//! solicitations for own addresses and VIPs, learn senders, resolve next hops the
+//! workers ask for (with back-off), refresh learned entries before they expire, announce
+//! VIPs (gratuitous ARP, unsolicited neighbor advertisements), and publish the table to
+//! the workers.
 #![forbid(unsafe_code)]
 use super::Daemon;
-use dataplane::snapshot::{same_subnet, Neighbors, Snapshot};
-use dataplane::wire::{arp, builder::arp_frame, ArpPacket, EthernetFrame, MacAddr};
-use std::net::Ipv4Addr;
+use dataplane::snapshot::{mask6, same_subnet, Neighbors, Snapshot};
+use dataplane::wire::builder::{arp_frame, neighbor_advert_frame, neighbor_solicit_frame};
+use dataplane::wire::{arp, icmpv6, ArpPacket, EthernetFrame, MacAddr};
+use dataplane::wire::{EtherType, Icmpv6Packet, IpProtocol, Ipv6Packet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,9 +101,15 @@ impl Daemon {
     }
 
     pub(super) fn neighbor_table(&self) -> Arc<Neighbors> {
-        Arc::new(Neighbors::new(
-            self.neighbors.iter().map(|(a, n)| (*a, n.mac)),
-        ))
+        let v4 = self.neighbors.iter().filter_map(|(a, n)| match a {
+            IpAddr::V4(a) => Some((*a, n.mac)),
+            IpAddr::V6(_) => None,
+        });
+        let v6 = self.neighbors.iter().filter_map(|(a, n)| match a {
+            IpAddr::V6(a) => Some((*a, n.mac)),
+            IpAddr::V4(_) => None,
+        });
+        Arc::new(Neighbors::dual(v4, v6))
     }
 
     pub(super) fn publish_neighbors(&self) {
@@ -126,38 +136,199 @@ impl Daemon {
         }
     }
 
-    /// The port address to speak from toward `ip` (same subnet, else the first).
-    pub(super) fn source_for(&self, port: u16, ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    /// The port address to speak from toward `ip` (same subnet, else the first of its
+    /// family).
+    pub(super) fn source_for(&self, port: u16, ip: IpAddr) -> Option<IpAddr> {
         let snap = self.shared.cell.load();
         let p = snap.ports.get(port as usize)?;
-        p.addresses
-            .iter()
-            .find(|&&(a, l)| same_subnet(a, ip, l))
-            .or(p.addresses.first())
-            .map(|a| a.0)
+        match ip {
+            IpAddr::V4(ip) => p
+                .addresses
+                .iter()
+                .find(|&&(a, l)| same_subnet(a, ip, l))
+                .or(p.addresses.first())
+                .map(|a| IpAddr::V4(a.0)),
+            IpAddr::V6(ip) => p
+                .addresses6
+                .iter()
+                .find(|&&(a, l)| on_link6(a, l, ip))
+                .or(p.addresses6.first())
+                .map(|a| IpAddr::V6(a.0)),
+        }
     }
 
+    /// Announces every VIP on the port that routes to it: a gratuitous ARP request
+    /// (IPv4), an unsolicited neighbor advertisement to all nodes with the override flag
+    /// (IPv6).
     pub(super) fn gratuitous_arp(&mut self) {
         let snap = self.shared.cell.load();
         let frames: Vec<(u16, Vec<u8>)> = snap
             .services
             .list
             .iter()
-            .filter_map(|s| {
-                let route = snap
-                    .routes
-                    .lookup(s.vip)
-                    .or_else(|| snap.routes.lookup(Ipv4Addr::UNSPECIFIED))?;
-                let mac = snap.ports[route.port as usize].mac;
-                Some((
-                    route.port,
-                    arp_frame(arp::OP_REQUEST, mac, s.vip, MacAddr::ZERO, s.vip),
-                ))
+            .filter_map(|s| match s.vip {
+                IpAddr::V4(vip) => {
+                    let route = snap
+                        .routes
+                        .lookup(vip)
+                        .or_else(|| snap.routes.lookup(Ipv4Addr::UNSPECIFIED))?;
+                    let mac = snap.ports[route.port as usize].mac;
+                    Some((
+                        route.port,
+                        arp_frame(arp::OP_REQUEST, mac, vip, MacAddr::ZERO, vip),
+                    ))
+                }
+                IpAddr::V6(vip) => {
+                    let route = snap
+                        .routes6
+                        .lookup(vip)
+                        .or_else(|| snap.routes6.lookup(Ipv6Addr::UNSPECIFIED))?;
+                    let mac = snap.ports[route.port as usize].mac;
+                    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    Some((
+                        route.port,
+                        neighbor_advert_frame(
+                            mac,
+                            vip,
+                            icmpv6::multicast_mac(all_nodes),
+                            all_nodes,
+                            icmpv6::NA_OVERRIDE,
+                        ),
+                    ))
+                }
             })
             .collect();
         for (p, f) in frames {
             self.send(p, &f);
         }
+    }
+
+    /// Learns `sender` at `mac` on port `port` (name `port_name` for the log); true if the
+    /// table changed. Static entries are never overwritten.
+    fn learn(&mut self, sender: IpAddr, mac: MacAddr, port_name: &str) -> bool {
+        let old = self.neighbors.get(&sender).copied();
+        let mut changed = false;
+        if old.is_none_or(|n| !n.is_static) {
+            if old.is_none_or(|n| n.mac != mac) {
+                if self.learn_log.allow() {
+                    tracing::info!(ip = %sender, %mac, port = %port_name, "neighbor learned");
+                }
+                changed = true;
+            }
+            self.neighbors.insert(
+                sender,
+                Neighbor {
+                    mac,
+                    is_static: false,
+                    seen: Instant::now(),
+                },
+            );
+        }
+        self.pending.remove(&sender);
+        changed
+    }
+
+    /// A neighbor solicitation or advertisement (RFC 4861 7.1: hop limit 255, code 0,
+    /// a valid checksum, well-formed options). A solicitation for an own address of the
+    /// port or a VIP is answered (solicited, override); senders and advertised targets
+    /// are learned under the same rules as ARP: on the port whose subnet holds them,
+    /// never for own addresses or VIPs, only for a target of ours or a resolution in
+    /// progress. Returns true if the table changed.
+    pub(super) fn handle_ndp(&mut self, port: u16, frame: &[u8]) -> bool {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return false;
+        };
+        if eth.ethertype() != EtherType::IPV6 {
+            return false;
+        }
+        let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+            return false;
+        };
+        if ip.next_header() != IpProtocol::ICMPV6 || ip.hop_limit() != icmpv6::ND_HOP_LIMIT {
+            return false;
+        }
+        let Ok(nd) = Icmpv6Packet::new_checked(ip.payload()) else {
+            return false;
+        };
+        let (src, dst) = (ip.src(), ip.dst());
+        let kind = nd.msg_type();
+        if !matches!(
+            kind,
+            icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT
+        ) || nd.code() != 0
+            || !nd.verify_checksum(src, dst)
+        {
+            return false;
+        }
+        let Some(target) = nd.target() else {
+            return false;
+        };
+        let opt = if kind == icmpv6::TYPE_NEIGHBOR_SOLICIT {
+            icmpv6::OPT_SOURCE_LL
+        } else {
+            icmpv6::OPT_TARGET_LL
+        };
+        let Ok(ll) = nd.link_layer_option(opt) else {
+            return false;
+        };
+        let snap = self.shared.cell.load();
+        let Some(pc) = snap.ports.get(port as usize) else {
+            return false;
+        };
+        let name = pc.name.clone();
+        let ours = pc.addresses6.iter().any(|(a, _)| *a == target) || snap.services.is_vip6(target);
+        let on_link = |a: Ipv6Addr| {
+            pc.addresses6.iter().any(|&(x, l)| on_link6(x, l, a)) || a.is_unicast_link_local()
+        };
+        let mut changed = false;
+        if kind == icmpv6::TYPE_NEIGHBOR_SOLICIT {
+            if snap.is_ours6(src) {
+                tracing::debug!(ip = %src, port = %name, "solicitation from an own address or VIP ignored");
+                return false;
+            }
+            let learnable = !src.is_unspecified()
+                && on_link(src)
+                && (ours || self.pending.contains_key(&IpAddr::V6(src)));
+            if let (true, Some(mac)) = (learnable, ll.filter(|m| !m.is_multicast())) {
+                changed = self.learn(IpAddr::V6(src), mac, &name);
+            }
+            if ours {
+                let reply = if src.is_unspecified() {
+                    // Duplicate address detection of one of ours: tell everybody.
+                    let all = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    neighbor_advert_frame(
+                        pc.mac,
+                        target,
+                        icmpv6::multicast_mac(all),
+                        all,
+                        icmpv6::NA_OVERRIDE,
+                    )
+                } else {
+                    let to = ll.unwrap_or(eth.src());
+                    neighbor_advert_frame(
+                        pc.mac,
+                        target,
+                        to,
+                        src,
+                        icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE,
+                    )
+                };
+                self.send(port, &reply);
+            }
+        } else {
+            if snap.is_ours6(target) {
+                tracing::debug!(ip = %target, port = %name, "advertisement for an own address or VIP ignored");
+                return false;
+            }
+            let t = IpAddr::V6(target);
+            let wanted = self.pending.contains_key(&t) || self.neighbors.contains_key(&t);
+            if let (true, true, Some(mac)) =
+                (wanted, on_link(target), ll.filter(|m| !m.is_multicast()))
+            {
+                changed = self.learn(t, mac, &name);
+            }
+        }
+        changed
     }
 
     pub(super) fn handle_arp(&mut self, port: u16, frame: &[u8]) -> bool {
@@ -184,29 +355,14 @@ impl Daemon {
         }
         let on_link = pc.addresses.iter().any(|&(x, l)| same_subnet(x, sender, l));
         let mut changed = false;
+        let key = IpAddr::V4(sender);
         if on_link
-            && (ours || self.pending.contains_key(&sender))
+            && (ours || self.pending.contains_key(&key))
             && !sender.is_unspecified()
             && !a.sender_mac().is_multicast()
         {
-            let old = self.neighbors.get(&sender).copied();
-            if old.is_none_or(|n| !n.is_static) {
-                if old.is_none_or(|n| n.mac != a.sender_mac()) {
-                    if self.learn_log.allow() {
-                        tracing::info!(ip = %sender, mac = %a.sender_mac(), port = %pc.name, "neighbor learned");
-                    }
-                    changed = true;
-                }
-                self.neighbors.insert(
-                    sender,
-                    Neighbor {
-                        mac: a.sender_mac(),
-                        is_static: false,
-                        seen: Instant::now(),
-                    },
-                );
-            }
-            self.pending.remove(&sender);
+            let name = pc.name.clone();
+            changed = self.learn(key, a.sender_mac(), &name);
         }
         if a.operation() == arp::OP_REQUEST && ours {
             let reply = arp_frame(arp::OP_REPLY, pc.mac, target, a.sender_mac(), a.sender_ip());
@@ -215,7 +371,7 @@ impl Daemon {
         changed
     }
 
-    pub(super) fn resolve(&mut self, ip: Ipv4Addr, port: u16) {
+    pub(super) fn resolve(&mut self, ip: IpAddr, port: u16) {
         if self.neighbors.contains_key(&ip) {
             return;
         }
@@ -242,26 +398,38 @@ impl Daemon {
         self.arp_request(ip, port);
     }
 
-    pub(super) fn arp_request(&mut self, ip: Ipv4Addr, port: u16) {
+    /// Asks for `ip`'s MAC: an ARP request (IPv4) or a neighbor solicitation to its
+    /// solicited-node group (IPv6).
+    pub(super) fn arp_request(&mut self, ip: IpAddr, port: u16) {
         let Some(src) = self.source_for(port, ip) else {
             return;
         };
         let mac = self.shared.cell.load().ports[port as usize].mac;
-        tracing::debug!(%ip, "ARP request");
-        self.send(
-            port,
-            &arp_frame(arp::OP_REQUEST, mac, src, MacAddr::ZERO, ip),
-        );
+        tracing::debug!(%ip, "neighbor request");
+        let frame = match (src, ip) {
+            (IpAddr::V4(src), IpAddr::V4(ip)) => {
+                arp_frame(arp::OP_REQUEST, mac, src, MacAddr::ZERO, ip)
+            }
+            (IpAddr::V6(src), IpAddr::V6(ip)) => neighbor_solicit_frame(mac, src, ip),
+            _ => return,
+        };
+        self.send(port, &frame);
     }
 
     /// Asks again for learned neighbors close to expiry (their reply refreshes them).
     pub(super) fn refresh_neighbors(&mut self) {
         let snap = self.shared.cell.load();
-        let due: Vec<(Ipv4Addr, u16)> = self
+        let due: Vec<(IpAddr, u16)> = self
             .neighbors
             .iter()
             .filter(|(_, n)| !n.is_static && n.seen.elapsed() + NEIGHBOR_REFRESH > NEIGHBOR_TTL)
-            .filter_map(|(a, _)| Some((*a, snap.routes.lookup(*a)?.port)))
+            .filter_map(|(a, _)| {
+                let port = match a {
+                    IpAddr::V4(x) => snap.routes.lookup(*x)?.port,
+                    IpAddr::V6(x) => snap.routes6.lookup(*x)?.port,
+                };
+                Some((*a, port))
+            })
             .collect();
         for (ip, port) in due {
             self.arp_request(ip, port);
@@ -281,7 +449,7 @@ impl Daemon {
 
     /// Asks again for pending resolutions whose back-off has passed.
     pub(super) fn retry_pending(&mut self) {
-        let pending: Vec<(Ipv4Addr, u16)> = self
+        let pending: Vec<(IpAddr, u16)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.tries > 0 && p.tries < ARP_RETRIES)
@@ -291,4 +459,9 @@ impl Daemon {
             self.resolve(ip, port);
         }
     }
+}
+
+/// True if `a` is in the `/len` subnet of `x`.
+fn on_link6(x: Ipv6Addr, len: u8, a: Ipv6Addr) -> bool {
+    x.to_bits() & mask6(len) == a.to_bits() & mask6(len)
 }

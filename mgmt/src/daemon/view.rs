@@ -143,8 +143,11 @@ impl View {
             announced: st.announced.iter().map(|v| format!("{v}/32")).collect(),
             withdrawn: vips
                 .iter()
-                .filter(|v| !st.announced.contains(v))
-                .map(|v| format!("{v}/32"))
+                .filter(|v| !st.announces(**v))
+                .map(|v| match v {
+                    std::net::IpAddr::V4(a) => format!("{a}/32"),
+                    std::net::IpAddr::V6(a) => format!("{a}/128"),
+                })
                 .collect(),
             local_as: st.local_as,
             router_id: st.router_id.map(|r| r.to_string()).unwrap_or_default(),

@@ -113,6 +113,7 @@ fn main() -> Result<()> {
             name: "p0".into(),
             mac: lb_mac,
             addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+            addresses6: vec![],
             mtu: 1500,
             kernel: false,
         }];
@@ -136,6 +137,7 @@ fn main() -> Result<()> {
         let shared = Arc::new(Shared::new(
             SnapshotCell::new(snap),
             capacity,
+            1024,
             Timeouts::default(),
             1,
         ));
@@ -150,7 +152,10 @@ fn main() -> Result<()> {
                     client_port: port,
                     vip: VIP,
                     vport: 80,
-                    backend: b.addr,
+                    backend: match b.addr {
+                        std::net::IpAddr::V4(a) => a,
+                        std::net::IpAddr::V6(_) => unreachable!("IPv4 backends"),
+                    },
                     backend_port: 80,
                     service: 0,
                     backend_id: b.id,
