@@ -434,19 +434,36 @@ pub fn process_burst<B: PacketBuf>(
         let n = pkts.len().min(out.len());
         let mut frames = [Err(DropReason::Malformed); BURST];
         let mut hashes = [None; BURST];
+        // Entries are prefetched from the table of the frame's family.
+        let entries = |f: &Result<Frame, DropReason>, h: FlowHash| match f {
+            Ok(Frame::Flow6(_)) => env.flows6.prefetch_entries(h),
+            _ => env.flows.prefetch_entries(h),
+        };
         for i in 0..n {
             frames[i] = parse_on(env, in_port, &pkts[i]);
-            if let Ok(Frame::Flow(p)) = &frames[i] {
-                let h = env.flows.hash(&p.key);
-                env.flows.prefetch(h);
-                hashes[i] = Some(h);
+            match &frames[i] {
+                Ok(Frame::Flow(p)) => {
+                    let h = env.flows.hash(&p.key);
+                    env.flows.prefetch(h);
+                    hashes[i] = Some(h);
+                }
+                Ok(Frame::Flow6(p)) => {
+                    let h = env.flows6.hash(&p.key);
+                    env.flows6.prefetch(h);
+                    hashes[i] = Some(h);
+                }
+                _ => {}
             }
-            if let Some(Some(h)) = i.checked_sub(AHEAD).map(|j| hashes[j]) {
-                env.flows.prefetch_entries(h);
+            if let Some(j) = i.checked_sub(AHEAD) {
+                if let Some(h) = hashes[j] {
+                    entries(&frames[j], h);
+                }
             }
         }
-        for h in hashes[n.saturating_sub(AHEAD)..n].iter().flatten() {
-            env.flows.prefetch_entries(*h);
+        for j in n.saturating_sub(AHEAD)..n {
+            if let Some(h) = hashes[j] {
+                entries(&frames[j], h);
+            }
         }
         for i in 0..n {
             out[i] = dispatch(env, c, resolve, in_port, &mut pkts[i], frames[i], hashes[i]);
@@ -496,7 +513,7 @@ fn dispatch<B: PacketBuf>(
             false => Verdict::Drop(DropReason::NotOurs),
         },
         Ok(Frame::Flow(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
-        Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, None),
+        Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
         Ok(Frame::Icmp6 { l3, end, dst }) => icmp6(env, c, in_port, pkt, l3, end, dst),
     };
     if let Verdict::Drop(r) = v {

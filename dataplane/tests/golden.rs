@@ -767,6 +767,22 @@ fn full_table_falls_back_to_maglev() {
     assert_eq!(rig.flows.len(), 1, "existing flows are never evicted");
 }
 
+/// The same for IPv6: a full IPv6 table still forwards new flows statelessly (and the
+/// IPv4 table is not involved).
+#[test]
+fn full_ipv6_table_falls_back_to_maglev() {
+    let mut rig = Rig::new(1);
+    let a = client6("2001:db8:1::10", 45000, 64);
+    let b = client6("2001:db8:1::10", 45001, 64);
+    assert_eq!(rig.run(WAN, &tcp6_frame(&a, SYN, b"")).0, Verdict::Tx(LAN));
+    let (v1, o1) = rig.run(WAN, &tcp6_frame(&b, SYN, b""));
+    let (v2, o2) = rig.run(WAN, &tcp6_frame(&b, SYN, b""));
+    assert_eq!((v1, v2), (Verdict::Tx(LAN), Verdict::Tx(LAN)));
+    assert_eq!(o1, o2, "the stateless decision is stable");
+    assert_eq!(rig.c.table_full.get(), 2);
+    assert_eq!((rig.flows6.len(), rig.flows.len()), (1, 0));
+}
+
 #[test]
 fn burst_equals_one_by_one() {
     let frames: Vec<Vec<u8>> = (0..40u16)

@@ -1,11 +1,16 @@
 //! The real `ferrovs` binary on a net_pcap port: an input capture with ARP requests
-//! (VIP, local, foreign, spoofed senders), client traffic for each mode (nat, dr, tun) and malformed frames; after
-//! SIGTERM the output capture holds exactly the expected packets; and an ARP flood.
+//! (VIP, local, foreign, spoofed senders), client traffic for each mode (nat, dr, tun) and
+//! malformed frames; after SIGTERM the output capture holds exactly the expected packets;
+//! the same for IPv6 (neighbor discovery, nat, echo, an extension header); and an ARP
+//! flood.
 use dataplane::wire::{arp, MacAddr, TcpFlags};
 #[path = "../../dataplane/tests/common/frames.rs"]
 mod frames;
 use frames::{arp_frame, ipip_frame, tcp_frame, FrameSpec};
-use std::net::Ipv4Addr;
+use frames::{
+    icmpv6_echo_frame, neighbor_advert_frame, neighbor_solicit_frame, tcp6_frame, FrameSpec6,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 mod common;
@@ -207,6 +212,111 @@ services:
             "{spoofed} learned:\n{log}"
         );
     }
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// IPv6 on the real daemon: solicitations for the VIP and the port's address answered
+/// (solicited, override, from the target), none for a foreign target nor for one that
+/// arrives with a hop limit below 255; the VIP announced at start; a nat SYN forwarded to
+/// its backend with a rewritten destination; an echo request to the VIP answered; an
+/// extension header dropped; the soliciting client learned.
+#[test]
+fn daemon_speaks_ipv6_from_a_capture() {
+    let lb = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+    let cli = MacAddr([2, 0, 0, 0, 0, 0x50]);
+    let be = MacAddr([2, 0, 0, 0, 0x10, 0x20]);
+    let (me, vip, client) = (ip6("2001:db8::1"), ip6("2001:db8::10"), ip6("2001:db8::50"));
+    let syn = FrameSpec6 {
+        src_mac: cli,
+        dst_mac: lb,
+        src_ip: client,
+        dst_ip: vip,
+        src_port: 40000,
+        dst_port: 80,
+        hop_limit: 64,
+    };
+    let mut low_hop = neighbor_solicit_frame(cli, client, vip);
+    low_hop[14 + 7] = 64;
+    let mut ext = tcp6_frame(
+        &FrameSpec6 {
+            src_port: 40001,
+            ..syn.clone()
+        },
+        TcpFlags::SYN,
+        b"",
+    );
+    ext[14 + 6] = 0; // hop-by-hop options
+    let echo = FrameSpec6 {
+        src_port: 0,
+        dst_port: 0,
+        ..syn.clone()
+    };
+    let input = vec![
+        neighbor_solicit_frame(cli, client, vip),
+        neighbor_solicit_frame(cli, client, me),
+        neighbor_solicit_frame(cli, client, ip6("2001:db8::77")),
+        low_hop,
+        tcp6_frame(&syn, TcpFlags::SYN, b""),
+        icmpv6_echo_frame(&echo, 128, 9, 1, b"ping6"),
+        ext,
+    ];
+    let (mut got, log) = run_capture(
+        "daemon6",
+        "2001:db8::1/64",
+        &input,
+        r#"neighbors:
+  - { address: "2001:db8::20", mac: "02:00:00:00:10:20", port: p0 }
+services:
+  - { name: web6, vip: "2001:db8::10", port: 80, scheduler: rr, forward: nat, backends: [ { address: "2001:db8::20", port: 8080 } ] }
+"#,
+    );
+    let all_nodes = ip6("ff02::1");
+    let mut want = vec![
+        neighbor_advert_frame(lb, vip, MacAddr([0x33, 0x33, 0, 0, 0, 1]), all_nodes, false),
+        neighbor_advert_frame(lb, vip, cli, client, true),
+        neighbor_advert_frame(lb, me, cli, client, true),
+        tcp6_frame(
+            &FrameSpec6 {
+                src_mac: lb,
+                dst_mac: be,
+                dst_ip: ip6("2001:db8::20"),
+                dst_port: 8080,
+                hop_limit: 63,
+                ..syn.clone()
+            },
+            TcpFlags::SYN,
+            b"",
+        ),
+        icmpv6_echo_frame(
+            &FrameSpec6 {
+                src_mac: lb,
+                dst_mac: cli,
+                src_ip: vip,
+                dst_ip: client,
+                ..echo.clone()
+            },
+            129,
+            9,
+            1,
+            b"ping6",
+        ),
+    ];
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "output capture:\n{got:02x?}\nlog:\n{log}"
+    );
+    assert_eq!(got, want);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("neighbor learned") && l.contains("ip=2001:db8::50 ")),
+        "{log}"
+    );
 }
 
 /// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header from the

@@ -1034,16 +1034,24 @@ enum Publish {
     Busy,
 }
 
+/// Prefetches every cache line of `*p` (one for a slot or an IPv4 entry, two for an
+/// IPv6 entry).
 #[inline(always)]
 fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint and never faults.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(
-            p as *const T as *const i8,
-            core::arch::x86_64::_MM_HINT_T0,
-        )
-    };
+    let base = p as *const T as *const i8;
+    for off in (0..core::mem::size_of::<T>().max(1)).step_by(64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetch is a hint and never faults, whatever the address; the
+        // addresses are inside `*p` anyway (`wrapping_add` computes them without UB).
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(
+                base.wrapping_add(off),
+                core::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = base.wrapping_add(off);
+    }
 }
 
 #[cfg(test)]

@@ -179,3 +179,26 @@ pub fn ip6ip6_frame(outer: &FrameSpec6, inner_ip: &[u8]) -> Vec<u8> {
         b.write(o, etherparse::IpNumber(41), inner_ip)
     })
 }
+
+/// A neighbor advertisement: `target` is at `src_mac` (target link-layer option), from
+/// `target` to `dst` (`dst_mac`), hop limit 255.
+pub fn neighbor_advert_frame(
+    src_mac: dataplane::wire::MacAddr,
+    target: std::net::Ipv6Addr,
+    dst_mac: dataplane::wire::MacAddr,
+    dst: std::net::Ipv6Addr,
+    solicited: bool,
+) -> Vec<u8> {
+    let h = etherparse::icmpv6::NeighborAdvertisementHeader {
+        router: false,
+        solicited,
+        r#override: true,
+    };
+    let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
+        .ipv6(target.octets(), dst.octets(), 255)
+        .icmpv6(etherparse::Icmpv6Type::NeighborAdvertisement(h));
+    let mut body = target.octets().to_vec();
+    body.extend([2, 1]);
+    body.extend(src_mac.0);
+    write(b.size(body.len()), |o| b.write(o, &body))
+}

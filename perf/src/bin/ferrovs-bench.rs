@@ -10,10 +10,10 @@ use dataplane::fixture;
 use dataplane::flow::{FlowInit, FlowState, Timeouts};
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{Forward, PortConf, SnapshotCell};
-use dataplane::wire::builder::{tcp_frame, FrameSpec};
+use dataplane::wire::builder::{tcp6_frame, tcp_frame, FrameSpec, FrameSpec6};
 use dataplane::wire::{MacAddr, TcpFlags};
 use dataplane::worker::{self, Shared, WorkerQueues};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,9 @@ struct Args {
     /// Measured seconds (after 0.5 s of warm-up).
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// ipv4 | ipv6: the family of the traffic (and of the VIP and backends).
+    #[arg(long, default_value = "ipv4")]
+    family: String,
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -42,6 +45,29 @@ fn client(i: u32) -> (Ipv4Addr, u16) {
         Ipv4Addr::from_bits(0xac10_0000 | (i >> 16)),
         (i & 0xffff) as u16,
     )
+}
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+
+fn client6(i: u32) -> (Ipv6Addr, u16) {
+    (
+        Ipv6Addr::from_bits((0x2001_0db8_ac10u128 << 80) | (i >> 16) as u128),
+        (i & 0xffff) as u16,
+    )
+}
+
+fn frame6(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
+    let (ip, port) = client6(i);
+    let spec = FrameSpec6 {
+        src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        dst_mac: lb,
+        src_ip: ip,
+        dst_ip: VIP6,
+        src_port: port,
+        dst_port: 80,
+        ..Default::default()
+    };
+    tcp6_frame(&spec, flags, &[0u8; 6])
 }
 
 fn frame(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
@@ -60,6 +86,24 @@ fn frame(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
     f
 }
 
+/// The established flow of client `i` (port `i & 0xffff`) to `backend`.
+fn established<A>(client: A, vip: A, backend: A, i: u32, id: u32, mode: Forward) -> FlowInit<A> {
+    FlowInit {
+        protocol: 6,
+        client,
+        client_port: (i & 0xffff) as u16,
+        vip,
+        vport: 80,
+        backend,
+        backend_port: 80,
+        service: 0,
+        backend_id: id,
+        mode,
+        reverse: mode == Forward::Nat,
+        state: FlowState::Established,
+    }
+}
+
 fn main() -> Result<()> {
     let a = Args::parse();
     let forward = match a.mode.as_str() {
@@ -68,6 +112,11 @@ fn main() -> Result<()> {
         "tun" => Some(Forward::Tun),
         "macswap" => None,
         m => bail!("--mode {m}: nat, dr, tun or macswap"),
+    };
+    let v6 = match a.family.as_str() {
+        "ipv4" => false,
+        "ipv6" => true,
+        f => bail!("--family {f}: ipv4 or ipv6"),
     };
     let syn = match a.traffic.as_str() {
         "established" => false,
@@ -113,15 +162,23 @@ fn main() -> Result<()> {
             name: "p0".into(),
             mac: lb_mac,
             addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
-            addresses6: vec![],
+            addresses6: vec![(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 64)],
             mtu: 1500,
             kernel: false,
         }];
-        let bes: Vec<(Ipv4Addr, u16, u32)> = (0..4u8)
-            .map(|i| (Ipv4Addr::new(10, 0, 0, 11 + i), 80, 1))
+        let bes: Vec<(IpAddr, u16, u32)> = (0..4u8)
+            .map(|i| {
+                let a: IpAddr = if v6 {
+                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + i as u16).into()
+                } else {
+                    Ipv4Addr::new(10, 0, 0, 11 + i).into()
+                };
+                (a, 80, 1)
+            })
             .collect();
-        let addrs: Vec<Ipv4Addr> = bes.iter().map(|b| b.0).collect();
-        let svc = fixture::spec(0, "bench", VIP, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
+        let addrs: Vec<IpAddr> = bes.iter().map(|b| b.0).collect();
+        let vip: IpAddr = if v6 { VIP6.into() } else { VIP.into() };
+        let svc = fixture::spec(0, "bench", vip, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
         let backends = svc.backends.clone();
         let snap = fixture::snapshot(
             ports,
@@ -134,43 +191,37 @@ fn main() -> Result<()> {
         } else {
             a.flows as usize + 65536
         };
+        let (cap4, cap6) = if v6 {
+            (1024, capacity)
+        } else {
+            (capacity, 1024)
+        };
         let shared = Arc::new(Shared::new(
             SnapshotCell::new(snap),
-            capacity,
-            1024,
+            cap4,
+            cap6,
             Timeouts::default(),
             1,
         ));
         if !syn {
             let t = Instant::now();
             for i in 0..a.flows {
-                let (ip, port) = client(i);
                 let b = &backends[(i % 4) as usize];
-                let f = FlowInit {
-                    protocol: 6,
-                    client: ip,
-                    client_port: port,
-                    vip: VIP,
-                    vport: 80,
-                    backend: match b.addr {
-                        std::net::IpAddr::V4(a) => a,
-                        std::net::IpAddr::V6(_) => unreachable!("IPv4 backends"),
-                    },
-                    backend_port: 80,
-                    service: 0,
-                    backend_id: b.id,
-                    mode: fwd,
-                    reverse: fwd == Forward::Nat,
-                    state: FlowState::Established,
+                let r = match b.addr {
+                    IpAddr::V4(be) => shared
+                        .flows
+                        .insert(&established(client(i).0, VIP, be, i, b.id, fwd), 0)
+                        .map(|_| ()),
+                    IpAddr::V6(be) => shared
+                        .flows6
+                        .insert(&established(client6(i).0, VIP6, be, i, b.id, fwd), 0)
+                        .map(|_| ()),
                 };
-                shared
-                    .flows
-                    .insert(&f, 0)
-                    .map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
+                r.map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
             }
             eprintln!(
                 "prefilled {} flows in {:.1}s",
-                shared.flows.len(),
+                shared.flows.len() + shared.flows6.len(),
                 t.elapsed().as_secs_f64()
             );
         }
@@ -220,12 +271,11 @@ fn main() -> Result<()> {
     };
 
     // Generator on core 0: fill bursts from templates (established) or fresh tuples (syn).
+    let mk = if v6 { frame6 } else { frame };
     let templates: Vec<Vec<u8>> = if syn {
-        vec![frame(lb_mac, 0, TcpFlags::SYN)]
+        vec![mk(lb_mac, 0, TcpFlags::SYN)]
     } else {
-        (0..a.flows)
-            .map(|i| frame(lb_mac, i, TcpFlags::ACK))
-            .collect()
+        (0..a.flows).map(|i| mk(lb_mac, i, TcpFlags::ACK)).collect()
     };
     let (gen_sent, gen_back) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (gs, gb, gstop, gpool) = (
@@ -252,8 +302,12 @@ fn main() -> Result<()> {
                         };
                         let d = m.append(t.len()).expect("room");
                         d.copy_from_slice(t);
-                        if syn {
+                        if syn && v6 {
                             // A fresh 5-tuple per packet (checksums are not checked on this path).
+                            let (ip, port) = client6(k);
+                            d[22..38].copy_from_slice(&ip.octets());
+                            d[54..56].copy_from_slice(&port.to_be_bytes());
+                        } else if syn {
                             let (ip, port) = client(k);
                             d[26..30].copy_from_slice(&ip.octets());
                             d[34..36].copy_from_slice(&port.to_be_bytes());
@@ -317,7 +371,13 @@ fn main() -> Result<()> {
     let mpps = tx as f64 / dt / 1e6;
     let cpp = if rx > 0 { busy as f64 / rx as f64 } else { 0.0 };
     let hz = eal.tsc_hz() as f64;
-    let label = format!("{} {} {}", a.mode, human(a.flows), a.traffic);
+    let label = format!(
+        "{}{} {} {}",
+        a.mode,
+        if v6 { " ipv6" } else { "" },
+        human(a.flows),
+        a.traffic
+    );
     println!(
         "{label}: {mpps:.2} Mpps/core, {cpp:.0} cycles/packet ({:.0} ns), worker busy {:.0}%, drops {} {}, back at generator {:.2} Mpps, {} memory",
         cpp / hz * 1e9,
@@ -328,7 +388,7 @@ fn main() -> Result<()> {
         if huge { "hugepage" } else { "--no-huge" }
     );
     let json = serde_json::json!({
-        "mode": a.mode, "flows": a.flows, "traffic": a.traffic, "seconds": dt, "mpps": mpps,
+        "mode": a.mode, "family": a.family, "flows": a.flows, "traffic": a.traffic, "seconds": dt, "mpps": mpps,
         "cycles_per_packet": cpp, "tsc_hz": hz, "worker_rx": rx, "worker_tx": tx, "drops": drops,
         "new_flows": s1.4 - s0.4, "table_full": s1.5 - s0.5, "hugepages": huge,
         "generator_sent": gen_sent.load(Relaxed),
