@@ -2,8 +2,9 @@
 # ferrovs benchmark harness, in-process part: a generator lcore and a real ferrovs worker
 # lcore joined by DPDK ring ports (perf/src/bin/ferrovs-bench.rs), hugepages on when they
 # can be reserved. For each mode (nat, dr, tun) at 1K and 1M flows, established and
-# SYN-only traffic: Mpps per worker core and cycles/packet (the worker's TSC busy-cycle
-# accounting), plus a MAC-swap forwarder in the same harness as the ceiling, and the ratio.
+# SYN-only traffic, IPv4 and (1M flows) IPv6: Mpps per worker core and cycles/packet (the
+# worker's TSC busy-cycle accounting), plus a MAC-swap forwarder in the same harness as
+# the ceiling, and the ratio.
 #   perf/bench.sh          full set, 3 runs each (min/median/max), JSON in perf/results/,
 #                          then between processes: perf/memif_bench.sh (generator vs the
 #                          ferrovs daemon vs dpdk-testpmd io on memif, with latency)
@@ -26,19 +27,21 @@ OUT=perf/results/inprocess-$(date +%Y%m%d-%H%M%S).json
 
 if [ "$QUICK" = quick ]; then
   RUNS=1; SECS=2
-  SET=("macswap 1000000 established" "dr 1000000 established" "nat 1000000 established" "tun 1000000 established" "nat 1000000 syn")
+  SET=("macswap 1000000 established" "dr 1000000 established" "nat 1000000 established" "tun 1000000 established" "nat 1000000 syn"
+       "dr 1000000 established ipv6" "nat 1000000 syn ipv6")
 else
   RUNS=3; SECS=3
   SET=("macswap 1000000 established")
   for m in nat dr tun; do for f in 1000 1000000; do SET+=("$m $f established"); done; SET+=("$m 1000000 syn"); done
+  for m in nat dr tun; do SET+=("$m 1000000 established ipv6" "$m 1000000 syn ipv6"); done
 fi
 
 declare -A MED
 for cfg in "${SET[@]}"; do
-  read -r mode flows traffic <<< "$cfg"
+  read -r mode flows traffic family <<< "$cfg"
   vals=()
   for r in $(seq $RUNS); do
-    line=$($BIN --mode "$mode" --flows "$flows" --traffic "$traffic" --seconds $SECS 2>/dev/null | grep -v '^EAL')
+    line=$($BIN --mode "$mode" --flows "$flows" --traffic "$traffic" --family "${family:-ipv4}" --seconds $SECS 2>/dev/null | grep -v '^EAL')
     echo "$line" | grep -v '^JSON'
     json=$(echo "$line" | sed -n 's/^JSON //p'); echo "$json" >> "$OUT"
     vals+=("$(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["mpps"], d["cycles_per_packet"])')")
