@@ -49,6 +49,8 @@ crate::named_enum! {
         /// tun: too big for the egress MTU with DF set (IPv6: always); ICMP frag-needed
         /// (ICMPv6 packet too big) sent instead.
         FragNeeded = "frag_needed",
+        /// fnat: no free local port toward the backend (every one tried was in use).
+        FnatPortsExhausted = "fnat_ports_exhausted",
     }
 }
 

@@ -91,6 +91,8 @@ pub fn spec<A: Into<IpAddr> + Copy>(
                 up: true,
             })
             .collect(),
+        local_addresses: vec![],
+        local_ports: crate::snapshot::FNAT_PORTS,
     }
 }
 

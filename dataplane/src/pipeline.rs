@@ -592,7 +592,7 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     }
     if p.is_tcp() {
         let old = r.state();
-        let new = if init.mode == Forward::Nat {
+        let new = if init.mode.translates() {
             old.bidirectional(from_client, p.tcp_flags)
         } else {
             old.input_only(p.tcp_flags)
@@ -639,7 +639,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     if p.is_tcp() && !p.is_syn_only() {
         // A mid-connection segment with no flow: nat cannot translate its replies;
         // dr/tun send it where Maglev says (the backend that most likely has it).
-        if svc.forward == Forward::Nat {
+        if svc.forward.translates() {
             return Verdict::Drop(NoFlow);
         }
         let Some(init) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
@@ -655,32 +655,88 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     else {
         return Verdict::Drop(NoBackend);
     };
-    match A::table(env).insert(&init, env.now) {
-        Ok(Inserted::New(_)) => {
-            env.conns.on_create(init.backend_id, init.state);
-            c.new_flows.inc();
-            c.services[svc.id as usize].connections.inc();
-            c.backends[init.backend_id as usize].connections.inc();
+    let flows = A::table(env);
+    let mut tries = 0;
+    loop {
+        match flows.insert(&init, env.now) {
+            Ok(Inserted::New(_)) => {
+                env.conns.on_create(init.backend_id, init.state);
+                c.new_flows.inc();
+                c.services[svc.id as usize].connections.inc();
+                c.backends[init.backend_id as usize].connections.inc();
+            }
+            Ok(Inserted::Existing(r)) => init = r.info.init,
+            Err(InsertError::Full | InsertError::Contended) if svc.forward == Forward::Fnat => {
+                // fnat needs its flow to translate the replies: no stateless fallback.
+                c.table_full.inc();
+                return Verdict::Drop(NoFlow);
+            }
+            Err(InsertError::Full | InsertError::Contended) => {
+                let Some(i) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
+                    return Verdict::Drop(NoBackend);
+                };
+                init = i;
+                c.table_full.inc();
+            }
+            // fnat: that local port toward this backend is taken; try the next candidate.
+            Err(InsertError::Conflict) if svc.forward == Forward::Fnat => {
+                tries += 1;
+                if tries >= FNAT_PORT_TRIES {
+                    return Verdict::Drop(FnatPortsExhausted);
+                }
+                init.local_port = next_local_port(svc, init.local_port);
+                continue;
+            }
+            Err(InsertError::Conflict) => return Verdict::Drop(FlowConflict),
         }
-        Ok(Inserted::Existing(r)) => init = r.info.init,
-        Err(InsertError::Full | InsertError::Contended) => {
-            let Some(i) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
-                return Verdict::Drop(NoBackend);
-            };
-            init = i;
-            c.table_full.inc();
-        }
-        Err(InsertError::Conflict) => return Verdict::Drop(FlowConflict),
+        break;
     }
     count(c, &init, p.len(), true);
     to_backend(env, c, resolve, pkt, p, &init)
 }
 
-/// The flow a packet of `svc` makes with backend `b`. Only nat rewrites the port. None
-/// if the backend is not of the packet's family (the config check refuses that).
+/// How many local ports a new fnat flow tries (each a flow-table insert whose backend-side
+/// key must be free) before it is dropped as `fnat_ports_exhausted`.
+const FNAT_PORT_TRIES: u32 = 8;
+
+/// The next candidate local port after `p`, wrapping inside the service's range.
+#[inline(always)]
+fn next_local_port(svc: &Service, p: u16) -> u16 {
+    let (lo, hi) = svc.local_ports;
+    if p >= hi {
+        lo
+    } else {
+        p + 1
+    }
+}
+
+/// fnat: the local address and first candidate port of a new flow, from the flow hash:
+/// flows spread over the local addresses and the port range with no shared allocator
+/// (the flow table's backend-side key is the reservation). None if the service has no
+/// local address of the packet's family.
+#[inline(always)]
+fn local_endpoint<A: Ip>(svc: &Service, fh: u64) -> Option<(A, u16)> {
+    let n = svc.local_addresses.len();
+    if n == 0 {
+        return None;
+    }
+    let a = A::from_ip(svc.local_addresses[(fh % n as u64) as usize])?;
+    let (lo, hi) = svc.local_ports;
+    let span = (hi as u64).saturating_sub(lo as u64) + 1;
+    Some((a, lo + ((fh >> 20) % span) as u16))
+}
+
+/// The flow a packet of `svc` makes with backend `b`. nat and fnat rewrite the port; fnat
+/// also the source. None if the backend (or a local address) is not of the packet's
+/// family (the config check refuses that).
 #[inline(always)]
 fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowInit<A>> {
     let k = &p.key;
+    let (local, local_port) = if svc.forward == Forward::Fnat {
+        local_endpoint(svc, flow_hash(k))?
+    } else {
+        (A::UNSPECIFIED, 0)
+    };
     Some(FlowInit {
         protocol: k.protocol,
         client: k.src,
@@ -688,7 +744,7 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowIni
         vip: k.dst,
         vport: k.dst_port,
         backend: A::from_ip(b.addr)?,
-        backend_port: if svc.forward == Forward::Nat {
+        backend_port: if svc.forward.translates() {
             b.port
         } else {
             k.dst_port
@@ -696,12 +752,14 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowIni
         service: svc.id,
         backend_id: b.id,
         mode: svc.forward,
-        reverse: svc.forward == Forward::Nat,
+        reverse: svc.forward.translates(),
         state: if p.is_tcp() {
             FlowState::SynSent
         } else {
             FlowState::Udp
         },
+        local,
+        local_port,
     })
 }
 
@@ -774,6 +832,11 @@ fn to_backend<A: Ip, B: PacketBuf>(
             f.backend,
             f.backend_port,
         ),
+        Forward::Fnat => {
+            let l3 = &mut pkt.data_mut()[l3..];
+            A::rewrite_endpoint(l3, End::Dst, f.backend, f.backend_port);
+            A::rewrite_endpoint(l3, End::Src, f.local, f.local_port);
+        }
         Forward::Dr => {}
         Forward::Tun => {
             if !pkt.prepend(th) {
@@ -808,6 +871,9 @@ fn to_client<A: Ip, B: PacketBuf>(
         return Verdict::Drop(DropReason::TtlExceeded);
     }
     A::rewrite_endpoint(l3, End::Src, f.vip, f.vport);
+    if f.mode == Forward::Fnat {
+        A::rewrite_endpoint(l3, End::Dst, f.client, f.client_port);
+    }
     EthernetFrame::new_unchecked(d).set_addrs(out.mac, mac);
     Verdict::Tx(port)
 }

@@ -32,6 +32,9 @@ crate::named_enum! {
         Dr = "dr",
         /// IP-in-IP to the backend.
         Tun = "tun",
+        /// Full NAT: the source becomes a local address and port too, so backends need
+        /// no route back through ferrovs.
+        Fnat = "fnat",
     }
 }
 
@@ -42,7 +45,12 @@ impl Forward {
             Forward::Nat => "Masq",
             Forward::Dr => "Route",
             Forward::Tun => "Tunnel",
+            Forward::Fnat => "FullNat",
         }
+    }
+    /// The modes that rewrite the backend's replies (both directions in the flow table).
+    pub fn translates(self) -> bool {
+        matches!(self, Forward::Nat | Forward::Fnat)
     }
 }
 
@@ -110,6 +118,9 @@ pub struct Service {
     pub forward: Forward,
     pub scheduler: SchedulerKind,
     pub backends: Box<[Backend]>,
+    /// fnat: the source addresses toward backends, and the source ports used of each.
+    pub local_addresses: Box<[IpAddr]>,
+    pub local_ports: (u16, u16),
     ids: Box<[u32]>,
     weights: Box<[u32]>,
     sched: Sched,
@@ -130,7 +141,14 @@ pub struct ServiceSpec {
     pub forward: Forward,
     pub scheduler: SchedulerKind,
     pub backends: Vec<Backend>,
+    /// fnat only: local source addresses (own addresses of the backend-side port).
+    pub local_addresses: Vec<IpAddr>,
+    /// fnat only: the source ports used of each local address (inclusive).
+    pub local_ports: (u16, u16),
 }
+
+/// The source ports fnat uses of each local address.
+pub const FNAT_PORTS: (u16, u16) = (1024, 65535);
 
 /// A backend's identity for Maglev (stable across snapshots and boxes): address and
 /// port; an IPv6 address is folded to 64 bits first.
@@ -171,6 +189,8 @@ impl Service {
             forward: spec.forward,
             scheduler: spec.scheduler,
             backends: spec.backends.into_boxed_slice(),
+            local_addresses: spec.local_addresses.into_boxed_slice(),
+            local_ports: spec.local_ports,
             ids,
             weights,
             cursor,
@@ -591,6 +611,8 @@ mod tests {
             protocol: 6,
             forward: Forward::Nat,
             scheduler: SchedulerKind::Rr,
+            local_addresses: vec![],
+            local_ports: FNAT_PORTS,
             backends: (0..n)
                 .map(|i| Backend {
                     id: i as u32,

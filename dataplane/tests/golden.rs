@@ -150,6 +150,35 @@ fn snapshot() -> Snapshot {
             11,
             &[(be6(11), 80, 1)],
         ),
+        ServiceSpec {
+            local_addresses: vec![ip("10.1.0.2").into()],
+            local_ports: (1024, 1025),
+            ..fixture::spec(
+                9,
+                "full",
+                ip("203.0.113.60"),
+                80,
+                tcp,
+                Fnat,
+                Rr,
+                12,
+                &[(b10, 8080, 1)],
+            )
+        },
+        ServiceSpec {
+            local_addresses: vec![ip6("fd00:1::2").into()],
+            ..fixture::spec(
+                10,
+                "full6",
+                ip6("2001:db8:1::60"),
+                80,
+                tcp,
+                Fnat,
+                Rr,
+                13,
+                &[(be6(10), 8080, 1)],
+            )
+        },
     ];
     let resolved: [IpAddr; 4] = [b10.into(), b11.into(), be6(10).into(), be6(11).into()];
     fixture::snapshot(
@@ -1100,4 +1129,138 @@ fn ipv6_modes() {
         "the original header is quoted"
     );
     assert_eq!(out.len(), 14 + 1280, "as much as fits the minimum MTU");
+}
+
+/// fnat both ways, IPv4 and IPv6: toward the backend the source becomes the local address
+/// and a local port (the backend needs no route to the client), the backend's reply to that
+/// address and port goes back as VIP:80 -> client; checksums byte for byte against
+/// etherparse; when every local port toward the backend is taken, the new flow is dropped
+/// as `fnat_ports_exhausted`.
+#[test]
+fn fnat_both_ways() {
+    let mut rig = Rig::new(256);
+    let syn = client("203.0.113.60", 80, 40000, 64);
+    let (v, out) = rig.run(WAN, &tcp_frame(&syn, SYN, b""));
+    assert_eq!(v, Verdict::Tx(LAN));
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: syn.src_ip,
+        src_port: 40000,
+        dst: syn.dst_ip,
+        dst_port: 80,
+    };
+    let f = rig.flows.lookup(&key).expect("flow").info.init;
+    assert_eq!(f.local, ip("10.1.0.2"));
+    assert!((1024..=1025).contains(&f.local_port));
+    let to_be = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        src_ip: ip("10.1.0.2"),
+        src_port: f.local_port,
+        dst_ip: ip("10.1.0.10"),
+        dst_port: 8080,
+        ttl: 63,
+        ..syn.clone()
+    };
+    assert_eq!(out, tcp_frame(&to_be, SYN, b""));
+    let reply = FrameSpec {
+        src_mac: be_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.10"),
+        src_port: 8080,
+        dst_ip: ip("10.1.0.2"),
+        dst_port: f.local_port,
+        ttl: 64,
+        ..Default::default()
+    };
+    let back = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: syn.dst_ip,
+        src_port: 80,
+        dst_ip: syn.src_ip,
+        dst_port: 40000,
+        ttl: 63,
+        ..reply.clone()
+    };
+    let (v, out) = rig.run(LAN, &tcp_frame(&reply, SYNACK, b"hello"));
+    assert_eq!(
+        (v, out),
+        (Verdict::Tx(WAN), tcp_frame(&back, SYNACK, b"hello"))
+    );
+    // The client's ACK and data follow the flow; the state went both ways (as nat).
+    let (v, out) = rig.run(WAN, &tcp_frame(&syn, ACK, b"GET /"));
+    assert_eq!(
+        (v, out),
+        (Verdict::Tx(LAN), tcp_frame(&to_be, ACK, b"GET /"))
+    );
+    assert_eq!(
+        rig.flows.lookup(&key).unwrap().state(),
+        FlowState::Established
+    );
+    // Two local ports (1024-1025): a second client gets the other one, a third none.
+    let (v, _) = rig.run(
+        WAN,
+        &tcp_frame(&client("203.0.113.60", 80, 40001, 64), SYN, b""),
+    );
+    assert_eq!(v, Verdict::Tx(LAN));
+    let (v, _) = rig.run(
+        WAN,
+        &tcp_frame(&client("203.0.113.60", 80, 40002, 64), SYN, b""),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::FnatPortsExhausted));
+    // A segment with no flow is dropped (its replies could not be translated).
+    let (v, _) = rig.run(
+        WAN,
+        &tcp_frame(&client("203.0.113.60", 80, 40003, 64), ACK, b""),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+
+    // IPv6.
+    let syn6 = client6("2001:db8:1::60", 41000, 64);
+    let (v, out) = rig.run(WAN, &tcp6_frame(&syn6, SYN, b""));
+    assert_eq!(v, Verdict::Tx(LAN));
+    let key6 = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: syn6.src_ip,
+        src_port: 41000,
+        dst: syn6.dst_ip,
+        dst_port: 80,
+    };
+    let f6 = rig.flows6.lookup(&key6).expect("flow6").info.init;
+    assert_eq!(f6.local, ip6("fd00:1::2"));
+    let to_be6 = FrameSpec6 {
+        src_mac: lan_mac(),
+        dst_mac: be6_mac(10),
+        src_ip: ip6("fd00:1::2"),
+        src_port: f6.local_port,
+        dst_ip: be6(10),
+        dst_port: 8080,
+        hop_limit: 63,
+        ..syn6.clone()
+    };
+    assert_eq!(out, tcp6_frame(&to_be6, SYN, b""));
+    let reply6 = FrameSpec6 {
+        src_mac: be6_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: be6(10),
+        src_port: 8080,
+        dst_ip: ip6("fd00:1::2"),
+        dst_port: f6.local_port,
+        hop_limit: 64,
+    };
+    let back6 = FrameSpec6 {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: syn6.dst_ip,
+        src_port: 80,
+        dst_ip: syn6.src_ip,
+        dst_port: 41000,
+        hop_limit: 63,
+    };
+    let (v, out) = rig.run(LAN, &tcp6_frame(&reply6, SYNACK, b"hi6"));
+    assert_eq!(
+        (v, out),
+        (Verdict::Tx(WAN), tcp6_frame(&back6, SYNACK, b"hi6"))
+    );
 }

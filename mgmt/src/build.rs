@@ -182,6 +182,8 @@ pub fn services(cfg: &Config, rt: &Runtime, reg: &mut Registry) -> Services {
                 forward: s.forward,
                 scheduler: s.scheduler,
                 backends,
+                local_addresses: s.local_addresses.clone(),
+                local_ports: FNAT_PORTS,
             };
             Service::build(spec, cursor, dataplane::sched::maglev::DEFAULT_M)
         })

@@ -291,6 +291,11 @@ pub struct ServiceConf {
     /// What happens to a backend's flows when it goes down.
     #[serde(default)]
     pub flows_on_backend_down: OnBackendDown,
+    /// fnat only: the source addresses toward the backends (own addresses of the port
+    /// facing them); ports 1024-65535 of each are used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub local_addresses: Vec<IpAddr>,
 }
 
 /// `services[].health_check`: probes of each backend, keepalived's semantics.
@@ -1013,7 +1018,9 @@ impl Config {
                 }
             }
             for (j, a) in p.addresses.iter().enumerate() {
-                for (other, n) in &subnets {
+                // Several addresses of one subnet on one port are fine (fnat's local
+                // addresses); a subnet on two ports is not.
+                for (other, n) in subnets.iter().filter(|(o, _)| *o != p.name) {
                     if overlaps(a, n) {
                         e.push(format!(
                             "{k}.addresses[{j}]: `{a}` overlaps {n} of port `{other}`"
@@ -1097,7 +1104,12 @@ impl Config {
         let mut nbackends = 0;
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("services[{i}]");
-            e.extend(validate_service(s, &k, &connected, &own, &|a| {
+            let own_on = |port: &str, a: IpAddr| {
+                self.ports
+                    .iter()
+                    .any(|p| p.name == port && p.addresses.iter().any(|n| n.addr() == a))
+            };
+            e.extend(validate_service(s, &k, &connected, &own, &own_on, &|a| {
                 self.facing(a)
             }));
             if !snames.insert(s.name.as_str()) {
@@ -1225,6 +1237,7 @@ pub fn validate_service(
     k: &str,
     connected: &dyn Fn(IpAddr) -> bool,
     own: &dyn Fn(IpAddr) -> bool,
+    own_on: &dyn Fn(&str, IpAddr) -> bool,
     facing: &dyn Fn(IpAddr) -> Option<(String, bool)>,
 ) -> Vec<String> {
     let mut e = Vec::new();
@@ -1291,6 +1304,39 @@ pub fn validate_service(
                 None => e.push(format!("{k}.health_check: no port reaches backend {a}")),
                 Some((_, true)) => {}
             }
+        }
+    }
+    if s.forward == Forward::Fnat && s.local_addresses.is_empty() {
+        e.push(format!(
+            "{k}.local_addresses: fnat needs at least one (an own address of the port facing the backends)"
+        ));
+    }
+    if s.forward != Forward::Fnat && !s.local_addresses.is_empty() {
+        e.push(format!("{k}.local_addresses: only for forward: fnat"));
+    }
+    let facing_ports: HashSet<String> = s
+        .backends
+        .iter()
+        .filter_map(|b| facing(b.address).map(|f| f.0))
+        .collect();
+    for (j, a) in s.local_addresses.iter().enumerate() {
+        let lk = format!("{k}.local_addresses[{j}]");
+        if a.is_ipv4() != s.vip.is_ipv4() {
+            e.push(format!(
+                "{lk}: {a} is {} but the VIP {} is {}",
+                family(*a),
+                s.vip,
+                family(s.vip)
+            ));
+        } else if !own(*a) {
+            e.push(format!("{lk}: {a} is not an address of any port"));
+        } else if let Some(p) = facing_ports.iter().find(|p| !own_on(p, *a)) {
+            e.push(format!(
+                "{lk}: {a} is not an address of port `{p}`, which faces backends of the service"
+            ));
+        }
+        if s.local_addresses[..j].contains(a) {
+            e.push(format!("{lk}: {a} is listed twice"));
         }
     }
     if let Some(h) = &s.health_check {
@@ -1421,6 +1467,44 @@ services:
         for (from, to, want) in cases {
             assert!(v6.contains(from), "{from}");
             let errs = load(&v6.replacen(from, to, 1)).expect_err(want);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "want `{want}` in {errs:?}"
+            );
+        }
+    }
+
+    /// fnat: local addresses are own addresses of the port facing the backends (several
+    /// of one subnet on one port are fine); missing, foreign, of the other family, or
+    /// set on another mode: refused by key.
+    #[test]
+    fn fnat_keys() {
+        let f = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports:
+  - { name: wan, device: net_null0, addresses: ["203.0.113.2/24"] }
+  - { name: lan, device: net_null1, addresses: ["10.1.0.1/24", "10.1.0.2/24", "fd00:1::1/64"] }
+services:
+  - { name: app, vip: "203.0.113.20", port: 443, forward: fnat, local_addresses: ["10.1.0.2"], backends: [ { address: "10.1.0.21", port: 8443 } ] }
+"#;
+        let c = load(f).unwrap();
+        assert_eq!(c.services[0].forward, Forward::Fnat);
+        assert_eq!(
+            c.services[0].local_addresses,
+            vec!["10.1.0.2".parse::<IpAddr>().unwrap()]
+        );
+        let cases = [
+            ("local_addresses: [\"10.1.0.2\"], ", "", "services[0].local_addresses: fnat needs at least one"),
+            ("[\"10.1.0.2\"]", "[\"10.1.0.9\"]", "services[0].local_addresses[0]: 10.1.0.9 is not an address of any port"),
+            ("[\"10.1.0.2\"]", "[\"203.0.113.2\"]", "services[0].local_addresses[0]: 203.0.113.2 is not an address of port `lan`"),
+            ("[\"10.1.0.2\"]", "[\"fd00:1::1\"]", "services[0].local_addresses[0]: fd00:1::1 is IPv6 but the VIP 203.0.113.20 is IPv4"),
+            ("forward: fnat", "forward: nat", "services[0].local_addresses: only for forward: fnat"),
+            ("[\"10.1.0.2\"]", "[\"10.1.0.2\", \"10.1.0.2\"]", "services[0].local_addresses[1]: 10.1.0.2 is listed twice"),
+            ("\"10.1.0.2/24\"", "\"10.1.0.2/24\", \"203.0.113.9/25\"", "ports[1].addresses[2]: `203.0.113.9/25` overlaps 203.0.113.2/24 of port `wan`"),
+        ];
+        for (from, to, want) in cases {
+            assert!(f.contains(from), "{from}");
+            let errs = load(&f.replacen(from, to, 1)).expect_err(want);
             assert!(
                 errs.0.iter().any(|e| e.contains(want)),
                 "want `{want}` in {errs:?}"
@@ -1624,7 +1708,7 @@ services:
             (
                 "forward",
                 "forward: dr, scheduler: mh",
-                "services[1].forward: `fnat`",
+                "services[1].forward: `fullnat` must be nat, dr, tun or fnat",
             ),
             (
                 "dr port",
@@ -1671,7 +1755,10 @@ services:
                 "dpdk: { cores: \"0-1\", hugepage: false }",
             ),
             ("forward: dr, scheduler: mh", "forward: dr, scheduler: xx"),
-            ("forward: dr, scheduler: mh", "forward: fnat, scheduler: mh"),
+            (
+                "forward: dr, scheduler: mh",
+                "forward: fullnat, scheduler: mh",
+            ),
             (
                 "address: 10.1.0.10 } ] }",
                 "address: 10.1.0.10, port: 81 } ] }",

@@ -98,8 +98,10 @@ pub struct ServiceView {
     pub protocol: String,
     /// rr | wrr | lc | wlc | sh | mh
     pub scheduler: String,
-    /// nat | dr | tun
+    /// nat | dr | tun | fnat
     pub forward: String,
+    /// fnat: the local addresses toward the backends (empty in the other modes).
+    pub local_addresses: Vec<String>,
     /// up: some backend takes new flows; down: none does (every backend is down or has
     /// weight 0), new flows are dropped and counted as `no_backend`.
     pub state: String,
@@ -128,6 +130,8 @@ pub struct FlowView {
     pub forward: String,
     /// syn_sent | syn_recv | established | closing | closed | udp
     pub state: String,
+    /// fnat: the local address:port the backend sees the flow come from.
+    pub local: Option<String>,
     pub age_s: u32,
     pub idle_s: u32,
 }

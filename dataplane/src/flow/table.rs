@@ -134,9 +134,13 @@ pub struct FlowInit<A = Ipv4Addr> {
     pub backend_id: u32,
     /// Forwarding mode.
     pub mode: Forward,
-    /// True for NAT: the backend-side key is indexed too.
+    /// True for nat and fnat: the backend-side key is indexed too.
     pub reverse: bool,
     pub state: FlowState,
+    /// fnat: the local address and port the backend sees the flow come from (unspecified
+    /// and 0 in the other modes).
+    pub local: A,
+    pub local_port: u16,
 }
 
 impl<A: Copy> FlowInit<A> {
@@ -149,13 +153,20 @@ impl<A: Copy> FlowInit<A> {
             dst_port: self.vport,
         }
     }
+    /// The backend side: replies from the backend to the client (nat) or to the local
+    /// address and port (fnat).
     pub fn reverse_key(&self) -> FlowKey<A> {
+        let (dst, dst_port) = if self.mode == Forward::Fnat {
+            (self.local, self.local_port)
+        } else {
+            (self.client, self.client_port)
+        };
         FlowKey {
             protocol: self.protocol,
             src: self.backend,
             src_port: self.backend_port,
-            dst: self.client,
-            dst_port: self.client_port,
+            dst,
+            dst_port,
         }
     }
 }
@@ -222,6 +233,8 @@ pub struct Entry4 {
     ports: AtomicU64,
     /// backend:32 | backend_id:32
     backend: AtomicU64,
+    /// fnat: local:32 | local_port:16
+    local: AtomicU64,
     /// last_seen:32 | created:32
     times: AtomicU64,
     /// next free entry (free stack link)
@@ -234,11 +247,11 @@ pub struct Entry4 {
 pub struct Entry6 {
     /// As [`Entry4::meta`].
     meta: AtomicU64,
-    /// client, vip, backend: each two words (high, low).
-    addrs: [AtomicU64; 6],
+    /// client, vip, backend, local (fnat): each two words (high, low).
+    addrs: [AtomicU64; 8],
     /// As [`Entry4::ports`].
     ports: AtomicU64,
-    /// backend_id:32
+    /// local_port:16 | backend_id:32
     backend_id: AtomicU64,
     times: AtomicU64,
     next: AtomicU32,
@@ -270,7 +283,7 @@ pub trait Family: IpAddress {
 
 impl Family for Ipv4Addr {
     type Entry = Entry4;
-    type Words = (u64, u64, u64);
+    type Words = (u64, u64, u64, u64);
     #[inline(always)]
     fn meta(e: &Entry4) -> &AtomicU64 {
         &e.meta
@@ -289,30 +302,33 @@ impl Family for Ipv4Addr {
         e.addrs.store(w.addrs, Relaxed);
         e.ports.store(w.ports, Relaxed);
         e.backend.store(w.backend, Relaxed);
+        e.local.store(w.local, Relaxed);
         w.meta
     }
     #[inline(always)]
-    fn load(e: &Entry4) -> (u64, u64, u64) {
+    fn load(e: &Entry4) -> (u64, u64, u64, u64) {
         (
             e.addrs.load(Relaxed),
             e.ports.load(Relaxed),
             e.backend.load(Relaxed),
+            e.local.load(Relaxed),
         )
     }
     #[inline(always)]
-    fn unpack(meta: u64, (addrs, ports, backend): (u64, u64, u64)) -> FlowInit {
+    fn unpack(meta: u64, (addrs, ports, backend, local): (u64, u64, u64, u64)) -> FlowInit {
         layout::unpack(layout::Words {
             meta,
             addrs,
             ports,
             backend,
+            local,
         })
     }
 }
 
 impl Family for Ipv6Addr {
     type Entry = Entry6;
-    type Words = ([u64; 6], u64, u64);
+    type Words = ([u64; 8], u64, u64);
     #[inline(always)]
     fn meta(e: &Entry6) -> &AtomicU64 {
         &e.meta
@@ -327,17 +343,21 @@ impl Family for Ipv6Addr {
     }
     #[inline(always)]
     fn store(e: &Entry6, f: &FlowInit<Ipv6Addr>, gen: u32) -> u64 {
-        for (i, a) in [f.client, f.vip, f.backend].into_iter().enumerate() {
+        for (i, a) in [f.client, f.vip, f.backend, f.local]
+            .into_iter()
+            .enumerate()
+        {
             let b = a.to_bits();
             e.addrs[2 * i].store((b >> 64) as u64, Relaxed);
             e.addrs[2 * i + 1].store(b as u64, Relaxed);
         }
         e.ports.store(layout::ports(f), Relaxed);
-        e.backend_id.store(f.backend_id as u64, Relaxed);
+        e.backend_id
+            .store(((f.local_port as u64) << 32) | f.backend_id as u64, Relaxed);
         layout::meta(f, gen)
     }
     #[inline(always)]
-    fn load(e: &Entry6) -> ([u64; 6], u64, u64) {
+    fn load(e: &Entry6) -> ([u64; 8], u64, u64) {
         (
             core::array::from_fn(|i| e.addrs[i].load(Relaxed)),
             e.ports.load(Relaxed),
@@ -345,10 +365,12 @@ impl Family for Ipv6Addr {
         )
     }
     #[inline(always)]
-    fn unpack(meta: u64, (a, ports, id): ([u64; 6], u64, u64)) -> FlowInit<Ipv6Addr> {
+    fn unpack(meta: u64, (a, ports, id): ([u64; 8], u64, u64)) -> FlowInit<Ipv6Addr> {
         let addr =
             |i: usize| Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128);
-        layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32)
+        let mut f = layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32);
+        (f.local, f.local_port) = (addr(3), (id >> 32) as u16);
+        f
     }
 }
 
@@ -364,6 +386,7 @@ mod layout {
         pub addrs: u64,
         pub ports: u64,
         pub backend: u64,
+        pub local: u64,
     }
 
     #[inline(always)]
@@ -407,24 +430,28 @@ mod layout {
             addrs: ((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64,
             ports: ports(f),
             backend: ((f.backend.to_bits() as u64) << 32) | f.backend_id as u64,
+            local: ((f.local.to_bits() as u64) << 32) | ((f.local_port as u64) << 16),
         }
     }
 
     #[inline(always)]
     pub(super) fn unpack(w: Words) -> FlowInit {
-        unpack_with(
+        let mut f = unpack_with(
             w.meta,
             w.ports,
             Ipv4Addr::from_bits((w.addrs >> 32) as u32),
             Ipv4Addr::from_bits(w.addrs as u32),
             Ipv4Addr::from_bits((w.backend >> 32) as u32),
             w.backend as u32,
-        )
+        );
+        f.local = Ipv4Addr::from_bits((w.local >> 32) as u32);
+        f.local_port = (w.local >> 16) as u16;
+        f
     }
 
     /// A flow of either family from its meta and ports words and its addresses.
     #[inline(always)]
-    pub(super) fn unpack_with<A>(
+    pub(super) fn unpack_with<A: crate::wire::IpAddress>(
         meta: u64,
         ports: u64,
         client: A,
@@ -445,6 +472,8 @@ mod layout {
             mode: Forward::from_u8((meta >> 16) as u8).unwrap_or(Forward::Nat),
             reverse: meta & 1 != 0,
             state: state_of(meta),
+            local: A::UNSPECIFIED,
+            local_port: 0,
         }
     }
 }
@@ -1378,6 +1407,11 @@ mod tests {
     fn memory_per_flow() {
         assert_eq!(std::mem::size_of::<Entry4>(), 64);
         assert_eq!(std::mem::size_of::<Entry6>(), 128);
+        assert_eq!(
+            std::mem::size_of::<Entry4>(),
+            64,
+            "fnat's local word fits the line"
+        );
         let t = FlowTable::new(1 << 16);
         assert_eq!(t.memory_bytes() / t.capacity(), BYTES_PER_FLOW);
         let t6 = FlowTable::<Ipv6Addr>::with_capacity(1 << 16);

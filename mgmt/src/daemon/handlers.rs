@@ -272,6 +272,8 @@ impl Daemon {
                 backend: endpoint(i.backend, i.backend_port),
                 forward: i.mode.name().into(),
                 state: state.into(),
+                local: (i.mode == dataplane::snapshot::Forward::Fnat)
+                    .then(|| endpoint(i.local, i.local_port)),
                 age_s: now.saturating_sub(created),
                 idle_s: now.saturating_sub(seen),
             }
@@ -306,5 +308,7 @@ fn widen<A: Copy>(
         mode: f.mode,
         reverse: f.reverse,
         state: f.state,
+        local: ip(f.local),
+        local_port: f.local_port,
     }
 }

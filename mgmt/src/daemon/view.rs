@@ -81,6 +81,7 @@ impl View {
             protocol: proto_name(s.protocol).to_string(),
             scheduler: s.scheduler.name().to_string(),
             forward: s.forward.name().to_string(),
+            local_addresses: s.local_addresses.iter().map(|a| a.to_string()).collect(),
             state: if s.backends.iter().any(|b| b.effective_weight() > 0) {
                 "up"
             } else {
