@@ -22,6 +22,8 @@ fn flow(i: u64) -> FlowInit {
         mode: dataplane::snapshot::Forward::Nat,
         reverse: true,
         state: FlowState::Established,
+        local: Ipv4Addr::UNSPECIFIED,
+        local_port: 0,
     }
 }
 

@@ -57,6 +57,8 @@ fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
         mode,
         reverse: mode == Forward::Nat,
         state: FlowState::Established,
+        local: Ipv4Addr::UNSPECIFIED,
+        local_port: 0,
     }
 }
 

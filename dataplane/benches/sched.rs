@@ -25,6 +25,8 @@ fn spec(id: u16, kind: SchedulerKind, n: usize) -> ServiceSpec {
                 up: true,
             })
             .collect(),
+        local_addresses: vec![],
+        local_ports: dataplane::snapshot::FNAT_PORTS,
     }
 }
 

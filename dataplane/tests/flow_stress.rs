@@ -21,6 +21,8 @@ fn flow(client_port: u16, client_low: u8, backend_id: u32) -> FlowInit {
         mode: dataplane::snapshot::Forward::Nat,
         reverse: true,
         state: FlowState::SynSent,
+        local: Ipv4Addr::UNSPECIFIED,
+        local_port: 0,
     }
 }
 

@@ -1237,7 +1237,6 @@ fn fnat_both_ways() {
         dst_ip: be6(10),
         dst_port: 8080,
         hop_limit: 63,
-        ..syn6.clone()
     };
     assert_eq!(out, tcp6_frame(&to_be6, SYN, b""));
     let reply6 = FrameSpec6 {

@@ -1101,6 +1101,8 @@ mod tests {
             mode: Forward::Nat,
             reverse: true,
             state: FlowState::SynSent,
+            local: crate::wire::IpAddress::UNSPECIFIED,
+            local_port: 0,
         }
     }
 
@@ -1395,6 +1397,8 @@ mod tests {
                 mode,
                 reverse,
                 state,
+                local: crate::wire::IpAddress::UNSPECIFIED,
+                local_port: 0,
             };
             let w = layout::pack(&f, 0xfffe);
             assert_eq!(gen_of(w.meta), 0xfffe);
@@ -1432,6 +1436,8 @@ mod tests {
             mode: Forward::Nat,
             reverse: true,
             state: FlowState::SynSent,
+            local: crate::wire::IpAddress::UNSPECIFIED,
+            local_port: 0,
         }
     }
 

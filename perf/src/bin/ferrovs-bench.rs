@@ -87,7 +87,18 @@ fn frame(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
 }
 
 /// The established flow of client `i` (port `i & 0xffff`) to `backend`.
-fn established<A>(client: A, vip: A, backend: A, i: u32, id: u32, mode: Forward) -> FlowInit<A> {
+/// Local addresses of the fnat service (8, so that 1M flows to 4 backends fit 64K ports).
+const FNAT_LOCALS: u32 = 8;
+
+fn established<A: dataplane::wire::IpAddress>(
+    client: A,
+    vip: A,
+    backend: A,
+    i: u32,
+    id: u32,
+    mode: Forward,
+    local: A,
+) -> FlowInit<A> {
     FlowInit {
         protocol: 6,
         client,
@@ -99,8 +110,29 @@ fn established<A>(client: A, vip: A, backend: A, i: u32, id: u32, mode: Forward)
         service: 0,
         backend_id: id,
         mode,
-        reverse: mode == Forward::Nat,
+        reverse: mode.translates(),
         state: FlowState::Established,
+        // fnat: backend i % 4, local address (i / 4) % 8, port 1024 + i / 32: unique.
+        local,
+        local_port: if mode == Forward::Fnat {
+            1024 + (i / (4 * FNAT_LOCALS)) as u16
+        } else {
+            0
+        },
+    }
+}
+
+/// Flow `i`'s fnat local address: `(i / 4) % FNAT_LOCALS` of the list.
+fn local4(locals: &[IpAddr], i: u32) -> Ipv4Addr {
+    match locals[((i / 4) % FNAT_LOCALS) as usize] {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+fn local6(locals: &[IpAddr], i: u32) -> Ipv6Addr {
+    match locals[((i / 4) % FNAT_LOCALS) as usize] {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
     }
 }
 
@@ -110,8 +142,9 @@ fn main() -> Result<()> {
         "nat" => Some(Forward::Nat),
         "dr" => Some(Forward::Dr),
         "tun" => Some(Forward::Tun),
+        "fnat" => Some(Forward::Fnat),
         "macswap" => None,
-        m => bail!("--mode {m}: nat, dr, tun or macswap"),
+        m => bail!("--mode {m}: nat, dr, tun, fnat or macswap"),
     };
     let v6 = match a.family.as_str() {
         "ipv4" => false,
@@ -178,7 +211,22 @@ fn main() -> Result<()> {
             .collect();
         let addrs: Vec<IpAddr> = bes.iter().map(|b| b.0).collect();
         let vip: IpAddr = if v6 { VIP6.into() } else { VIP.into() };
-        let svc = fixture::spec(0, "bench", vip, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
+        let mut svc = fixture::spec(0, "bench", vip, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
+        // New flows are never ended here: give them room (64 local addresses, 4M ports per
+        // backend) so that the benchmark measures creation, not exhaustion.
+        let nlocals = if syn { 64 } else { FNAT_LOCALS };
+        let locals: Vec<IpAddr> = (0..nlocals)
+            .map(|k| -> IpAddr {
+                if v6 {
+                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200 + k as u16).into()
+                } else {
+                    Ipv4Addr::new(10, 0, 1, k as u8).into()
+                }
+            })
+            .collect();
+        if fwd == Forward::Fnat {
+            svc.local_addresses = locals.clone();
+        }
         let backends = svc.backends.clone();
         let snap = fixture::snapshot(
             ports,
@@ -210,11 +258,17 @@ fn main() -> Result<()> {
                 let r = match b.addr {
                     IpAddr::V4(be) => shared
                         .flows
-                        .insert(&established(client(i).0, VIP, be, i, b.id, fwd), 0)
+                        .insert(
+                            &established(client(i).0, VIP, be, i, b.id, fwd, local4(&locals, i)),
+                            0,
+                        )
                         .map(|_| ()),
                     IpAddr::V6(be) => shared
                         .flows6
-                        .insert(&established(client6(i).0, VIP6, be, i, b.id, fwd), 0)
+                        .insert(
+                            &established(client6(i).0, VIP6, be, i, b.id, fwd, local6(&locals, i)),
+                            0,
+                        )
                         .map(|_| ()),
                 };
                 r.map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
