@@ -129,7 +129,7 @@ fn daemon_forwards_and_answers_arp_from_a_capture() {
         },
         tcp_frame(&syn("10.0.0.10", 40003), TcpFlags::ACK, b""), // nat, no flow
     ];
-    let (mut got, log) = run_capture(
+    let (got, log) = run_capture(
         "daemon",
         "10.0.0.1/24",
         &input,
@@ -158,7 +158,7 @@ services:
         ttl: 63,
         ..syn("10.0.0.11", 40001)
     };
-    let mut want = vec![
+    let want = vec![
         // gratuitous ARP for each VIP at start
         arp_frame(
             arp::OP_REQUEST,
@@ -191,14 +191,7 @@ services:
         tcp_frame(&dr_out, TcpFlags::SYN, b""),
         tun_out(lb, be(0x22)),
     ];
-    got.sort();
-    want.sort();
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "output capture:\n{got:02x?}\nlog:\n{log}"
-    );
-    assert_eq!(got, want);
+    same_frames(got, want, &log);
     // Learned: only the on-link sender; never a sender claiming our addresses or VIPs, nor
     // one outside the port's subnets.
     let learned: Vec<&str> = log
@@ -263,7 +256,7 @@ fn daemon_speaks_ipv6_from_a_capture() {
         icmpv6_echo_frame(&echo, 128, 9, 1, b"ping6"),
         ext,
     ];
-    let (mut got, log) = run_capture(
+    let (got, log) = run_capture(
         "daemon6",
         "2001:db8::1/64",
         &input,
@@ -274,7 +267,7 @@ services:
 "#,
     );
     let all_nodes = ip6("ff02::1");
-    let mut want = vec![
+    let want = vec![
         neighbor_advert_frame(lb, vip, MacAddr([0x33, 0x33, 0, 0, 0, 1]), all_nodes, false),
         neighbor_advert_frame(lb, vip, cli, client, true),
         neighbor_advert_frame(lb, me, cli, client, true),
@@ -304,6 +297,16 @@ services:
             b"ping6",
         ),
     ];
+    same_frames(got, want, &log);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("neighbor learned") && l.contains("ip=2001:db8::50 ")),
+        "{log}"
+    );
+}
+
+/// The output capture holds exactly `want`, in any order.
+fn same_frames(mut got: Vec<Vec<u8>>, mut want: Vec<Vec<u8>>, log: &str) {
     got.sort();
     want.sort();
     assert_eq!(
@@ -312,11 +315,6 @@ services:
         "output capture:\n{got:02x?}\nlog:\n{log}"
     );
     assert_eq!(got, want);
-    assert!(
-        log.lines()
-            .any(|l| l.contains("neighbor learned") && l.contains("ip=2001:db8::50 ")),
-        "{log}"
-    );
 }
 
 /// The tun SYN as it must leave: Ethernet to the backend, an outer IPv4 header from the

@@ -89,6 +89,7 @@ for vip in 10.0.0.20 2001:db8::20; do
 done
 $CTL list | tee $T/list.txt
 grep -E '^  -> 10\.1\.0\.11:80 +FullNat ' $T/list.txt >/dev/null || fail "ferrovsctl list: no FullNat backend"
+curl -s "$FERROVS_API/metrics" | grep -E '^ferrovs_fnat_ports_in_use\{local_address="10\.1\.0\.2"\} [0-9]+' >/dev/null || fail "metric ferrovs_fnat_ports_in_use"
 $CTL -o json flows --limit 5 | jget '[f["local"] for f in d]' | grep -E "10\.1\.0\.2:|fd00:1::2\]:" >/dev/null || fail "flows show no local address"
 kill -TERM $FPID; wait $FPID || true
 echo "e2e fnat: PASSED"

@@ -60,16 +60,29 @@ fn ipv4_frame(spec: &FrameSpec, protocol: u8, l4_len: usize) -> Vec<u8> {
 /// An Ethernet + IPv4 + TCP frame (20-byte TCP header) with the given flags and payload.
 pub fn tcp_frame(spec: &FrameSpec, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = ipv4_frame(spec, IpProtocol::TCP, 20 + payload.len());
-    f[54..].copy_from_slice(payload);
-    let mut t = TcpPacket::new_unchecked(&mut f[34..]);
-    t.set_src_port(spec.src_port);
-    t.set_dst_port(spec.dst_port);
+    tcp_segment(&mut f[34..], spec.src_port, spec.dst_port, flags, payload)
+        .fill_checksum(spec.src_ip, spec.dst_ip);
+    f
+}
+
+/// Writes a TCP segment (20-byte header: seq 1000, ack 2000 when ACK is set, window
+/// 65535) and its payload into `b`; the checksum is left to the caller (its addresses).
+fn tcp_segment<'a>(
+    b: &'a mut [u8],
+    src_port: u16,
+    dst_port: u16,
+    flags: u8,
+    payload: &[u8],
+) -> TcpPacket<&'a mut [u8]> {
+    b[20..].copy_from_slice(payload);
+    let mut t = TcpPacket::new_unchecked(b);
+    t.set_src_port(src_port);
+    t.set_dst_port(dst_port);
     t.set_seq(1000);
     t.set_ack_number(if flags & 0x10 != 0 { 2000 } else { 0 });
     t.set_header_len_and_flags(20, flags);
     t.set_window(65535);
-    t.fill_checksum(spec.src_ip, spec.dst_ip);
-    f
+    t
 }
 
 /// An Ethernet + IPv4 + UDP frame.
@@ -173,15 +186,8 @@ fn ipv6_frame(spec: &FrameSpec6, next_header: u8, l4_len: usize) -> Vec<u8> {
 /// An Ethernet + IPv6 + TCP frame (20-byte TCP header) with the given flags and payload.
 pub fn tcp6_frame(spec: &FrameSpec6, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = ipv6_frame(spec, IpProtocol::TCP, 20 + payload.len());
-    f[74..].copy_from_slice(payload);
-    let mut t = TcpPacket::new_unchecked(&mut f[54..]);
-    t.set_src_port(spec.src_port);
-    t.set_dst_port(spec.dst_port);
-    t.set_seq(1000);
-    t.set_ack_number(if flags & 0x10 != 0 { 2000 } else { 0 });
-    t.set_header_len_and_flags(20, flags);
-    t.set_window(65535);
-    t.fill_checksum(spec.src_ip, spec.dst_ip);
+    tcp_segment(&mut f[54..], spec.src_port, spec.dst_port, flags, payload)
+        .fill_checksum(spec.src_ip, spec.dst_ip);
     f
 }
 

@@ -216,6 +216,40 @@ impl Daemon {
                 announced,
             );
         }
+        // fnat: local ports in use per local address (a walk of the flow tables, only
+        // when some service is fnat).
+        let fnat: Vec<std::net::IpAddr> = snap
+            .services
+            .list
+            .iter()
+            .flat_map(|s| s.local_addresses.iter().copied())
+            .collect();
+        if !fnat.is_empty() {
+            use dataplane::snapshot::Forward;
+            use std::net::IpAddr;
+            let mut used: std::collections::BTreeMap<IpAddr, i64> =
+                fnat.iter().map(|a| (*a, 0)).collect();
+            self.shared.flows.for_each(|f| {
+                if f.init.mode == Forward::Fnat {
+                    *used.entry(IpAddr::V4(f.init.local)).or_default() += 1;
+                }
+            });
+            self.shared.flows6.for_each(|f| {
+                if f.init.mode == Forward::Fnat {
+                    *used.entry(IpAddr::V6(f.init.local)).or_default() += 1;
+                }
+            });
+            let g = Gauges::default();
+            for (a, n) in used {
+                g.get_or_create(&vec![("local_address", a.to_string())])
+                    .set(n);
+            }
+            reg.register(
+                "ferrovs_fnat_ports_in_use",
+                "fnat: local ports in use (flows) per local address, over all backends.",
+                g,
+            );
+        }
         let ports = Counters::default();
         for ((p, note), x) in self
             .ports
