@@ -24,6 +24,8 @@ fn flow(i: u64) -> FlowInit {
         state: FlowState::Established,
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
+        proxy: false,
+        seq_base: 0,
     }
 }
 

@@ -59,6 +59,8 @@ fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
         state: FlowState::Established,
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
+        proxy: false,
+        seq_base: 0,
     }
 }
 

@@ -27,6 +27,7 @@ fn spec(id: u16, kind: SchedulerKind, n: usize) -> ServiceSpec {
             .collect(),
         local_addresses: vec![],
         local_ports: dataplane::snapshot::FNAT_PORTS,
+        proxy: false,
     }
 }
 

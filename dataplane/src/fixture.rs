@@ -93,6 +93,7 @@ pub fn spec<A: Into<IpAddr> + Copy>(
             .collect(),
         local_addresses: vec![],
         local_ports: crate::snapshot::FNAT_PORTS,
+        proxy: false,
     }
 }
 

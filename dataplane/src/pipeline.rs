@@ -30,8 +30,8 @@ use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
 use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
 use crate::wire::{
-    ethernet, icmp, icmpv6, ipv4, ipv6, End, EtherType, EthernetFrame, IcmpPacket, Icmpv6Packet,
-    IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
+    ethernet, icmp, icmpv6, ipv4, ipv6, proxy, End, EtherType, EthernetFrame, IcmpPacket,
+    Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -87,6 +87,13 @@ pub trait Ip: Family + Into<IpAddr> {
     fn is_ours(snap: &Snapshot, a: Self) -> bool;
     /// The address ferrovs speaks from on a port.
     fn primary(p: &PortConf) -> Self;
+    /// The PROXY v2 header's length for this family, and the header itself (client ->
+    /// VIP) written into `out`.
+    const PROXY_LEN: usize;
+    fn write_proxy(out: &mut [u8], client: Self, cport: u16, vip: Self, vport: u16);
+    /// After `n` bytes were inserted into the payload: the IP length fields (and the
+    /// IPv4 header checksum) follow, and the TCP checksum is computed afresh.
+    fn grew(l3: &mut [u8], n: usize);
     /// Replaces a too-big tun packet by the family's "too big" error to its sender.
     fn too_big<B: PacketBuf>(
         env: &Env,
@@ -100,6 +107,18 @@ pub trait Ip: Family + Into<IpAddr> {
 
 impl Ip for Ipv4Addr {
     const TUNNEL_HEADER: usize = ipv4::HEADER_LEN;
+    const PROXY_LEN: usize = proxy::V4_LEN;
+    fn write_proxy(out: &mut [u8], client: Self, cport: u16, vip: Self, vport: u16) {
+        proxy::write_v4(out, client, vip, cport, vport)
+    }
+    fn grew(l3: &mut [u8], n: usize) {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        let total = ip.total_len() as usize + n;
+        ip.set_total_len(total as u16);
+        ip.fill_checksum();
+        let (hl, src, dst) = (ip.header_len(), ip.src(), ip.dst());
+        TcpPacket::new_unchecked(&mut l3[hl..total]).fill_checksum(src, dst);
+    }
     #[inline(always)]
     fn from_ip(a: IpAddr) -> Option<Self> {
         match a {
@@ -173,6 +192,18 @@ impl Ip for Ipv4Addr {
 
 impl Ip for Ipv6Addr {
     const TUNNEL_HEADER: usize = ipv6::HEADER_LEN;
+    const PROXY_LEN: usize = proxy::V6_LEN;
+    fn write_proxy(out: &mut [u8], client: Self, cport: u16, vip: Self, vport: u16) {
+        proxy::write_v6(out, client, vip, cport, vport)
+    }
+    fn grew(l3: &mut [u8], n: usize) {
+        let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
+        let plen = ip.payload_len() as usize + n;
+        ip.set_payload_len(plen as u16);
+        let (src, dst) = (ip.src(), ip.dst());
+        let total = ipv6::HEADER_LEN + plen;
+        TcpPacket::new_unchecked(&mut l3[ipv6::HEADER_LEN..total]).fill_checksum(src, dst);
+    }
     #[inline(always)]
     fn from_ip(a: IpAddr) -> Option<Self> {
         match a {
@@ -636,13 +667,19 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         return Verdict::Drop(TtlExceeded);
     }
     let fh = flow_hash(k);
+    // The SYN's sequence number (PROXY's base; unread unless the service needs it).
+    let seq = if svc.proxy && p.is_tcp() {
+        TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]).seq()
+    } else {
+        0
+    };
     if p.is_tcp() && !p.is_syn_only() {
         // A mid-connection segment with no flow: nat cannot translate its replies;
         // dr/tun send it where Maglev says (the backend that most likely has it).
         if svc.forward.translates() {
             return Verdict::Drop(NoFlow);
         }
-        let Some(init) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
+        let Some(init) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b, seq)) else {
             return Verdict::Drop(NoBackend);
         };
         c.stateless.inc();
@@ -651,7 +688,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     }
     let Some(mut init) = svc
         .schedule(env.conns, src_hash(k.src), fh)
-        .and_then(|b| flow_init(svc, p, b))
+        .and_then(|b| flow_init(svc, p, b, seq))
     else {
         return Verdict::Drop(NoBackend);
     };
@@ -672,7 +709,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
                 return Verdict::Drop(NoFlow);
             }
             Err(InsertError::Full | InsertError::Contended) => {
-                let Some(i) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b)) else {
+                let Some(i) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b, seq)) else {
                     return Verdict::Drop(NoBackend);
                 };
                 init = i;
@@ -730,7 +767,7 @@ fn local_endpoint<A: Ip>(svc: &Service, fh: u64) -> Option<(A, u16)> {
 /// also the source. None if the backend (or a local address) is not of the packet's
 /// family (the config check refuses that).
 #[inline(always)]
-fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowInit<A>> {
+fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend, seq: u32) -> Option<FlowInit<A>> {
     let k = &p.key;
     let (local, local_port) = if svc.forward == Forward::Fnat {
         local_endpoint(svc, flow_hash(k))?
@@ -760,6 +797,9 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend) -> Option<FlowIni
         },
         local,
         local_port,
+        proxy: svc.proxy && p.is_tcp(),
+        // The client's first data byte (its ISN + 1), where the PROXY header goes.
+        seq_base: seq.wrapping_add(1),
     })
 }
 
@@ -833,9 +873,12 @@ fn to_backend<A: Ip, B: PacketBuf>(
             f.backend_port,
         ),
         Forward::Fnat => {
-            let l3 = &mut pkt.data_mut()[l3..];
-            A::rewrite_endpoint(l3, End::Dst, f.backend, f.backend_port);
-            A::rewrite_endpoint(l3, End::Src, f.local, f.local_port);
+            let ip = &mut pkt.data_mut()[l3..];
+            A::rewrite_endpoint(ip, End::Dst, f.backend, f.backend_port);
+            A::rewrite_endpoint(ip, End::Src, f.local, f.local_port);
+            if f.proxy && !proxy_to_backend(pkt, p, f) {
+                return Verdict::Drop(DropReason::NoHeadroom);
+            }
         }
         Forward::Dr => {}
         Forward::Tun => {
@@ -873,6 +916,9 @@ fn to_client<A: Ip, B: PacketBuf>(
     A::rewrite_endpoint(l3, End::Src, f.vip, f.vport);
     if f.mode == Forward::Fnat {
         A::rewrite_endpoint(l3, End::Dst, f.client, f.client_port);
+        if f.proxy {
+            proxy_to_client::<A>(&mut l3[(p.l4 - p.l3) as usize..], f.seq_base);
+        }
     }
     EthernetFrame::new_unchecked(d).set_addrs(out.mac, mac);
     Verdict::Tx(port)
@@ -1060,4 +1106,105 @@ fn packet_too_big<B: PacketBuf>(
     ic.fill_checksum(src, client);
     c.drop(DropReason::FragNeeded);
     Verdict::Tx(port)
+}
+
+/// A client number past `base` as the backend sees it: shifted by the PROXY header's
+/// length `n` (the header occupies `base..base + n` of the backend's stream).
+#[inline(always)]
+fn shifted(x: u32, base: u32, n: u32) -> u32 {
+    if (x.wrapping_sub(base) as i32) > 0 {
+        x.wrapping_add(n)
+    } else {
+        x
+    }
+}
+
+/// A backend's acknowledgement (or SACK edge) of client bytes, back in the client's
+/// numbers: past the header, `n` less; inside it, the first data byte.
+#[inline(always)]
+fn unshifted(x: u32, base: u32, n: u32) -> u32 {
+    let d = x.wrapping_sub(base);
+    if (d as i32) <= 0 {
+        x
+    } else if d >= n {
+        x.wrapping_sub(n)
+    } else {
+        base
+    }
+}
+
+/// fnat with PROXY, client -> backend (after the address rewrite): the segment that
+/// carries the client's first data byte (`seq_base`; again on a retransmission) gets the
+/// PROXY v2 header before its payload; every later sequence number moves by the header's
+/// length. False if there is no headroom for the header.
+fn proxy_to_backend<A: Ip, B: PacketBuf>(pkt: &mut B, p: &Parsed<A>, f: &FlowInit<A>) -> bool {
+    let n = A::PROXY_LEN;
+    let (l3, l4) = (p.l3 as usize, p.l4 as usize);
+    let d = pkt.data_mut();
+    let t = TcpPacket::new_unchecked(&d[l4..]);
+    let (seq, hl, syn) = (t.seq(), t.header_len(), t.flags().syn());
+    let payload = d.len() - l4 - hl;
+    if seq != f.seq_base || payload == 0 || syn {
+        TcpPacket::new_unchecked(&mut d[l4..]).set_seq_csum(shifted(seq, f.seq_base, n as u32));
+        return true;
+    }
+    // The first data: headers move `n` bytes to the front, the header goes between.
+    if !pkt.prepend(n) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    let head = l4 + hl;
+    d.copy_within(n..n + head, 0);
+    A::write_proxy(
+        &mut d[head..head + n],
+        f.client,
+        f.client_port,
+        f.vip,
+        f.vport,
+    );
+    A::grew(&mut d[l3..], n);
+    true
+}
+
+/// fnat with PROXY, backend -> client (after the address rewrite): acknowledgements and
+/// SACK edges back into the client's numbers; a SYN-ACK's MSS lowered by the header's
+/// length, so that the client's first data and the header fit one segment.
+fn proxy_to_client<A: Ip>(tcp: &mut [u8], base: u32) {
+    let n = A::PROXY_LEN as u32;
+    let mut t = TcpPacket::new_unchecked(tcp);
+    let flags = t.flags();
+    if flags.ack() {
+        let ack = t.ack_number();
+        t.set_ack_csum(unshifted(ack, base, n));
+        t.map_sack(|x| unshifted(x, base, n));
+    }
+    if flags.syn() {
+        let mss = mss_of(&t).unwrap_or(0);
+        if mss > n as u16 {
+            t.clamp_mss(mss - n as u16);
+        }
+    }
+}
+
+/// A segment's MSS option, if it has one.
+fn mss_of<T: AsRef<[u8]>>(t: &TcpPacket<T>) -> Option<u16> {
+    let o = t.options();
+    let mut at = 0;
+    while at + 1 < o.len() {
+        match o[at] {
+            0 => return None,
+            1 => at += 1,
+            k => {
+                let len = o[at + 1] as usize;
+                if len < 2 || at + len > o.len() {
+                    return None;
+                }
+                if k == crate::wire::tcp::OPT_MSS && len == 4 {
+                    return Some(u16::from_be_bytes([o[at + 2], o[at + 3]]));
+                }
+                at += len;
+            }
+        }
+    }
+    None
 }

@@ -121,6 +121,8 @@ pub struct Service {
     /// fnat: the source addresses toward backends, and the source ports used of each.
     pub local_addresses: Box<[IpAddr]>,
     pub local_ports: (u16, u16),
+    /// fnat: the backend first reads a PROXY v2 header.
+    pub proxy: bool,
     ids: Box<[u32]>,
     weights: Box<[u32]>,
     sched: Sched,
@@ -145,6 +147,8 @@ pub struct ServiceSpec {
     pub local_addresses: Vec<IpAddr>,
     /// fnat only: the source ports used of each local address (inclusive).
     pub local_ports: (u16, u16),
+    /// fnat and tcp only: a PROXY protocol v2 header before the client's first data.
+    pub proxy: bool,
 }
 
 /// The source ports fnat uses of each local address.
@@ -191,6 +195,7 @@ impl Service {
             backends: spec.backends.into_boxed_slice(),
             local_addresses: spec.local_addresses.into_boxed_slice(),
             local_ports: spec.local_ports,
+            proxy: spec.proxy,
             ids,
             weights,
             cursor,
@@ -613,6 +618,7 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             local_addresses: vec![],
             local_ports: FNAT_PORTS,
+            proxy: false,
             backends: (0..n)
                 .map(|i| Backend {
                     id: i as u32,

@@ -23,6 +23,8 @@ fn flow(client_port: u16, client_low: u8, backend_id: u32) -> FlowInit {
         state: FlowState::SynSent,
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
+        proxy: false,
+        seq_base: 0,
     }
 }
 

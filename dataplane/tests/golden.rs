@@ -11,6 +11,7 @@ use dataplane::snapshot::*;
 use dataplane::wire::{checksum, IpProtocol, MacAddr, TcpFlags};
 #[path = "common/frames.rs"]
 mod frames;
+use frames::tcp_frame_with;
 use frames::{arp_frame, icmp_echo_frame, tcp_frame, udp_frame, FrameSpec};
 use frames::{icmpv6_echo_frame, ip6ip6_frame, neighbor_solicit_frame, tcp6_frame, FrameSpec6};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -1262,4 +1263,175 @@ fn fnat_both_ways() {
         (v, out),
         (Verdict::Tx(WAN), tcp6_frame(&back6, SYNACK, b"hi6"))
     );
+}
+
+/// fnat with PROXY protocol v2: the client's first data reaches the backend behind a
+/// PROXY header (client 192.0.2.1:40000 -> VIP 203.0.113.70:80), again on a
+/// retransmission; later client segments move by the header's 28 bytes, the backend's
+/// acknowledgements and SACK edges move back, its SYN-ACK's MSS is lowered by 28; a pure
+/// ACK before any data is left alone. Every frame byte for byte against etherparse.
+#[test]
+fn fnat_proxy_protocol_v2() {
+    use etherparse::TcpOptionElement::{MaximumSegmentSize, SelectiveAcknowledgement};
+    let mut rig = Rig::new(256);
+    let mut spec = fixture::spec(
+        0,
+        "pp",
+        ip("203.0.113.70"),
+        80,
+        IpProtocol::TCP,
+        Forward::Fnat,
+        SchedulerKind::Rr,
+        0,
+        &[(ip("10.1.0.10"), 8080, 1)],
+    );
+    spec.local_addresses = vec![ip("10.1.0.2").into()];
+    spec.local_ports = (2000, 2000);
+    spec.proxy = true;
+    rig.snap.services = std::sync::Arc::new(Services::new(vec![Service::build(
+        spec,
+        Default::default(),
+        251,
+    )]));
+    let cli = client("203.0.113.70", 80, 40000, 64);
+    let to_be = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        src_ip: ip("10.1.0.2"),
+        src_port: 2000,
+        dst_ip: ip("10.1.0.10"),
+        dst_port: 8080,
+        ttl: 63,
+        ..cli.clone()
+    };
+    let from_be = FrameSpec {
+        src_mac: be_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.10"),
+        src_port: 8080,
+        dst_ip: ip("10.1.0.2"),
+        dst_port: 2000,
+        ttl: 64,
+        ..Default::default()
+    };
+    let to_cli = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: cli.dst_ip,
+        src_port: 80,
+        dst_ip: cli.src_ip,
+        dst_port: 40000,
+        ttl: 63,
+        ..Default::default()
+    };
+    let run = |rig: &mut Rig, port, f: Vec<u8>| rig.run(port, &f);
+    // The SYN (ISN 1000): only the addresses change.
+    let (v, out) = run(
+        &mut rig,
+        WAN,
+        tcp_frame_with(&cli, SYN, 1000, None, &[], b""),
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Tx(LAN),
+            tcp_frame_with(&to_be, SYN, 1000, None, &[], b"")
+        )
+    );
+    // The SYN-ACK (ISN 5000, MSS 1460): the client learns MSS 1432.
+    let (v, out) = run(
+        &mut rig,
+        LAN,
+        tcp_frame_with(
+            &from_be,
+            SYN,
+            5000,
+            Some(1001),
+            &[MaximumSegmentSize(1460)],
+            b"",
+        ),
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Tx(WAN),
+            tcp_frame_with(
+                &to_cli,
+                SYN,
+                5000,
+                Some(1001),
+                &[MaximumSegmentSize(1432)],
+                b""
+            )
+        )
+    );
+    // The handshake's ACK, no data: unchanged.
+    let (v, out) = run(
+        &mut rig,
+        WAN,
+        tcp_frame_with(&cli, 0, 1001, Some(5001), &[], b""),
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Tx(LAN),
+            tcp_frame_with(&to_be, 0, 1001, Some(5001), &[], b"")
+        )
+    );
+    // The first data: the PROXY v2 header first (written out here from the specification).
+    let mut pp = vec![
+        0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00,
+        0x0c,
+    ];
+    pp.extend([192, 0, 2, 1, 203, 0, 113, 70]);
+    pp.extend(40000u16.to_be_bytes());
+    pp.extend(80u16.to_be_bytes());
+    let mut first = pp.clone();
+    first.extend(b"GET /");
+    let data = tcp_frame_with(&cli, 0x08, 1001, Some(5001), &[], b"GET /");
+    let want = tcp_frame_with(&to_be, 0x08, 1001, Some(5001), &[], &first);
+    let (v, out) = run(&mut rig, WAN, data.clone());
+    assert_eq!((v, out), (Verdict::Tx(LAN), want.clone()));
+    // Retransmitted: the same bytes again.
+    let (v, out) = run(&mut rig, WAN, data);
+    assert_eq!(
+        (v, out),
+        (Verdict::Tx(LAN), want),
+        "a retransmission carries the header again"
+    );
+    // Later data moves by 28.
+    let (v, out) = run(
+        &mut rig,
+        WAN,
+        tcp_frame_with(&cli, 0x08, 1006, Some(5001), &[], b"xyz"),
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Tx(LAN),
+            tcp_frame_with(&to_be, 0x08, 1034, Some(5001), &[], b"xyz")
+        )
+    );
+    // The backend acknowledges 1001 + 28 + 5 and SACKs 1044..1054: the client sees
+    // 1006 and 1016..1026.
+    let sack = |a, b| SelectiveAcknowledgement((a, b), [None, None, None]);
+    let (v, out) = run(
+        &mut rig,
+        LAN,
+        tcp_frame_with(&from_be, 0, 5001, Some(1034), &[sack(1044, 1054)], b""),
+    );
+    assert_eq!(
+        (v, out),
+        (
+            Verdict::Tx(WAN),
+            tcp_frame_with(&to_cli, 0, 5001, Some(1006), &[sack(1016, 1026)], b"")
+        )
+    );
+    // An acknowledgement of part of the header only maps to the first data byte.
+    let (_, out) = run(
+        &mut rig,
+        LAN,
+        tcp_frame_with(&from_be, 0, 5001, Some(1010), &[], b""),
+    );
+    assert_eq!(out, tcp_frame_with(&to_cli, 0, 5001, Some(1001), &[], b""));
 }

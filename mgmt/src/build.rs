@@ -184,6 +184,7 @@ pub fn services(cfg: &Config, rt: &Runtime, reg: &mut Registry) -> Services {
                 backends,
                 local_addresses: s.local_addresses.clone(),
                 local_ports: FNAT_PORTS,
+                proxy: s.proxy_protocol == Some(crate::config::ProxyProtocol::V2),
             };
             Service::build(spec, cursor, dataplane::sched::maglev::DEFAULT_M)
         })

@@ -296,6 +296,18 @@ pub struct ServiceConf {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<String>)]
     pub local_addresses: Vec<IpAddr>,
+    /// fnat and tcp only: the backend first reads a PROXY protocol header with the
+    /// client's address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// `services[].proxy_protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// The binary version 2.
+    V2,
 }
 
 /// `services[].health_check`: probes of each backend, keepalived's semantics.
@@ -1314,6 +1326,16 @@ pub fn validate_service(
     if s.forward != Forward::Fnat && !s.local_addresses.is_empty() {
         e.push(format!("{k}.local_addresses: only for forward: fnat"));
     }
+    if s.proxy_protocol.is_some() {
+        if s.forward != Forward::Fnat {
+            e.push(format!(
+                "{k}.proxy_protocol: only for forward: fnat (the other modes leave the client's address in place)"
+            ));
+        }
+        if s.protocol != Protocol::Tcp {
+            e.push(format!("{k}.proxy_protocol: only for protocol: tcp"));
+        }
+    }
     let facing_ports: HashSet<String> = s
         .backends
         .iter()
@@ -1500,6 +1522,9 @@ services:
             ("[\"10.1.0.2\"]", "[\"fd00:1::1\"]", "services[0].local_addresses[0]: fd00:1::1 is IPv6 but the VIP 203.0.113.20 is IPv4"),
             ("forward: fnat", "forward: nat", "services[0].local_addresses: only for forward: fnat"),
             ("[\"10.1.0.2\"]", "[\"10.1.0.2\", \"10.1.0.2\"]", "services[0].local_addresses[1]: 10.1.0.2 is listed twice"),
+            ("forward: fnat,", "forward: fnat, protocol: udp, proxy_protocol: v2,", "services[0].proxy_protocol: only for protocol: tcp"),
+            ("forward: fnat, local_addresses: [\"10.1.0.2\"],", "forward: nat, proxy_protocol: v2,", "services[0].proxy_protocol: only for forward: fnat"),
+            ("forward: fnat,", "forward: fnat, proxy_protocol: v1,", "services[0].proxy_protocol: unknown variant `v1`"),
             ("\"10.1.0.2/24\"", "\"10.1.0.2/24\", \"203.0.113.9/25\"", "ports[1].addresses[2]: `203.0.113.9/25` overlaps 203.0.113.2/24 of port `wan`"),
         ];
         for (from, to, want) in cases {

@@ -199,6 +199,7 @@ fn service(n: &Node, vip: Ipv4Addr, vport: u16, notes: &mut Vec<String>) -> Opti
         health_check: None,
         flows_on_backend_down: Default::default(),
         local_addresses: vec![],
+        proxy_protocol: None,
     };
     // keepalived's default delay_loop is 60 s.
     let mut interval_ms = 60_000;

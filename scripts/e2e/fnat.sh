@@ -6,8 +6,11 @@
 #   * a 10 MB download and a 10 MB upload through an fnat flow arrive byte-exact
 #     (SHA-256 on both ends);
 #   * the backends see the local address, not the client (nginx's $remote_addr);
-#   * ferrovsctl list shows FullNat, the flows their local address:port.
-# PROXY protocol v2 (the client's address for the backend) is not built yet.
+#   * ferrovsctl list shows FullNat, the flows their local address:port;
+#   * with proxy_protocol: v2, nginx (`listen ... proxy_protocol`) answers each of 500
+#     connections with $proxy_protocol_addr:$proxy_protocol_port, which must be that
+#     connection's own client address and port; a 10 MB download and upload through
+#     fnat + PROXY flows arrive byte-exact (the upload server reads the header first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" -eq 0 ] || { echo "e2e fnat: needs root"; exit 1; }
@@ -40,11 +43,16 @@ worker_processes 1; daemon on; pid $T/be$n/nginx.pid; error_log $T/be$n/error.lo
 events { worker_connections 512; }
 http { access_log off; server { listen 80 backlog=1024; listen [::]:80 backlog=1024;
   location = /big.bin { root $T; }
-  location / { return 200 "backend $n saw \$remote_addr\n"; } } }
+  location / { return 200 "backend $n saw \$remote_addr\n"; } }
+  server { listen 8080 proxy_protocol backlog=1024; listen [::]:8080 proxy_protocol backlog=1024;
+  location = /big.bin { root $T; }
+  location / { return 200 "\$proxy_protocol_addr:\$proxy_protocol_port\n"; } } }
 NGX
   for _ in $(seq 20); do [ -f $T/be$n/nginx.pid ] || break; sleep 0.1; done
   ip netns exec $ns nginx -c $T/be$n/nginx.conf
   ip netns exec $ns python3 $HERE/sha256server.py 8081 > /dev/null 2>&1 &
+  PIDS+=($!)
+  ip netns exec $ns python3 $HERE/sha256server.py 8082 proxy > /dev/null 2>&1 &
   PIDS+=($!)
 done
 API=127.0.0.1:$((24000 + S % 20000)); export FERROVS_API=http://$API
@@ -63,6 +71,14 @@ services:
   - { name: app6, vip: "2001:db8::20", port: 80, forward: fnat, scheduler: rr, local_addresses: ["fd00:1::2"],
       backends: [ { address: "fd00:1::11" }, { address: "fd00:1::12" }, { address: "fd00:1::13" } ] }
   - { name: up6, vip: "2001:db8::20", port: 8081, forward: fnat, scheduler: rr, local_addresses: ["fd00:1::2"],
+      backends: [ { address: "fd00:1::11" } ] }
+  - { name: pp, vip: 10.0.0.30, port: 80, forward: fnat, proxy_protocol: v2, scheduler: rr, local_addresses: ["10.1.0.2"],
+      backends: [ { address: 10.1.0.11, port: 8080 }, { address: 10.1.0.12, port: 8080 }, { address: 10.1.0.13, port: 8080 } ] }
+  - { name: ppup, vip: 10.0.0.30, port: 8082, forward: fnat, proxy_protocol: v2, scheduler: rr, local_addresses: ["10.1.0.2"],
+      backends: [ { address: 10.1.0.11 } ] }
+  - { name: pp6, vip: "2001:db8::30", port: 80, forward: fnat, proxy_protocol: v2, scheduler: rr, local_addresses: ["fd00:1::2"],
+      backends: [ { address: "fd00:1::11", port: 8080 }, { address: "fd00:1::12", port: 8080 } ] }
+  - { name: ppup6, vip: "2001:db8::30", port: 8082, forward: fnat, proxy_protocol: v2, scheduler: rr, local_addresses: ["fd00:1::2"],
       backends: [ { address: "fd00:1::11" } ] }
 YAML
 $BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
@@ -86,6 +102,18 @@ for vip in 10.0.0.20 2001:db8::20; do
   up=$(ip netns exec $CLI curl -sg --max-time 60 --data-binary @$T/big.bin -H 'Content-Type: application/octet-stream' "$url:8081/")
   [ "$up" = "$want 10485760" ] || fail "10 MB upload over $vip: the backend read '$up', want '$want 10485760'"
   echo "fnat $vip: 10 MB download and upload byte-exact (sha256 $want)"
+done
+for vip in 10.0.0.30 2001:db8::30; do
+  ip netns exec $CLI python3 $HERE/httpload.py $vip 80 6 2 60 > /dev/null
+  r=$(ip netns exec $CLI python3 $HERE/proxycheck.py $vip 80 500)
+  echo "fnat + PROXY v2 $vip: $r"
+  [ "$(echo "$r" | jget 'd["ok"]')" = 500 ] || fail "the backends did not read the client's address and port from PROXY over $vip: $r"
+  url=$([ $vip = 10.0.0.30 ] && echo "http://$vip" || echo "http://[$vip]")
+  got=$(ip netns exec $CLI curl -sg --max-time 60 "$url/big.bin" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || fail "10 MB download through fnat + PROXY over $vip: sha256 $got, want $want"
+  up=$(ip netns exec $CLI curl -sg --max-time 60 -D $T/h.txt --data-binary @$T/big.bin -H 'Content-Type: application/octet-stream' "$url:8082/")
+  [ "$up" = "$want 10485760" ] || fail "10 MB upload through fnat + PROXY over $vip: the backend read '$up', want '$want 10485760'"
+  echo "fnat + PROXY v2 $vip: 10 MB download and upload byte-exact; the upload server saw $(grep -i x-proxy-client $T/h.txt | tr -d '\r')"
 done
 $CTL list | tee $T/list.txt
 grep -E '^  -> 10\.1\.0\.11:80 +FullNat ' $T/list.txt >/dev/null || fail "ferrovsctl list: no FullNat backend"

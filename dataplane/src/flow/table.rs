@@ -63,6 +63,8 @@ const MAX_READ_RETRIES: usize = 4;
 const DIR_BIT: u64 = 1 << 31;
 /// Meta flag: the insert is still publishing its slots; the flow cannot be removed yet.
 const PENDING: u64 = 1 << 1;
+/// Meta flag: the flow carries a PROXY header (fnat with `proxy_protocol`).
+const PROXY: u64 = 1 << 2;
 const SIG_MASK: u64 = 0xffff_ff00_0000_0000;
 
 /// The slot value of entry `idx` (generation `gen`, even) for a key with signature `sig`.
@@ -141,6 +143,11 @@ pub struct FlowInit<A = Ipv4Addr> {
     /// and 0 in the other modes).
     pub local: A,
     pub local_port: u16,
+    /// fnat with `proxy_protocol`: a PROXY header goes before the client's first data,
+    /// and the client's sequence numbers after `seq_base` (its ISN + 1) are shifted by
+    /// its length toward the backend (and the backend's acknowledgements back).
+    pub proxy: bool,
+    pub seq_base: u32,
 }
 
 impl<A: Copy> FlowInit<A> {
@@ -235,6 +242,8 @@ pub struct Entry4 {
     backend: AtomicU64,
     /// fnat: local:32 | local_port:16
     local: AtomicU64,
+    /// fnat with PROXY: seq_base:32
+    extra: AtomicU64,
     /// last_seen:32 | created:32
     times: AtomicU64,
     /// next free entry (free stack link)
@@ -253,6 +262,8 @@ pub struct Entry6 {
     ports: AtomicU64,
     /// local_port:16 | backend_id:32
     backend_id: AtomicU64,
+    /// As [`Entry4::extra`].
+    extra: AtomicU64,
     times: AtomicU64,
     next: AtomicU32,
 }
@@ -283,7 +294,7 @@ pub trait Family: IpAddress {
 
 impl Family for Ipv4Addr {
     type Entry = Entry4;
-    type Words = (u64, u64, u64, u64);
+    type Words = (u64, u64, u64, u64, u64);
     #[inline(always)]
     fn meta(e: &Entry4) -> &AtomicU64 {
         &e.meta
@@ -303,32 +314,39 @@ impl Family for Ipv4Addr {
         e.ports.store(w.ports, Relaxed);
         e.backend.store(w.backend, Relaxed);
         e.local.store(w.local, Relaxed);
+        e.extra.store(f.seq_base as u64, Relaxed);
         w.meta
     }
     #[inline(always)]
-    fn load(e: &Entry4) -> (u64, u64, u64, u64) {
+    fn load(e: &Entry4) -> (u64, u64, u64, u64, u64) {
         (
             e.addrs.load(Relaxed),
             e.ports.load(Relaxed),
             e.backend.load(Relaxed),
             e.local.load(Relaxed),
+            e.extra.load(Relaxed),
         )
     }
     #[inline(always)]
-    fn unpack(meta: u64, (addrs, ports, backend, local): (u64, u64, u64, u64)) -> FlowInit {
-        layout::unpack(layout::Words {
+    fn unpack(
+        meta: u64,
+        (addrs, ports, backend, local, extra): (u64, u64, u64, u64, u64),
+    ) -> FlowInit {
+        let mut f = layout::unpack(layout::Words {
             meta,
             addrs,
             ports,
             backend,
             local,
-        })
+        });
+        f.seq_base = extra as u32;
+        f
     }
 }
 
 impl Family for Ipv6Addr {
     type Entry = Entry6;
-    type Words = ([u64; 8], u64, u64);
+    type Words = ([u64; 8], u64, u64, u64);
     #[inline(always)]
     fn meta(e: &Entry6) -> &AtomicU64 {
         &e.meta
@@ -354,22 +372,24 @@ impl Family for Ipv6Addr {
         e.ports.store(layout::ports(f), Relaxed);
         e.backend_id
             .store(((f.local_port as u64) << 32) | f.backend_id as u64, Relaxed);
+        e.extra.store(f.seq_base as u64, Relaxed);
         layout::meta(f, gen)
     }
     #[inline(always)]
-    fn load(e: &Entry6) -> ([u64; 8], u64, u64) {
+    fn load(e: &Entry6) -> ([u64; 8], u64, u64, u64) {
         (
             core::array::from_fn(|i| e.addrs[i].load(Relaxed)),
             e.ports.load(Relaxed),
             e.backend_id.load(Relaxed),
+            e.extra.load(Relaxed),
         )
     }
     #[inline(always)]
-    fn unpack(meta: u64, (a, ports, id): ([u64; 8], u64, u64)) -> FlowInit<Ipv6Addr> {
+    fn unpack(meta: u64, (a, ports, id, extra): ([u64; 8], u64, u64, u64)) -> FlowInit<Ipv6Addr> {
         let addr =
             |i: usize| Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128);
         let mut f = layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32);
-        (f.local, f.local_port) = (addr(3), (id >> 32) as u16);
+        (f.local, f.local_port, f.seq_base) = (addr(3), (id >> 32) as u16, extra as u32);
         f
     }
 }
@@ -377,7 +397,7 @@ impl Family for Ipv6Addr {
 /// The one place that knows the bit layout of an entry's words: [`layout::pack`] and
 /// [`layout::unpack`] are inverses (tested).
 mod layout {
-    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING};
+    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING, PROXY};
 
     /// An entry's flow words, as stored.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +430,7 @@ mod layout {
             | ((f.mode as u64) << 16)
             | ((f.protocol as u64) << 8)
             | PENDING
+            | if f.proxy { PROXY } else { 0 }
             | f.reverse as u64
     }
 
@@ -471,9 +492,11 @@ mod layout {
             backend_id,
             mode: Forward::from_u8((meta >> 16) as u8).unwrap_or(Forward::Nat),
             reverse: meta & 1 != 0,
+            proxy: meta & PROXY != 0,
             state: state_of(meta),
             local: A::UNSPECIFIED,
             local_port: 0,
+            seq_base: 0,
         }
     }
 }
@@ -1103,6 +1126,8 @@ mod tests {
             state: FlowState::SynSent,
             local: crate::wire::IpAddress::UNSPECIFIED,
             local_port: 0,
+            proxy: false,
+            seq_base: 0,
         }
     }
 
@@ -1399,6 +1424,8 @@ mod tests {
                 state,
                 local: crate::wire::IpAddress::UNSPECIFIED,
                 local_port: 0,
+                proxy: false,
+                seq_base: 0,
             };
             let w = layout::pack(&f, 0xfffe);
             assert_eq!(gen_of(w.meta), 0xfffe);
@@ -1438,6 +1465,8 @@ mod tests {
             state: FlowState::SynSent,
             local: crate::wire::IpAddress::UNSPECIFIED,
             local_port: 0,
+            proxy: false,
+            seq_base: 0,
         }
     }
 

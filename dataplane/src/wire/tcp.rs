@@ -12,6 +12,9 @@ mod field {
     pub const URGENT: usize = 18;
 }
 pub const HEADER_LEN: usize = 20;
+/// TCP option kinds ferrovs reads.
+pub const OPT_MSS: u8 = 2;
+pub const OPT_SACK: u8 = 5;
 
 /// TCP flag bits (low byte of the offset/flags word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,6 +142,95 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let hc = get_u16(b, field::CHECKSUM);
         let c = checksum::update16(A::update_checksum(hc, old_addr, new_addr), old_port, port);
         set_u16(b, field::CHECKSUM, c);
+    }
+    /// Sets the sequence number, the checksum following incrementally.
+    #[inline]
+    pub fn set_seq_csum(&mut self, v: u32) {
+        let b = self.buffer.as_mut();
+        let old = get_u32(b, field::SEQ);
+        set_u32(b, field::SEQ, v);
+        let c = checksum::update32(get_u16(b, field::CHECKSUM), old, v);
+        set_u16(b, field::CHECKSUM, c);
+    }
+    /// Sets the acknowledgement number, the checksum following incrementally.
+    #[inline]
+    pub fn set_ack_csum(&mut self, v: u32) {
+        let b = self.buffer.as_mut();
+        let old = get_u32(b, field::ACK);
+        set_u32(b, field::ACK, v);
+        let c = checksum::update32(get_u16(b, field::CHECKSUM), old, v);
+        set_u16(b, field::CHECKSUM, c);
+    }
+    /// Maps both edges of every SACK block (RFC 2018) through `f`, the checksum following
+    /// incrementally. Malformed options end the walk (nothing after them is touched).
+    pub fn map_sack(&mut self, f: impl Fn(u32) -> u32) {
+        let hl = self.header_len().min(self.buffer.as_ref().len());
+        let mut at = HEADER_LEN;
+        while at < hl {
+            let b = self.buffer.as_mut();
+            match b[at] {
+                0 => return,
+                1 => {
+                    at += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if at + 2 > hl {
+                return;
+            }
+            let len = b[at + 1] as usize;
+            if len < 2 || at + len > hl {
+                return;
+            }
+            if b[at] == OPT_SACK {
+                let mut e = at + 2;
+                while e + 4 <= at + len {
+                    let old = get_u32(b, e);
+                    let new = f(old);
+                    set_u32(b, e, new);
+                    let c = checksum::update32(get_u16(b, field::CHECKSUM), old, new);
+                    set_u16(b, field::CHECKSUM, c);
+                    e += 4;
+                }
+            }
+            at += len;
+        }
+    }
+    /// Lowers the MSS option to at most `max` (a SYN's), the checksum following; false if
+    /// the segment has no MSS option.
+    pub fn clamp_mss(&mut self, max: u16) -> bool {
+        let hl = self.header_len().min(self.buffer.as_ref().len());
+        let mut at = HEADER_LEN;
+        while at < hl {
+            let b = self.buffer.as_mut();
+            match b[at] {
+                0 => return false,
+                1 => {
+                    at += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if at + 2 > hl {
+                return false;
+            }
+            let len = b[at + 1] as usize;
+            if len < 2 || at + len > hl {
+                return false;
+            }
+            if b[at] == OPT_MSS && len == 4 {
+                let old = get_u16(b, at + 2);
+                if old > max {
+                    set_u16(b, at + 2, max);
+                    let c = checksum::update16(get_u16(b, field::CHECKSUM), old, max);
+                    set_u16(b, field::CHECKSUM, c);
+                }
+                return true;
+            }
+            at += len;
+        }
+        false
     }
     /// Recomputes the checksum over the pseudo-header and the whole buffer.
     pub fn fill_checksum<A: IpAddress>(&mut self, src: A, dst: A) {

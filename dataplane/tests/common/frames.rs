@@ -202,3 +202,26 @@ pub fn neighbor_advert_frame(
     body.extend(src_mac.0);
     write(b.size(body.len()), |o| b.write(o, &body))
 }
+
+/// TCP with chosen numbers and options (a 20-byte header plus the options).
+pub fn tcp_frame_with(
+    s: &FrameSpec,
+    flags: u8,
+    seq: u32,
+    ack: Option<u32>,
+    options: &[etherparse::TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = ip(s).tcp(s.src_port, s.dst_port, seq, 65535);
+    if flags & 0x02 != 0 {
+        t = t.syn();
+    }
+    if flags & 0x08 != 0 {
+        t = t.psh();
+    }
+    if let Some(a) = ack {
+        t = t.ack(a);
+    }
+    let t = t.options(options).unwrap();
+    write(t.size(payload.len()), |o| t.write(o, payload))
+}

@@ -310,5 +310,7 @@ fn widen<A: Copy>(
         state: f.state,
         local: ip(f.local),
         local_port: f.local_port,
+        proxy: f.proxy,
+        seq_base: f.seq_base,
     }
 }

@@ -36,6 +36,10 @@ struct Args {
     /// ipv4 | ipv6: the family of the traffic (and of the VIP and backends).
     #[arg(long, default_value = "ipv4")]
     family: String,
+    /// fnat only: PROXY protocol v2 (every established packet's sequence number is
+    /// shifted; new flows record their base).
+    #[arg(long)]
+    proxy: bool,
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -90,6 +94,7 @@ fn frame(lb: MacAddr, i: u32, flags: u8) -> Vec<u8> {
 /// Local addresses of the fnat service (8, so that 1M flows to 4 backends fit 64K ports).
 const FNAT_LOCALS: u32 = 8;
 
+#[allow(clippy::too_many_arguments)]
 fn established<A: dataplane::wire::IpAddress>(
     client: A,
     vip: A,
@@ -98,6 +103,7 @@ fn established<A: dataplane::wire::IpAddress>(
     id: u32,
     mode: Forward,
     local: A,
+    proxy: bool,
 ) -> FlowInit<A> {
     FlowInit {
         protocol: 6,
@@ -119,6 +125,9 @@ fn established<A: dataplane::wire::IpAddress>(
         } else {
             0
         },
+        // The generator's segments carry seq 1000: past the base, so each is shifted.
+        proxy,
+        seq_base: 1,
     }
 }
 
@@ -226,6 +235,7 @@ fn main() -> Result<()> {
             .collect();
         if fwd == Forward::Fnat {
             svc.local_addresses = locals.clone();
+            svc.proxy = a.proxy;
         }
         let backends = svc.backends.clone();
         let snap = fixture::snapshot(
@@ -259,14 +269,32 @@ fn main() -> Result<()> {
                     IpAddr::V4(be) => shared
                         .flows
                         .insert(
-                            &established(client(i).0, VIP, be, i, b.id, fwd, local4(&locals, i)),
+                            &established(
+                                client(i).0,
+                                VIP,
+                                be,
+                                i,
+                                b.id,
+                                fwd,
+                                local4(&locals, i),
+                                a.proxy,
+                            ),
                             0,
                         )
                         .map(|_| ()),
                     IpAddr::V6(be) => shared
                         .flows6
                         .insert(
-                            &established(client6(i).0, VIP6, be, i, b.id, fwd, local6(&locals, i)),
+                            &established(
+                                client6(i).0,
+                                VIP6,
+                                be,
+                                i,
+                                b.id,
+                                fwd,
+                                local6(&locals, i),
+                                a.proxy,
+                            ),
                             0,
                         )
                         .map(|_| ()),
@@ -426,8 +454,9 @@ fn main() -> Result<()> {
     let cpp = if rx > 0 { busy as f64 / rx as f64 } else { 0.0 };
     let hz = eal.tsc_hz() as f64;
     let label = format!(
-        "{}{} {} {}",
+        "{}{}{} {} {}",
         a.mode,
+        if a.proxy { "+proxy" } else { "" },
         if v6 { " ipv6" } else { "" },
         human(a.flows),
         a.traffic
