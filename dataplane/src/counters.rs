@@ -51,6 +51,8 @@ crate::named_enum! {
         FragNeeded = "frag_needed",
         /// fnat: no free local port toward the backend (every one tried was in use).
         FnatPortsExhausted = "fnat_ports_exhausted",
+        /// snat: no free port of the rule's `to` addresses toward that destination.
+        SnatPortsExhausted = "snat_ports_exhausted",
     }
 }
 
@@ -116,6 +118,8 @@ pub struct WorkerCounters {
     pub loops: Counter,
     pub services: Box<[Traffic]>,
     pub backends: Box<[Traffic]>,
+    /// snat: the backends' own traffic (out: backend -> world, in: the replies).
+    pub snat: Traffic,
 }
 
 impl Default for WorkerCounters {
@@ -125,6 +129,7 @@ impl Default for WorkerCounters {
             tx: Counter::default(),
             drops: Default::default(),
             new_flows: Counter::default(),
+            snat: Traffic::default(),
             table_full: Counter::default(),
             stateless: Counter::default(),
             to_mgmt: Counter::default(),

@@ -152,6 +152,7 @@ pub fn snapshot<A: Into<IpAddr> + Copy>(
         routes: Arc::new(RouteTable::new(routes)),
         routes6: Arc::new(RouteTable6::new(routes6)),
         neighbors: Arc::new(neighbors),
+        snat: Default::default(),
     }
 }
 

@@ -29,6 +29,7 @@ use crate::flow::{
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
 use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
+use crate::snapshot::{SNAT_BACKEND, SNAT_SERVICE};
 use crate::wire::{
     ethernet, icmp, icmpv6, ipv4, ipv6, proxy, End, EtherType, EthernetFrame, IcmpPacket,
     Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
@@ -657,6 +658,8 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     let Some(svc) = A::find(&env.snap.services, k.dst, k.dst_port, k.protocol) else {
         return if A::is_ours(env.snap, k.dst) {
             punt_or(env, c, in_port, k.dst, NoService)
+        } else if !env.snap.snat.is_empty() {
+            snat(env, c, resolve, pkt, p)
         } else {
             Verdict::Drop(NotOurs)
         };
@@ -806,6 +809,10 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend, seq: u32) -> Opti
 /// Counts a packet of flow `f` for its service and backend (`inbound`: client -> backend).
 #[inline(always)]
 fn count<A>(c: &WorkerCounters, f: &FlowInit<A>, len: u64, inbound: bool) {
+    if f.service == SNAT_SERVICE {
+        c.snat.record(len, inbound);
+        return;
+    }
     c.services[f.service as usize % c.services.len()].record(len, inbound);
     c.backends[f.backend_id as usize % c.backends.len()].record(len, inbound);
 }
@@ -1207,4 +1214,105 @@ fn mss_of<T: AsRef<[u8]>>(t: &TcpPacket<T>) -> Option<u16> {
         }
     }
     None
+}
+
+/// A packet from a host behind ferrovs to somewhere that is neither ours nor a service:
+/// source NAT when a rule covers its source and the route to its destination leaves
+/// through the rule's port. The flow is an fnat flow whose "VIP" and "backend" are both
+/// the destination: toward it the source becomes one of the rule's `to` addresses and a
+/// free port (chosen from the flow hash, the flow table's reverse key as the
+/// reservation); the replies match that key and go back to the host. TCP flows start on
+/// a SYN only.
+#[inline(never)]
+fn snat<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    pkt: &mut B,
+    p: &Parsed<A>,
+) -> Verdict {
+    use DropReason::*;
+    let k = &p.key;
+    let Some(route) = A::route(env.snap, k.dst) else {
+        return Verdict::Drop(NotOurs);
+    };
+    let src: IpAddr = k.src.into();
+    let Some(rule) = env
+        .snap
+        .snat
+        .iter()
+        .find(|r| r.port == route.port && r.covers(src))
+    else {
+        return Verdict::Drop(NotOurs);
+    };
+    if p.is_tcp() && !p.is_syn_only() {
+        return Verdict::Drop(NoFlow);
+    }
+    if A::hop_limit(&pkt.data()[p.l3 as usize..]) <= 1 {
+        return Verdict::Drop(TtlExceeded);
+    }
+    let fh = flow_hash(k);
+    let n = rule.to.len() as u64;
+    let Some(local) = rule
+        .to
+        .get((fh % n.max(1)) as usize)
+        .and_then(|a| A::from_ip(*a))
+    else {
+        return Verdict::Drop(NotOurs);
+    };
+    let (lo, hi) = rule.ports;
+    let span = (hi as u64).saturating_sub(lo as u64) + 1;
+    let mut init = FlowInit {
+        protocol: k.protocol,
+        client: k.src,
+        client_port: k.src_port,
+        vip: k.dst,
+        vport: k.dst_port,
+        backend: k.dst,
+        backend_port: k.dst_port,
+        service: SNAT_SERVICE,
+        backend_id: SNAT_BACKEND,
+        mode: Forward::Fnat,
+        reverse: true,
+        state: if p.is_tcp() {
+            FlowState::SynSent
+        } else {
+            FlowState::Udp
+        },
+        local,
+        local_port: lo + ((fh >> 20) % span) as u16,
+        proxy: false,
+        seq_base: 0,
+    };
+    let flows = A::table(env);
+    let mut tries = 0;
+    loop {
+        match flows.insert(&init, env.now) {
+            Ok(Inserted::New(_)) => {
+                env.conns.on_create(init.backend_id, init.state);
+                c.new_flows.inc();
+                c.snat.connections.inc();
+            }
+            Ok(Inserted::Existing(r)) => init = r.info.init,
+            Err(InsertError::Full | InsertError::Contended) => {
+                c.table_full.inc();
+                return Verdict::Drop(NoFlow);
+            }
+            Err(InsertError::Conflict) => {
+                tries += 1;
+                if tries >= FNAT_PORT_TRIES {
+                    return Verdict::Drop(SnatPortsExhausted);
+                }
+                init.local_port = if init.local_port >= hi {
+                    lo
+                } else {
+                    init.local_port + 1
+                };
+                continue;
+            }
+        }
+        break;
+    }
+    count(c, &init, p.len(), true);
+    to_backend(env, c, resolve, pkt, p, &init)
 }

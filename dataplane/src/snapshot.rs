@@ -154,6 +154,34 @@ pub struct ServiceSpec {
 /// The source ports fnat uses of each local address.
 pub const FNAT_PORTS: (u16, u16) = (1024, 65535);
 
+/// The service id and backend id of snat flows (no service, no backend: counters of
+/// their own).
+pub const SNAT_SERVICE: u16 = u16::MAX;
+pub const SNAT_BACKEND: u32 = MAX_BACKENDS as u32;
+
+/// An snat rule (`snat[]`): packets from `source` leaving through `port` that are not
+/// replies of a service flow get one of `to` and a port of `ports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnatRule {
+    pub source: (IpAddr, u8),
+    pub port: u16,
+    pub to: Vec<IpAddr>,
+    pub ports: (u16, u16),
+}
+
+impl SnatRule {
+    /// True if `a` is in the rule's source prefix.
+    pub fn covers(&self, a: IpAddr) -> bool {
+        match (self.source.0, a) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => same_subnet(n, a, self.source.1),
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                n.to_bits() & mask6(self.source.1) == a.to_bits() & mask6(self.source.1)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A backend's identity for Maglev (stable across snapshots and boxes): address and
 /// port; an IPv6 address is folded to 64 bits first.
 pub fn backend_identity(addr: IpAddr, port: u16) -> u64 {
@@ -507,6 +535,8 @@ pub struct Snapshot {
     pub routes: Arc<RouteTable>,
     pub routes6: Arc<RouteTable6>,
     pub neighbors: Arc<Neighbors>,
+    /// Source NAT for the backends' own traffic (`snat`).
+    pub snat: Arc<Vec<SnatRule>>,
 }
 
 impl Snapshot {

@@ -1435,3 +1435,98 @@ fn fnat_proxy_protocol_v2() {
     );
     assert_eq!(out, tcp_frame_with(&to_cli, 0, 5001, Some(1001), &[], b""));
 }
+
+/// snat: a backend's own connection to the world leaves from wan's address and a port of
+/// the rule's range, its replies come back to it; UDP too; a host outside the rule's
+/// source prefix is not translated (not ours).
+#[test]
+fn snat_out_and_back() {
+    let mut rig = Rig::new(256);
+    let mut snap = (*rig.snap.snat).clone();
+    snap.push(SnatRule {
+        source: (ip("10.1.0.0").into(), 24),
+        port: WAN,
+        to: vec![ip("203.0.113.2").into()],
+        ports: (40000, 40001),
+    });
+    rig.snap.snat = std::sync::Arc::new(snap);
+    let out_spec = FrameSpec {
+        src_mac: be_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.10"),
+        src_port: 51000,
+        dst_ip: ip("198.51.100.7"),
+        dst_port: 443,
+        ttl: 64,
+        ..Default::default()
+    };
+    let (v, out) = rig.run(LAN, &tcp_frame(&out_spec, SYN, b""));
+    assert_eq!(v, Verdict::Tx(WAN));
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: out_spec.src_ip,
+        src_port: 51000,
+        dst: out_spec.dst_ip,
+        dst_port: 443,
+    };
+    let f = rig.flows.lookup(&key).expect("snat flow").info.init;
+    assert_eq!(f.local, ip("203.0.113.2"));
+    assert!((40000..=40001).contains(&f.local_port));
+    let leaving = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: ip("203.0.113.2"),
+        src_port: f.local_port,
+        ttl: 63,
+        ..out_spec.clone()
+    };
+    assert_eq!(out, tcp_frame(&leaving, SYN, b""));
+    let reply = FrameSpec {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        src_ip: ip("198.51.100.7"),
+        src_port: 443,
+        dst_ip: ip("203.0.113.2"),
+        dst_port: f.local_port,
+        ttl: 60,
+        ..Default::default()
+    };
+    let back = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        dst_ip: ip("10.1.0.10"),
+        dst_port: 51000,
+        ttl: 59,
+        ..reply.clone()
+    };
+    let (v, out) = rig.run(WAN, &tcp_frame(&reply, SYNACK, b"tls"));
+    assert_eq!(
+        (v, out),
+        (Verdict::Tx(LAN), tcp_frame(&back, SYNACK, b"tls"))
+    );
+    // UDP from the other backend.
+    let dns = FrameSpec {
+        src_mac: be_mac(11),
+        src_ip: ip("10.1.0.11"),
+        src_port: 53000,
+        dst_port: 53,
+        ..out_spec.clone()
+    };
+    let (v, out) = rig.run(LAN, &udp_frame(&dns, b"q"));
+    assert_eq!(v, Verdict::Tx(WAN));
+    let p = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip4)) = &p.net else {
+        panic!("ipv4")
+    };
+    assert_eq!(ip4.header().source_addr(), ip("203.0.113.2"));
+    // Outside 10.1.0.0/24: not translated.
+    let other = FrameSpec {
+        src_ip: ip("10.2.0.5"),
+        ..out_spec.clone()
+    };
+    assert_eq!(
+        rig.run(LAN, &tcp_frame(&other, SYN, b"")).0,
+        Verdict::Drop(DropReason::NotOurs)
+    );
+    assert_eq!(rig.c.snat.connections.get(), 2);
+}

@@ -32,6 +32,7 @@ pub enum Op {
     },
     Neighbors,
     Routes,
+    Snat,
     Reload,
     Metrics,
 }
@@ -209,6 +210,7 @@ fn router(api: Api) -> Router {
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/neighbors", get(neighbors))
         .route("/api/v1/routes", get(routes))
+        .route("/api/v1/snat", get(snat))
         .route("/api/v1/reload", post(reload))
         .fallback(|m: Method| async move {
             let _ = m;
@@ -235,7 +237,7 @@ fn router(api: Api) -> Router {
 #[openapi(
     info(title = "ferrovs", description = "The REST API of the ferrovs layer-4 load balancer (docs/api.md)."),
     paths(healthz, metrics, openapi, services, service, put_service, delete_service, put_backend,
-          delete_backend, stats, health, bgp, flows, neighbors, routes, reload),
+          delete_backend, stats, health, bgp, flows, neighbors, routes, snat, reload),
     components(schemas(crate::config::ServiceConf, crate::config::BackendConf, crate::model::ErrorBody)),
     modifiers(&BearerAuth),
 )]
@@ -394,6 +396,12 @@ async fn neighbors(s: State<Api>) -> Response {
 #[utoipa::path(get, path = "/api/v1/routes", responses((status = 200, body = [crate::model::RouteView])))]
 async fn routes(s: State<Api>) -> Response {
     ask(s, Op::Routes).await
+}
+
+/// Every snat rule with the ports in use and free of each `to` address.
+#[utoipa::path(get, path = "/api/v1/snat", responses((status = 200, body = [crate::model::SnatView])))]
+async fn snat(s: State<Api>) -> Response {
+    ask(s, Op::Snat).await
 }
 
 /// Re-reads the config file (as SIGHUP).

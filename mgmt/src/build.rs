@@ -151,6 +151,21 @@ pub fn routes(cfg: &Config, ports: &[PortConf]) -> (RouteTable, RouteTable6) {
     (RouteTable::new(v4), RouteTable6::new(v6))
 }
 
+/// The snat rules, ports by index (validated: every name resolves, every range parses).
+pub fn snat(cfg: &Config) -> Vec<SnatRule> {
+    cfg.snat
+        .iter()
+        .filter_map(|r| {
+            Some(SnatRule {
+                source: (r.source.network(), r.source.prefix_len()),
+                port: cfg.ports.iter().position(|p| p.name == r.port)? as u16,
+                to: r.to.clone(),
+                ports: r.ports()?,
+            })
+        })
+        .collect()
+}
+
 /// The services, with each backend's health from the runtime state (a down backend
 /// keeps its configured weight but takes no new flows).
 pub fn services(cfg: &Config, rt: &Runtime, reg: &mut Registry) -> Services {

@@ -27,6 +27,32 @@ pub struct Config {
     pub services: Vec<ServiceConf>,
     /// Announce VIPs to routers over BGP through BIRD; none: no BGP.
     pub bgp: Option<BgpConf>,
+    /// Source NAT for the backends' own outgoing traffic.
+    pub snat: Vec<SnatConf>,
+}
+
+/// `snat[]`: packets from `source` leaving through `port` that are not replies of a
+/// service flow get one of `to` and a port of `port_range`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnatConf {
+    pub source: IpNet,
+    pub port: String,
+    pub to: Vec<IpAddr>,
+    #[serde(default = "default_port_range")]
+    pub port_range: String,
+}
+fn default_port_range() -> String {
+    "1024-65535".into()
+}
+
+impl SnatConf {
+    /// `port_range` as numbers, if it is `low-high` with 1 <= low <= high <= 65535.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        let (a, b) = self.port_range.split_once('-')?;
+        let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (a >= 1 && a <= b).then_some((a, b))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -474,7 +500,7 @@ pub fn typed<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     }
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "dpdk",
     "ports",
     "exception_path",
@@ -484,6 +510,7 @@ const SECTIONS: [&str; 9] = [
     "api",
     "services",
     "bgp",
+    "snat",
 ];
 
 /// Parses YAML text into a typed config; every syntax or type error names its key path.
@@ -616,6 +643,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         take("services"),
     );
     let bgp = take("bgp");
+    let snat = take("snat");
     if ports.is_none() {
         e.push("ports: missing field `ports` (at least one port is required)".into());
     }
@@ -634,7 +662,8 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
             None => (None, false),
         },
     };
-    let c = (p_all && r_all && n_all && s_all && b_all).then_some(Config {
+    let (snat, sn_all) = list(snat, "snat", &mut e);
+    let c = (p_all && r_all && n_all && s_all && b_all && sn_all).then_some(Config {
         dpdk,
         ports,
         exception_path,
@@ -644,6 +673,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         api,
         services,
         bgp,
+        snat,
     });
     (c, e)
 }
@@ -1144,6 +1174,48 @@ impl Config {
         if let Some(b) = &self.bgp {
             e.extend(self.validate_bgp(b, &own));
         }
+        for (i, r) in self.snat.iter().enumerate() {
+            let k = format!("snat[{i}]");
+            let port = self.ports.iter().find(|p| p.name == r.port);
+            if port.is_none() {
+                e.push(format!("{k}.port: no port named `{}`", r.port));
+            }
+            if r.ports().is_none() {
+                e.push(format!(
+                    "{k}.port_range: `{}` is not `low-high` within 1-65535",
+                    r.port_range
+                ));
+            }
+            if r.to.is_empty() {
+                e.push(format!("{k}.to: at least one address"));
+            }
+            for (j, a) in r.to.iter().enumerate() {
+                if a.is_ipv4() != r.source.addr().is_ipv4() {
+                    e.push(format!(
+                        "{k}.to[{j}]: {a} is {} but the source {} is {}",
+                        family(*a),
+                        r.source,
+                        family(r.source.addr())
+                    ));
+                } else if port.is_some_and(|p| !p.addresses.iter().any(|n| n.addr() == *a)) {
+                    e.push(format!(
+                        "{k}.to[{j}]: {a} is not an address of port `{}`",
+                        r.port
+                    ));
+                }
+            }
+            for (j, other) in self.snat[..i].iter().enumerate() {
+                if other.port == r.port
+                    && other.source.addr().is_ipv4() == r.source.addr().is_ipv4()
+                    && overlaps(&other.source, &r.source)
+                {
+                    e.push(format!(
+                        "{k}.source: {} overlaps snat[{j}].source {} on port `{}`",
+                        r.source, other.source, r.port
+                    ));
+                }
+            }
+        }
         if e.is_empty() {
             Ok(())
         } else {
@@ -1526,6 +1598,41 @@ services:
             ("forward: fnat, local_addresses: [\"10.1.0.2\"],", "forward: nat, proxy_protocol: v2,", "services[0].proxy_protocol: only for forward: fnat"),
             ("forward: fnat,", "forward: fnat, proxy_protocol: v1,", "services[0].proxy_protocol: unknown variant `v1`"),
             ("\"10.1.0.2/24\"", "\"10.1.0.2/24\", \"203.0.113.9/25\"", "ports[1].addresses[2]: `203.0.113.9/25` overlaps 203.0.113.2/24 of port `wan`"),
+        ];
+        for (from, to, want) in cases {
+            assert!(f.contains(from), "{from}");
+            let errs = load(&f.replacen(from, to, 1)).expect_err(want);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "want `{want}` in {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn snat_keys() {
+        let f = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports:
+  - { name: wan, device: net_null0, addresses: ["203.0.113.2/24", "203.0.113.3/24"] }
+  - { name: lan, device: net_null1, addresses: ["10.1.0.1/24"] }
+snat:
+  - { source: "10.1.0.0/24", port: wan, to: ["203.0.113.2", "203.0.113.3"], port_range: "1024-65535" }
+"#;
+        let c = load(f).unwrap();
+        assert_eq!(c.snat[0].ports(), Some((1024, 65535)));
+        let cases = [
+            ("port: wan,", "port: wlan,", "snat[0].port: no port named `wlan`"),
+            ("\"203.0.113.3\"]", "\"203.0.113.9\"]", "snat[0].to[1]: 203.0.113.9 is not an address of port `wan`"),
+            ("\"1024-65535\"", "\"2000-1000\"", "snat[0].port_range: `2000-1000` is not `low-high`"),
+            ("to: [\"203.0.113.2\", \"203.0.113.3\"]", "to: []", "snat[0].to: at least one address"),
+            ("\"203.0.113.3\"]", "\"fd00::1\"]", "snat[0].to[1]: fd00::1 is IPv6 but the source 10.1.0.0/24 is IPv4"),
+            (
+                "port_range: \"1024-65535\" }",
+                "port_range: \"1024-65535\" }\n  - { source: \"10.1.0.128/25\", port: wan, to: [\"203.0.113.2\"] }",
+                "snat[1].source: 10.1.0.128/25 overlaps snat[0].source 10.1.0.0/24 on port `wan`",
+            ),
+            ("source: \"10.1.0.0/24\"", "source: \"10.1.0.0/33\"", "snat[0].source: invalid"),
         ];
         for (from, to, want) in cases {
             assert!(f.contains(from), "{from}");

@@ -54,6 +54,27 @@ pub struct HealthRow {
     pub probes_failed: u64,
 }
 
+/// An snat rule (`GET /api/v1/snat`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SnatView {
+    /// The source prefix.
+    pub source: String,
+    pub port: String,
+    pub port_range: String,
+    pub to: Vec<SnatToView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SnatToView {
+    pub address: String,
+    /// Flows translated to this address now (each holds one of its ports toward one
+    /// destination).
+    pub ports_in_use: u64,
+    /// Ports of the range not in use toward any destination: a lower bound (a port in
+    /// use toward one destination is free toward the others).
+    pub ports_free: u64,
+}
+
 /// `GET /api/v1/bgp`: the BGP peers and what is announced to them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BgpView {

@@ -41,8 +41,9 @@ pub struct ConnCounters {
 impl Default for ConnCounters {
     fn default() -> Self {
         ConnCounters {
-            active: (0..MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
-            inactive: (0..MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
+            // One slot past the backends: flows that have none (snat).
+            active: (0..=MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
+            inactive: (0..=MAX_BACKENDS).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 }
@@ -58,7 +59,7 @@ impl ConnCounters {
     /// A flow in state `s` was created for backend `id`.
     #[inline]
     pub fn on_create(&self, id: u32, s: FlowState) {
-        self.slot(s)[id as usize % MAX_BACKENDS].fetch_add(1, Relaxed);
+        self.slot(s)[(id as usize).min(MAX_BACKENDS)].fetch_add(1, Relaxed);
     }
     /// A flow of backend `id` moved from `old` to `new`.
     #[inline]
@@ -71,14 +72,14 @@ impl ConnCounters {
     /// A flow of backend `id` in state `s` ended.
     #[inline]
     pub fn on_end(&self, id: u32, s: FlowState) {
-        let c = &self.slot(s)[id as usize % MAX_BACKENDS];
+        let c = &self.slot(s)[(id as usize).min(MAX_BACKENDS)];
         let _ = c.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
     }
     pub fn active(&self, id: u32) -> u32 {
-        self.active[id as usize % MAX_BACKENDS].load(Relaxed)
+        self.active[(id as usize).min(MAX_BACKENDS)].load(Relaxed)
     }
     pub fn inactive(&self, id: u32) -> u32 {
-        self.inactive[id as usize % MAX_BACKENDS].load(Relaxed)
+        self.inactive[(id as usize).min(MAX_BACKENDS)].load(Relaxed)
     }
     /// IPVS's overhead: active * 256 + inactive.
     pub fn overhead(&self, id: u32) -> u64 {
@@ -86,8 +87,8 @@ impl ConnCounters {
     }
     /// Zeroes a backend id's counters (before the id is given to a new backend).
     pub fn reset(&self, id: u32) {
-        self.active[id as usize % MAX_BACKENDS].store(0, Relaxed);
-        self.inactive[id as usize % MAX_BACKENDS].store(0, Relaxed);
+        self.active[(id as usize).min(MAX_BACKENDS)].store(0, Relaxed);
+        self.inactive[(id as usize).min(MAX_BACKENDS)].store(0, Relaxed);
     }
 }
 

@@ -70,6 +70,8 @@ enum Cmd {
     Health,
     /// The BGP peers (state as BIRD reports it) and the announced VIPs.
     Bgp,
+    /// The snat rules and the ports in use of each `to` address.
+    Snat,
     /// The ARP table.
     Neighbors,
     /// The routing table.
@@ -196,6 +198,7 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
         Cmd::Neighbors => Some("/api/v1/neighbors".into()),
         Cmd::Health => Some("/api/v1/health".into()),
         Cmd::Bgp => Some("/api/v1/bgp".into()),
+        Cmd::Snat => Some("/api/v1/snat".into()),
         Cmd::Routes => Some("/api/v1/routes".into()),
         Cmd::Stats => Some("/api/v1/stats".into()),
         Cmd::Flows {
@@ -336,6 +339,26 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
                     n(&r["probes_failed"]),
                     r["last_error"].as_str().unwrap_or("-")
                 );
+            }
+        }
+        Cmd::Snat => {
+            let rules = c.json("GET", "/api/v1/snat", None)?;
+            println!(
+                "{:<20} {:<8} {:<40} {:>8} {:>8}  Range",
+                "Source", "Port", "To", "In use", "Free"
+            );
+            for r in rules.as_array().into_iter().flatten() {
+                for t in r["to"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<8} {:<40} {:>8} {:>8}  {}",
+                        r["source"].as_str().unwrap_or(""),
+                        r["port"].as_str().unwrap_or(""),
+                        t["address"].as_str().unwrap_or(""),
+                        n(&t["ports_in_use"]),
+                        n(&t["ports_free"]),
+                        r["port_range"].as_str().unwrap_or("")
+                    );
+                }
             }
         }
         Cmd::Bgp => {

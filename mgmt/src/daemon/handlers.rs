@@ -123,6 +123,35 @@ impl Daemon {
                     .collect();
                 Reply::json(200, &table)
             }
+            Op::Snat => {
+                let (_, in_use) = self.local_ports_in_use();
+                let rules: Vec<crate::model::SnatView> = self
+                    .cfg
+                    .snat
+                    .iter()
+                    .map(|r| {
+                        let span = r.ports().map_or(0, |(a, b)| (b - a) as u64 + 1);
+                        crate::model::SnatView {
+                            source: r.source.to_string(),
+                            port: r.port.clone(),
+                            port_range: r.port_range.clone(),
+                            to: r
+                                .to
+                                .iter()
+                                .map(|a| {
+                                    let used = in_use.get(a).copied().unwrap_or(0);
+                                    crate::model::SnatToView {
+                                        address: a.to_string(),
+                                        ports_in_use: used,
+                                        ports_free: span.saturating_sub(used),
+                                    }
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                Reply::json(200, &rules)
+            }
             Op::Routes => {
                 let snap = self.shared.cell.load();
                 let view = |net: IpAddr, len: u8, port: u16, via: Option<IpAddr>| RouteView {

@@ -97,6 +97,7 @@ impl Daemon {
             services,
             routes: Arc::new(routes),
             routes6: Arc::new(routes6),
+            snat: Arc::new(build::snat(&self.cfg)),
             neighbors,
             ..Snapshot::clone(&cur)
         });

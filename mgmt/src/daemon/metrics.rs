@@ -9,6 +9,37 @@ use dataplane::counters::{DropReason, Traffic};
 use dataplane::snapshot::Service;
 
 impl Daemon {
+    /// Flows per local address: fnat's (by service local address) and snat's (by `to`
+    /// address), in one walk of both flow tables.
+    pub(super) fn local_ports_in_use(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<std::net::IpAddr, u64>,
+        std::collections::BTreeMap<std::net::IpAddr, u64>,
+    ) {
+        use dataplane::snapshot::{Forward, SNAT_SERVICE};
+        use std::net::IpAddr;
+        let (mut fnat, mut snat) = (Default::default(), Default::default());
+        let mut add = |mode: Forward, service: u16, local: IpAddr| {
+            if mode != Forward::Fnat {
+                return;
+            }
+            let m: &mut std::collections::BTreeMap<IpAddr, u64> = if service == SNAT_SERVICE {
+                &mut snat
+            } else {
+                &mut fnat
+            };
+            *m.entry(local).or_default() += 1;
+        };
+        self.shared
+            .flows
+            .for_each(|f| add(f.init.mode, f.init.service, f.init.local.into()));
+        self.shared
+            .flows6
+            .for_each(|f| add(f.init.mode, f.init.service, f.init.local.into()));
+        (fnat, snat)
+    }
+
     pub(super) fn stats(&self) -> Stats {
         let v = &self.view;
         let drops = DropReason::ALL
@@ -216,39 +247,46 @@ impl Daemon {
                 announced,
             );
         }
-        // fnat: local ports in use per local address (a walk of the flow tables, only
-        // when some service is fnat).
-        let fnat: Vec<std::net::IpAddr> = snap
+        // fnat and snat: local ports in use per local address (one walk of the flow
+        // tables, only when some service is fnat or some snat rule exists).
+        let fnat_locals: Vec<std::net::IpAddr> = snap
             .services
             .list
             .iter()
             .flat_map(|s| s.local_addresses.iter().copied())
             .collect();
-        if !fnat.is_empty() {
-            use dataplane::snapshot::Forward;
-            use std::net::IpAddr;
-            let mut used: std::collections::BTreeMap<IpAddr, i64> =
-                fnat.iter().map(|a| (*a, 0)).collect();
-            self.shared.flows.for_each(|f| {
-                if f.init.mode == Forward::Fnat {
-                    *used.entry(IpAddr::V4(f.init.local)).or_default() += 1;
+        if !fnat_locals.is_empty() || !self.cfg.snat.is_empty() {
+            let (fnat, snat) = self.local_ports_in_use();
+            for (name, help, label, addrs, used) in [
+                (
+                    "ferrovs_fnat_ports_in_use",
+                    "fnat: local ports in use (flows) per local address, over all backends.",
+                    "local_address",
+                    fnat_locals,
+                    fnat,
+                ),
+                (
+                    "ferrovs_snat_ports_in_use",
+                    "snat: ports in use (flows) per `to` address, over all destinations.",
+                    "to",
+                    self.cfg
+                        .snat
+                        .iter()
+                        .flat_map(|r| r.to.iter().copied())
+                        .collect(),
+                    snat,
+                ),
+            ] {
+                if addrs.is_empty() {
+                    continue;
                 }
-            });
-            self.shared.flows6.for_each(|f| {
-                if f.init.mode == Forward::Fnat {
-                    *used.entry(IpAddr::V6(f.init.local)).or_default() += 1;
+                let g = Gauges::default();
+                for a in addrs {
+                    g.get_or_create(&vec![(label, a.to_string())])
+                        .set(used.get(&a).copied().unwrap_or(0) as i64);
                 }
-            });
-            let g = Gauges::default();
-            for (a, n) in used {
-                g.get_or_create(&vec![("local_address", a.to_string())])
-                    .set(n);
+                reg.register(name, help, g);
             }
-            reg.register(
-                "ferrovs_fnat_ports_in_use",
-                "fnat: local ports in use (flows) per local address, over all backends.",
-                g,
-            );
         }
         let ports = Counters::default();
         for ((p, note), x) in self

@@ -179,6 +179,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         local: Arc::new(Snapshot::local_index(&port_confs)),
         routes: Arc::new(routes),
         routes6: Arc::new(routes6),
+        snat: Arc::new(build::snat(&cfg)),
         services: Arc::new(build::services(&cfg, &runtime, &mut reg)),
         ports: Arc::new(port_confs),
         neighbors: Arc::new(Neighbors::default()),
