@@ -95,6 +95,15 @@ pub trait Ip: Family + Into<IpAddr> {
     /// After `n` bytes were inserted into the payload: the IP length fields (and the
     /// IPv4 header checksum) follow, and the TCP checksum is computed afresh.
     fn grew(l3: &mut [u8], n: usize);
+    /// An echo request to a local address or VIP answered in place (a reply goes to the
+    /// kernel where the port has an exception path).
+    fn echo<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        in_port: u16,
+        pkt: &mut B,
+        p: &Parsed<Self>,
+    ) -> Verdict;
     /// Replaces a too-big tun packet by the family's "too big" error to its sender.
     fn too_big<B: PacketBuf>(
         env: &Env,
@@ -189,6 +198,15 @@ impl Ip for Ipv4Addr {
     ) -> Verdict {
         frag_needed(env, c, resolve, pkt, p, mtu)
     }
+    fn echo<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        in_port: u16,
+        pkt: &mut B,
+        p: &Parsed<Self>,
+    ) -> Verdict {
+        echo_reply(env, c, in_port, pkt, p.l3, p.end)
+    }
 }
 
 impl Ip for Ipv6Addr {
@@ -273,6 +291,15 @@ impl Ip for Ipv6Addr {
         mtu: u16,
     ) -> Verdict {
         packet_too_big(env, c, resolve, pkt, p, mtu)
+    }
+    fn echo<B: PacketBuf>(
+        env: &Env,
+        c: &WorkerCounters,
+        in_port: u16,
+        pkt: &mut B,
+        p: &Parsed<Self>,
+    ) -> Verdict {
+        icmp6(env, c, in_port, pkt, p.l3, p.end, p.key.dst)
     }
 }
 
@@ -364,6 +391,17 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
             let u = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
             (u.src_port(), u.dst_port(), 0)
         }
+        // Echo requests and replies take the flow path (snat translates their identifier,
+        // which plays the port's part; an echo to us is answered there).
+        IpProtocol::ICMP
+            if is_echo(ip.payload(), icmp::TYPE_ECHO_REQUEST, icmp::TYPE_ECHO_REPLY) =>
+        {
+            let (t, id) = (
+                ip.payload()[0],
+                u16::from_be_bytes([ip.payload()[4], ip.payload()[5]]),
+            );
+            echo_ports(t == icmp::TYPE_ECHO_REQUEST, id)
+        }
         _ => {
             return Ok(Frame::Other {
                 l3,
@@ -388,6 +426,23 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
     }))
 }
 
+/// True for an ICMP(v6) echo request or reply with its 8-byte header.
+#[inline(always)]
+fn is_echo(l4: &[u8], request: u8, reply: u8) -> bool {
+    l4.len() >= 8 && (l4[0] == request || l4[0] == reply) && l4[1] == 0
+}
+
+/// The "ports" of an echo: the identifier at the client's end (a request's source, a
+/// reply's destination), 0 at the other; so a reply matches its request's reverse key.
+#[inline(always)]
+fn echo_ports(request: bool, id: u16) -> (u16, u16, u8) {
+    if request {
+        (id, 0, 0)
+    } else {
+        (0, id, 0)
+    }
+}
+
 /// The IPv6 part of [`parse`]: TCP and UDP to the flow path, ICMPv6 to its handler;
 /// fragments and other extension headers are dropped. From a multicast MAC only
 /// ICMPv6 (neighbor discovery) is taken.
@@ -400,6 +455,20 @@ fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
     let end = l3 + ip.total_len() as u16;
     let protocol = ip.next_header();
     let (src_port, dst_port, tcp_flags) = match protocol {
+        IpProtocol::ICMPV6
+            if !multicast
+                && is_echo(
+                    ip.payload(),
+                    icmpv6::TYPE_ECHO_REQUEST,
+                    icmpv6::TYPE_ECHO_REPLY,
+                ) =>
+        {
+            let p = ip.payload();
+            echo_ports(
+                p[0] == icmpv6::TYPE_ECHO_REQUEST,
+                u16::from_be_bytes([p[4], p[5]]),
+            )
+        }
         IpProtocol::ICMPV6 => {
             return Ok(Frame::Icmp6 {
                 l3,
@@ -657,6 +726,10 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     let k = &p.key;
     let Some(svc) = A::find(&env.snap.services, k.dst, k.dst_port, k.protocol) else {
         return if A::is_ours(env.snap, k.dst) {
+            if matches!(k.protocol, IpProtocol::ICMP | IpProtocol::ICMPV6) {
+                // An echo to a local address or VIP: answered (a reply: the kernel's).
+                return A::echo(env, c, in_port, pkt, p);
+            }
             punt_or(env, c, in_port, k.dst, NoService)
         } else if !env.snap.snat.is_empty() {
             snat(env, c, resolve, pkt, p)

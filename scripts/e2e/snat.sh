@@ -3,7 +3,8 @@
 # namespace (beyond the wan port) that answers with the address each connection came
 # from. A backend (default route via ferrovs) opens 200 concurrent connections to it over
 # IPv4 and 200 over IPv6: every one is answered, every one seen as coming from the rule's
-# `to` address (ferrovs's wan address), never from the backend. Meanwhile the nat service
+# `to` address (ferrovs's wan address), never from the backend; its pings (ICMP echo,
+# identifier translated) are answered over both families. Meanwhile the nat service
 # works as before (its replies are not source-translated). GET /api/v1/snat and
 # ferrovsctl snat show the rule.
 set -euo pipefail
@@ -79,6 +80,10 @@ echo "$r" | grep -q '"ok": 200' || fail "IPv4 outbound: $r"
 ip netns exec fdbe1$S curl -sg --max-time 5 "http://[2001:db8::50]:8000/" > /dev/null || true
 r=$(outbound 2001:db8::50 2001:db8::1); echo "snat IPv6: 200 concurrent connections from a backend: $r"
 echo "$r" | grep -q '"ok": 200' || fail "IPv6 outbound: $r"
+for dst in 10.0.0.50 2001:db8::50; do
+  ip netns exec fdbe1$S ping -c 3 -W 2 -i 0.2 $dst > $T/ping.txt || fail "ping from a backend to $dst through snat: $(cat $T/ping.txt)"
+  echo "snat ping $dst: $(grep -o '[0-9]* received' $T/ping.txt)"
+done
 r=$(ip netns exec $CLI python3 $HERE/httpload.py 10.0.0.10 80 300 10 60); echo "the nat service meanwhile: $r"
 echo "$r" | grep -q '"ok": 300' || fail "the nat service with snat configured: $r"
 $CTL snat

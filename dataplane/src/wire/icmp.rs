@@ -118,6 +118,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn set_ident(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::IDENT, v);
     }
+    /// NAT of an echo's identifier, which plays the port's part: the source end of a
+    /// request, the destination end of a reply (other messages: nothing). The checksum
+    /// follows incrementally.
+    #[inline]
+    pub fn rewrite_ident(&mut self, end: super::End, id: u16) {
+        let t = self.msg_type();
+        if (end == super::End::Src && t == TYPE_ECHO_REQUEST)
+            || (end == super::End::Dst && t == TYPE_ECHO_REPLY)
+        {
+            let b = self.buffer.as_mut();
+            let old = get_u16(b, field::IDENT);
+            set_u16(b, field::IDENT, id);
+            let c = checksum::update16(get_u16(b, field::CHECKSUM), old, id);
+            set_u16(b, field::CHECKSUM, c);
+        }
+    }
     pub fn set_seq(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::SEQ, v);
     }

@@ -171,6 +171,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     pub fn set_ident(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::IDENT, v);
     }
+    /// NAT: the pseudo-header's address at one end changed from `old` to `new`, and an
+    /// echo's identifier (the port's part: a request's source end, a reply's destination
+    /// end) becomes `id`; the checksum follows incrementally.
+    #[inline]
+    pub fn rewrite_endpoint(&mut self, end: super::End, id: u16, old: Ipv6Addr, new: Ipv6Addr) {
+        let t = self.msg_type();
+        let b = self.buffer.as_mut();
+        let mut c = checksum::update128(get_u16(b, field::CHECKSUM), old, new);
+        if (end == super::End::Src && t == TYPE_ECHO_REQUEST)
+            || (end == super::End::Dst && t == TYPE_ECHO_REPLY)
+        {
+            let was = get_u16(b, field::IDENT);
+            set_u16(b, field::IDENT, id);
+            c = checksum::update16(c, was, id);
+        }
+        set_u16(b, field::CHECKSUM, c);
+    }
     pub fn set_seq(&mut self, v: u16) {
         set_u16(self.buffer.as_mut(), field::SEQ, v);
     }

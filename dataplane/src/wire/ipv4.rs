@@ -195,6 +195,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         match protocol {
             IpProtocol::TCP => TcpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
             IpProtocol::UDP => UdpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
+            // ICMP's checksum covers no pseudo-header: only an echo's identifier.
+            IpProtocol::ICMP => super::IcmpPacket::new_unchecked(l4).rewrite_ident(end, port),
             _ => {}
         }
     }

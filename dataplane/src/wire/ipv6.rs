@@ -135,6 +135,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         match nh {
             IpProtocol::TCP => TcpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
             IpProtocol::UDP => UdpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
+            IpProtocol::ICMPV6 => {
+                super::Icmpv6Packet::new_unchecked(l4).rewrite_endpoint(end, port, old, addr)
+            }
             _ => {}
         }
     }
