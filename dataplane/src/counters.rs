@@ -112,6 +112,8 @@ pub struct WorkerCounters {
     pub stateless: Counter,
     pub to_mgmt: Counter,
     pub icmp_replies: Counter,
+    /// ICMP(v6) errors about a flow's packets relayed to the other side of the flow.
+    pub icmp_relayed: Counter,
     /// TSC cycles spent processing bursts with packets, and in total.
     pub busy_cycles: Counter,
     pub total_cycles: Counter,
@@ -129,6 +131,7 @@ impl Default for WorkerCounters {
             tx: Counter::default(),
             drops: Default::default(),
             new_flows: Counter::default(),
+            icmp_relayed: Counter::default(),
             snat: Traffic::default(),
             table_full: Counter::default(),
             stateless: Counter::default(),

@@ -95,6 +95,20 @@ pub trait Ip: Family + Into<IpAddr> {
     /// After `n` bytes were inserted into the payload: the IP length fields (and the
     /// IPv4 header checksum) follow, and the TCP checksum is computed afresh.
     fn grew(l3: &mut [u8], n: usize);
+    /// The ICMP(v6) types that quote a packet (unreachable, time exceeded; IPv6 also
+    /// packet too big), and the offset of the message within the IP packet.
+    fn icmp_error_types() -> &'static [u8];
+    fn l4_offset(l3: &[u8]) -> usize;
+    /// The quoted packet's 5-tuple (from an error message's data), with the offset of
+    /// its transport header within the data.
+    fn quoted(data: &[u8]) -> Option<(FlowKey<Self>, usize)>;
+    /// Rewrites the quoted packet's source and destination (addresses and ports; the
+    /// quoted IPv4 header checksum follows).
+    fn set_quoted(data: &mut [u8], l4: usize, src: (Self, u16), dst: (Self, u16));
+    /// Sets the outer source and destination and recomputes the outer checksums (IPv4
+    /// header, ICMP(v6) message).
+    fn set_outer(l3: &mut [u8], src: Self, dst: Self);
+    fn outer_src(l3: &[u8]) -> Self;
     /// An echo request to a local address or VIP answered in place (a reply goes to the
     /// kernel where the port has an exception path).
     fn echo<B: PacketBuf>(
@@ -207,6 +221,47 @@ impl Ip for Ipv4Addr {
     ) -> Verdict {
         echo_reply(env, c, in_port, pkt, p.l3, p.end)
     }
+    fn icmp_error_types() -> &'static [u8] {
+        &[icmp::TYPE_DEST_UNREACHABLE, icmp::TYPE_TIME_EXCEEDED]
+    }
+    fn l4_offset(l3: &[u8]) -> usize {
+        Ipv4Packet::new_unchecked(l3).header_len()
+    }
+    fn quoted(d: &[u8]) -> Option<(FlowKey<Self>, usize)> {
+        let ip = Ipv4Packet::new_unchecked(d.get(..20)?);
+        let hl = ip.header_len();
+        if ip.version() != 4 || hl < 20 || d.len() < hl + 4 {
+            return None;
+        }
+        let port = |at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
+        let key = FlowKey {
+            protocol: ip.protocol(),
+            src: ip.src(),
+            src_port: port(hl),
+            dst: ip.dst(),
+            dst_port: port(hl + 2),
+        };
+        Some((key, hl))
+    }
+    fn set_quoted(d: &mut [u8], l4: usize, src: (Self, u16), dst: (Self, u16)) {
+        let mut ip = Ipv4Packet::new_unchecked(&mut d[..l4]);
+        ip.set_src(src.0);
+        ip.set_dst(dst.0);
+        ip.fill_checksum();
+        d[l4..l4 + 2].copy_from_slice(&src.1.to_be_bytes());
+        d[l4 + 2..l4 + 4].copy_from_slice(&dst.1.to_be_bytes());
+    }
+    fn set_outer(l3: &mut [u8], src: Self, dst: Self) {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        ip.set_src(src);
+        ip.set_dst(dst);
+        ip.fill_checksum();
+        let (hl, end) = (ip.header_len(), ip.total_len() as usize);
+        IcmpPacket::new_unchecked(&mut l3[hl..end]).fill_checksum();
+    }
+    fn outer_src(l3: &[u8]) -> Self {
+        Ipv4Packet::new_unchecked(l3).src()
+    }
 }
 
 impl Ip for Ipv6Addr {
@@ -300,6 +355,49 @@ impl Ip for Ipv6Addr {
         p: &Parsed<Self>,
     ) -> Verdict {
         icmp6(env, c, in_port, pkt, p.l3, p.end, p.key.dst)
+    }
+    fn icmp_error_types() -> &'static [u8] {
+        &[
+            icmpv6::TYPE_DEST_UNREACHABLE,
+            icmpv6::TYPE_PACKET_TOO_BIG,
+            icmpv6::TYPE_TIME_EXCEEDED,
+        ]
+    }
+    fn l4_offset(_: &[u8]) -> usize {
+        ipv6::HEADER_LEN
+    }
+    fn quoted(d: &[u8]) -> Option<(FlowKey<Self>, usize)> {
+        if d.len() < ipv6::HEADER_LEN + 4 || d[0] >> 4 != 6 {
+            return None;
+        }
+        let ip = Ipv6Packet::new_unchecked(d);
+        let at = ipv6::HEADER_LEN;
+        let port = |at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
+        let key = FlowKey {
+            protocol: ip.next_header(),
+            src: ip.src(),
+            src_port: port(at),
+            dst: ip.dst(),
+            dst_port: port(at + 2),
+        };
+        Some((key, at))
+    }
+    fn set_quoted(d: &mut [u8], l4: usize, src: (Self, u16), dst: (Self, u16)) {
+        let mut ip = Ipv6Packet::new_unchecked(&mut d[..l4]);
+        ip.set_src(src.0);
+        ip.set_dst(dst.0);
+        d[l4..l4 + 2].copy_from_slice(&src.1.to_be_bytes());
+        d[l4 + 2..l4 + 4].copy_from_slice(&dst.1.to_be_bytes());
+    }
+    fn set_outer(l3: &mut [u8], src: Self, dst: Self) {
+        let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
+        ip.set_src(src);
+        ip.set_dst(dst);
+        let end = ip.total_len();
+        Icmpv6Packet::new_unchecked(&mut l3[ipv6::HEADER_LEN..end]).fill_checksum(src, dst);
+    }
+    fn outer_src(l3: &[u8]) -> Self {
+        Ipv6Packet::new_unchecked(l3).src()
     }
 }
 
@@ -604,6 +702,11 @@ fn dispatch<B: PacketBuf>(
             Verdict::Mgmt
         }
         Ok(Frame::Other {
+            l3, end, protocol, ..
+        }) if protocol == IpProtocol::ICMP && icmp_error::<Ipv4Addr>(pkt, l3, end) => {
+            error_of_flow::<Ipv4Addr, B>(env, c, resolve, in_port, pkt, l3, end)
+        }
+        Ok(Frame::Other {
             l3,
             end,
             protocol,
@@ -615,6 +718,9 @@ fn dispatch<B: PacketBuf>(
         },
         Ok(Frame::Flow(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
         Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
+        Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
+            error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
+        }
         Ok(Frame::Icmp6 { l3, end, dst }) => icmp6(env, c, in_port, pkt, l3, end, dst),
     };
     if let Verdict::Drop(r) = v {
@@ -1388,4 +1494,135 @@ fn snat<A: Ip, B: PacketBuf>(
     }
     count(c, &init, p.len(), true);
     to_backend(env, c, resolve, pkt, p, &init)
+}
+
+/// True if the IP packet at `l3..end` is an ICMP(v6) error message of family `A` (the
+/// message header is there; the quote is checked later).
+fn icmp_error<A: Ip>(pkt: &impl PacketBuf, l3: u16, end: u16) -> bool {
+    let d = &pkt.data()[l3 as usize..end as usize];
+    let at = A::l4_offset(d);
+    d.len() >= at + 8 && A::icmp_error_types().contains(&d[at])
+}
+
+/// An ICMP(v6) error about a packet of a flow follows the flow (as IPVS relays them):
+/// the quoted packet, swapped, is a key of the flow. Quoted from ferrovs's side toward
+/// the client (matched the client side): for nat and fnat the quote is put back as the
+/// backend sent it and the error goes to the backend; for dr and tun it goes to the
+/// backend as it is. Quoted from the side toward the backend or the world (matched the
+/// backend side of a nat, fnat or snat flow): the quote is put back as the client sent
+/// it and the error goes to the client (an error the backend itself sent comes from the
+/// VIP). Other errors are handled as before (ours: to the kernel; else not ours).
+fn error_of_flow<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    in_port: u16,
+    pkt: &mut B,
+    l3: u16,
+    end: u16,
+) -> Verdict {
+    let (l3u, endu) = (l3 as usize, end as usize);
+    let d = &pkt.data()[l3u..endu];
+    let msg = A::l4_offset(d);
+    let quoted = A::quoted(&d[msg + 8..]);
+    let found = quoted.and_then(|(k, at)| {
+        let swapped = FlowKey {
+            protocol: k.protocol,
+            src: k.dst,
+            src_port: k.dst_port,
+            dst: k.src,
+            dst_port: k.src_port,
+        };
+        Some((A::table(env).lookup(&swapped)?, at))
+    });
+    let Some((r, at)) = found else {
+        // Not about a flow: an error for the kernel's own sockets, or not ours.
+        let dst = quoted.map(|q| q.0.src);
+        return match dst {
+            Some(a) if A::is_ours(env.snap, a) => {
+                punt_or(env, c, in_port, a, DropReason::NoService)
+            }
+            _ => Verdict::Drop(DropReason::NotOurs),
+        };
+    };
+    let f = r.info.init;
+    let fnat = f.mode == Forward::Fnat;
+    if (endu - l3u) < msg + 8 + at + 4 {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let (dst, quoted_src, quoted_dst) = if r.dir == Direction::Forward {
+        // Toward the client went VIP -> client; the backend sent backend -> client (nat)
+        // or backend -> local (fnat).
+        if !f.mode.translates() {
+            // dr/tun: the backend answered the client itself; hand it the error as is.
+            return forward_error(env, c, resolve, pkt, l3u, &f, f.backend);
+        }
+        let to = if fnat {
+            (f.local, f.local_port)
+        } else {
+            (f.client, f.client_port)
+        };
+        (f.backend, (f.backend, f.backend_port), to)
+    } else {
+        // Toward the backend (or the world, snat) went client -> backend (nat) or
+        // local -> backend (fnat, snat); the client sent client -> VIP.
+        (f.client, (f.client, f.client_port), (f.vip, f.vport))
+    };
+    let src = {
+        let s = A::outer_src(&pkt.data()[l3u..]);
+        if r.dir == Direction::Reverse && f.service != SNAT_SERVICE && s == f.backend {
+            f.vip
+        } else {
+            s
+        }
+    };
+    let data = msg + 8;
+    let d = pkt.data_mut();
+    A::set_quoted(&mut d[l3u + data..endu], at, quoted_src, quoted_dst);
+    A::set_outer(&mut d[l3u..endu], src, dst);
+    let (port, out, mac) = match next_hop(env, resolve, dst, false) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
+    };
+    if !A::decrement_hop_limit(&mut pkt.data_mut()[l3u..]) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    // The hop limit changed after the outer checksum: IPv4's header checksum followed
+    // incrementally; ICMP's does not cover it.
+    c.icmp_relayed.inc();
+    EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);
+    Verdict::Tx(port)
+}
+
+/// dr/tun: an error about the backend's answer to the client goes to the backend (as a
+/// packet of the flow would: dr by MAC, tun in a tunnel).
+fn forward_error<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    pkt: &mut B,
+    l3: usize,
+    f: &FlowInit<A>,
+    backend: A,
+) -> Verdict {
+    let (port, out, mac) = match next_hop(env, resolve, backend, f.mode == Forward::Dr) {
+        Ok(x) => x,
+        Err(r) => return Verdict::Drop(r),
+    };
+    if !A::decrement_hop_limit(&mut pkt.data_mut()[l3..]) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    if f.mode == Forward::Tun {
+        let th = A::TUNNEL_HEADER;
+        if !pkt.prepend(th) {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let d = pkt.data_mut();
+        d.copy_within(th..th + ETH, 0);
+        let (head, inner) = d.split_at_mut(ETH + th);
+        A::set_tunnel_header(&mut head[ETH..], inner, A::primary(out), backend);
+    }
+    c.icmp_relayed.inc();
+    EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);
+    Verdict::Tx(port)
 }

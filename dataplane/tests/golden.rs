@@ -1655,3 +1655,138 @@ fn snat_icmp_echo() {
         )
     );
 }
+
+/// ICMP errors follow the flow they quote (nat): a router's "unreachable" about the
+/// client-bound reply (quoting VIP:80 -> client) goes to the backend with the quote put
+/// back as the backend sent it; the backend's own "port unreachable" about the
+/// translated packet (quoting client -> backend:8080) goes to the client, from the VIP,
+/// quoting client -> VIP:80. Outer and quoted headers, checksums included, against
+/// etherparse.
+#[test]
+fn icmp_errors_follow_the_flow() {
+    let mut rig = Rig::new(256);
+    let syn = client("203.0.113.10", 80, 40000, 64);
+    assert_eq!(rig.run(WAN, &tcp_frame(&syn, SYN, b"")).0, Verdict::Tx(LAN));
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: syn.src_ip,
+        src_port: 40000,
+        dst: syn.dst_ip,
+        dst_port: 80,
+    };
+    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    let be_last = be.octets()[3];
+    // The quoted packets: an IPv4 header and 8 bytes of TCP.
+    let quote = |src: &str, sport: u16, dst: &str, dport: u16| {
+        let s = FrameSpec {
+            src_ip: ip(src),
+            src_port: sport,
+            dst_ip: ip(dst),
+            dst_port: dport,
+            ttl: 50,
+            ..Default::default()
+        };
+        tcp_frame(&s, ACK, b"")[14..42].to_vec()
+    };
+    // 1. From the world, about the reply toward the client.
+    let input = frames::icmp_unreachable_frame(
+        gw_mac(),
+        wan_mac(),
+        ip("203.0.113.1"),
+        ip("203.0.113.10"),
+        64,
+        &quote("203.0.113.10", 80, "192.0.2.1", 40000),
+    );
+    let want = frames::icmp_unreachable_frame(
+        lan_mac(),
+        be_mac(be_last),
+        ip("203.0.113.1"),
+        be,
+        63,
+        &quote(&be.to_string(), 8080, "192.0.2.1", 40000),
+    );
+    let (v, out) = rig.run(WAN, &input);
+    assert_eq!((v, out), (Verdict::Tx(LAN), want));
+    // 2. From the backend, about the packet it was sent.
+    let input = frames::icmp_unreachable_frame(
+        be_mac(be_last),
+        lan_mac(),
+        be,
+        ip("192.0.2.1"),
+        64,
+        &quote("192.0.2.1", 40000, &be.to_string(), 8080),
+    );
+    let want = frames::icmp_unreachable_frame(
+        wan_mac(),
+        gw_mac(),
+        ip("203.0.113.10"),
+        ip("192.0.2.1"),
+        63,
+        &quote("192.0.2.1", 40000, "203.0.113.10", 80),
+    );
+    let (v, out) = rig.run(LAN, &input);
+    assert_eq!((v, out), (Verdict::Tx(WAN), want));
+    assert_eq!(rig.c.icmp_relayed.get(), 2);
+    // 3. To the VIP about no flow: dropped as before (no service for it).
+    let input = frames::icmp_unreachable_frame(
+        gw_mac(),
+        wan_mac(),
+        ip("203.0.113.1"),
+        ip("203.0.113.10"),
+        64,
+        &quote("203.0.113.10", 80, "192.0.2.99", 1),
+    );
+    assert_eq!(rig.run(WAN, &input).0, Verdict::Drop(DropReason::NoService));
+}
+
+/// An ICMP error about an snat flow's packet (quoting to:port -> remote) reaches the
+/// backend that sent it, quoting what the backend sent.
+#[test]
+fn icmp_errors_follow_snat_flows() {
+    let mut rig = Rig::new(256);
+    rig.snap.snat = std::sync::Arc::new(vec![SnatRule {
+        source: (ip("10.1.0.0").into(), 24),
+        port: WAN,
+        to: vec![ip("203.0.113.2").into()],
+        ports: (40000, 40000),
+    }]);
+    let out = FrameSpec {
+        src_mac: be_mac(10),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.10"),
+        src_port: 51000,
+        dst_ip: ip("198.51.100.7"),
+        dst_port: 443,
+        ttl: 64,
+        ..Default::default()
+    };
+    assert_eq!(rig.run(LAN, &tcp_frame(&out, SYN, b"")).0, Verdict::Tx(WAN));
+    let quote = |src: &str, sport: u16| {
+        let s = FrameSpec {
+            src_ip: ip(src),
+            src_port: sport,
+            dst_ip: ip("198.51.100.7"),
+            dst_port: 443,
+            ttl: 50,
+            ..Default::default()
+        };
+        tcp_frame(&s, SYN, b"")[14..42].to_vec()
+    };
+    let input = frames::icmp_unreachable_frame(
+        gw_mac(),
+        wan_mac(),
+        ip("198.51.100.1"),
+        ip("203.0.113.2"),
+        64,
+        &quote("203.0.113.2", 40000),
+    );
+    let want = frames::icmp_unreachable_frame(
+        lan_mac(),
+        be_mac(10),
+        ip("198.51.100.1"),
+        ip("10.1.0.10"),
+        63,
+        &quote("10.1.0.10", 51000),
+    );
+    assert_eq!(rig.run(WAN, &input), (Verdict::Tx(LAN), want));
+}

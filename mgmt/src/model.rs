@@ -245,6 +245,8 @@ pub struct Totals {
     pub stateless: u64,
     pub to_mgmt: u64,
     pub icmp_replies: u64,
+    /// ICMP(v6) errors about a flow's packets relayed to the other side of the flow.
+    pub icmp_relayed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

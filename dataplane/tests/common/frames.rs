@@ -225,3 +225,21 @@ pub fn tcp_frame_with(
     let t = t.options(options).unwrap();
     write(t.size(payload.len()), |o| t.write(o, payload))
 }
+
+/// An ICMP "port unreachable" from `src` to `dst` (TTL `ttl`) quoting `quote` (an IPv4
+/// header and the first bytes of its transport header).
+pub fn icmp_unreachable_frame(
+    src_mac: dataplane::wire::MacAddr,
+    dst_mac: dataplane::wire::MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    quote: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
+        .ipv4(src.octets(), dst.octets(), ttl)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ));
+    write(b.size(quote.len()), |o| b.write(o, quote))
+}

@@ -100,6 +100,7 @@ impl Daemon {
                 stateless: v.sum(|c| c.stateless.get()),
                 to_mgmt: v.sum(|c| c.to_mgmt.get()),
                 icmp_replies: v.sum(|c| c.icmp_replies.get()),
+                icmp_relayed: v.sum(|c| c.icmp_relayed.get()),
             },
             drops,
             ports,
