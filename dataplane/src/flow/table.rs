@@ -502,14 +502,37 @@ mod layout {
 }
 use layout::{gen_of, state_of, with_state};
 
+/// Free entries are kept in this many stacks, and flows counted in as many counters, each
+/// on its own cache lines: a thread pushes and pops on its own shard (stealing from the
+/// others only when its own is empty), so inserts and removes on different cores do not
+/// contend on one line (one shared stack serialized new flows across cores: measured
+/// flat at ~1 M inserts+removes/s from 1 to 16 threads).
+const FREE_SHARDS: usize = 64;
+
+/// One shard: a tagged Treiber stack of free entries and the flows its threads made
+/// minus those they removed (the table's count is the sum).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    /// tag:32 | index:32 (NIL = empty)
+    head: AtomicU64,
+    live: core::sync::atomic::AtomicIsize,
+}
+
+/// The calling thread's shard: threads get shards round-robin, on first use.
+#[inline(always)]
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SHARD: usize = NEXT.fetch_add(1, Relaxed) % FREE_SHARDS);
+    SHARD.with(|s| *s)
+}
+
 /// The shared flow table. `Sync`: every method takes `&self`.
 pub struct FlowTable<A: Family = Ipv4Addr> {
     entries: Box<[A::Entry]>,
     slots: Box<[AtomicU64]>,
     bucket_mask: usize,
-    /// tag:32 | index:32 (NIL = empty)
-    free_head: AtomicU64,
-    live: AtomicUsize,
+    free: Box<[Shard]>,
     sweep_cursor: AtomicUsize,
     seed: u64,
 }
@@ -530,9 +553,17 @@ impl<A: Family> FlowTable<A> {
             .next_power_of_two()
             .max(BUCKET * 2);
         let entries: Box<[A::Entry]> = (0..capacity).map(|_| A::Entry::default()).collect();
+        // Entries i, i + S, i + 2S, ... are shard i's free stack.
         for (i, e) in entries.iter().enumerate() {
-            A::next(e).store(if i + 1 < capacity { i as u32 + 1 } else { NIL }, Relaxed);
+            let next = i + FREE_SHARDS;
+            A::next(e).store(if next < capacity { next as u32 } else { NIL }, Relaxed);
         }
+        let free: Box<[Shard]> = (0..FREE_SHARDS)
+            .map(|s| Shard {
+                head: AtomicU64::new(if s < capacity { s as u64 } else { NIL as u64 }),
+                live: Default::default(),
+            })
+            .collect();
         let slots: Box<[AtomicU64]> = (0..nslots).map(|_| AtomicU64::new(0)).collect();
         // The zeroed index may come from calloc, untouched: fault every page in now, at
         // start-up, not on the packet path (a VM fault costs tens of microseconds).
@@ -548,8 +579,7 @@ impl<A: Family> FlowTable<A> {
             entries,
             slots,
             bucket_mask: nslots / BUCKET - 1,
-            free_head: AtomicU64::new(0),
-            live: AtomicUsize::new(0),
+            free,
             sweep_cursor: AtomicUsize::new(0),
             seed,
         }
@@ -560,7 +590,11 @@ impl<A: Family> FlowTable<A> {
     }
     /// Flows currently in the table.
     pub fn len(&self) -> usize {
-        self.live.load(Relaxed)
+        self.free
+            .iter()
+            .map(|s| s.live.load(Relaxed))
+            .sum::<isize>()
+            .max(0) as usize
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -739,7 +773,7 @@ impl<A: Family> FlowTable<A> {
             }
             let idx = self.pop_free().ok_or(InsertError::Full)?;
             let meta = self.write_entry(idx, init, now);
-            self.live.fetch_add(1, Relaxed);
+            self.free[my_shard()].live.fetch_add(1, Relaxed);
             match self.publish(&fk, fh, idx, gen_of(meta), Direction::Forward) {
                 Publish::Done(pos, fv) => {
                     if init.reverse {
@@ -881,7 +915,7 @@ impl<A: Family> FlowTable<A> {
         while gen_of(cur) == gen_of(meta) && state_of(cur) != FlowState::Free {
             match A::meta(e).compare_exchange(cur, free, SeqCst, Acquire) {
                 Ok(_) => {
-                    self.live.fetch_sub(1, Relaxed);
+                    self.free[my_shard()].live.fetch_sub(1, Relaxed);
                     self.push_free(idx);
                     return;
                 }
@@ -956,7 +990,7 @@ impl<A: Family> FlowTable<A> {
                 self.clear_slot(&info.init.reverse_key(), idx, g, Direction::Reverse);
             }
             A::meta(e).store((g.wrapping_add(2) as u64) << 32, Release);
-            self.live.fetch_sub(1, Relaxed);
+            self.free[my_shard()].live.fetch_sub(1, Relaxed);
             self.push_free(idx);
             return Some(FlowInfo {
                 state: state_of(m),
@@ -978,35 +1012,36 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
+    /// Takes a free entry: from this thread's shard, else from the next one that has one.
     fn pop_free(&self) -> Option<u32> {
-        let mut head = self.free_head.load(Acquire);
+        let mine = my_shard();
+        (0..FREE_SHARDS).find_map(|i| self.pop_shard(&self.free[(mine + i) % FREE_SHARDS]))
+    }
+
+    fn pop_shard(&self, shard: &Shard) -> Option<u32> {
+        let mut head = shard.head.load(Acquire);
         loop {
             let idx = head as u32;
-            // Initially all entries are chained from 0; head word 0 means (tag 0, index 0).
             if idx == NIL {
                 return None;
             }
             let next = A::next(&self.entries[idx as usize]).load(Relaxed);
             let new = (((head >> 32) + 1) << 32) | next as u64;
-            match self
-                .free_head
-                .compare_exchange_weak(head, new, AcqRel, Acquire)
-            {
+            match shard.head.compare_exchange_weak(head, new, AcqRel, Acquire) {
                 Ok(_) => return Some(idx),
                 Err(h) => head = h,
             }
         }
     }
 
+    /// Gives an entry back, to this thread's shard.
     fn push_free(&self, idx: u32) {
-        let mut head = self.free_head.load(Acquire);
+        let shard = &self.free[my_shard()];
+        let mut head = shard.head.load(Acquire);
         loop {
             A::next(&self.entries[idx as usize]).store(head as u32, Relaxed);
             let new = (((head >> 32) + 1) << 32) | idx as u64;
-            match self
-                .free_head
-                .compare_exchange_weak(head, new, AcqRel, Acquire)
-            {
+            match shard.head.compare_exchange_weak(head, new, AcqRel, Acquire) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
