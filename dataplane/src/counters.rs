@@ -114,6 +114,8 @@ pub struct WorkerCounters {
     pub icmp_replies: Counter,
     /// ICMP(v6) errors about a flow's packets relayed to the other side of the flow.
     pub icmp_relayed: Counter,
+    /// Half-open flows removed to make room for a new one (the table was full).
+    pub early_drops: Counter,
     /// TSC cycles spent processing bursts with packets, and in total.
     pub busy_cycles: Counter,
     pub total_cycles: Counter,
@@ -132,6 +134,7 @@ impl Default for WorkerCounters {
             drops: Default::default(),
             new_flows: Counter::default(),
             icmp_relayed: Counter::default(),
+            early_drops: Counter::default(),
             snat: Traffic::default(),
             table_full: Counter::default(),
             stateless: Counter::default(),

@@ -876,6 +876,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     };
     let flows = A::table(env);
     let mut tries = 0;
+    let mut dropped_early = false;
     loop {
         match flows.insert(&init, env.now) {
             Ok(Inserted::New(_)) => {
@@ -885,6 +886,17 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
                 c.backends[init.backend_id as usize].connections.inc();
             }
             Ok(Inserted::Existing(r)) => init = r.info.init,
+            // Under pressure a half-open flow makes room (a SYN flood must not starve
+            // new legitimate flows); once per packet.
+            Err(InsertError::Full) if !dropped_early && p.is_syn_only() => {
+                dropped_early = true;
+                if let Some(gone) = flows.early_drop(flows.hash(&init.forward_key())) {
+                    env.conns.on_end(gone.init.backend_id, gone.state);
+                    c.early_drops.inc();
+                    continue;
+                }
+                continue;
+            }
             Err(InsertError::Full | InsertError::Contended) if svc.forward == Forward::Fnat => {
                 // fnat needs its flow to translate the replies: no stateless fallback.
                 c.table_full.inc();

@@ -783,33 +783,71 @@ fn syn_on_closed_flow_is_rescheduled() {
     assert_eq!((rig.conns.inactive(1), rig.conns.inactive(0)), (0, 1));
 }
 
+/// A full table makes room for a new SYN by dropping a half-open flow (a SYN flood must
+/// not starve new legitimate flows); established flows are never dropped: then a new
+/// flow is decided statelessly by Maglev.
 #[test]
-fn full_table_falls_back_to_maglev() {
+fn full_table_drops_half_open_first_then_falls_back_to_maglev() {
     let mut rig = Rig::new(1);
+    let key = |p: u16| dataplane::flow::FlowKey {
+        protocol: 6,
+        src: ip("192.0.2.1"),
+        src_port: p,
+        dst: ip("203.0.113.10"),
+        dst_port: 80,
+    };
     let a = client("203.0.113.10", 80, 45000, 64);
     let b = client("203.0.113.10", 80, 45001, 64);
     assert_eq!(rig.run(WAN, &tcp_frame(&a, SYN, b"")).0, Verdict::Tx(LAN));
-    let (v1, o1) = rig.run(WAN, &tcp_frame(&b, SYN, b""));
-    let (v2, o2) = rig.run(WAN, &tcp_frame(&b, SYN, b""));
+    assert_eq!(rig.run(WAN, &tcp_frame(&b, SYN, b"")).0, Verdict::Tx(LAN));
+    assert_eq!(rig.c.early_drops.get(), 1, "a's half-open flow made room");
+    assert!(rig.flows.lookup(&key(45000)).is_none() && rig.flows.lookup(&key(45001)).is_some());
+    assert_eq!(rig.c.table_full.get(), 0);
+    // b completes its handshake: established, it stays.
+    let be = rig.flows.lookup(&key(45001)).unwrap().info.init.backend;
+    let synack = FrameSpec {
+        src_mac: be_mac(be.octets()[3]),
+        dst_mac: lan_mac(),
+        src_ip: be,
+        src_port: 8080,
+        dst_ip: ip("192.0.2.1"),
+        dst_port: 45001,
+        ttl: 64,
+        ..Default::default()
+    };
+    assert_eq!(
+        rig.run(LAN, &tcp_frame(&synack, SYNACK, b"")).0,
+        Verdict::Tx(WAN)
+    );
+    assert_eq!(rig.run(WAN, &tcp_frame(&b, ACK, b"")).0, Verdict::Tx(LAN));
+    assert_eq!(
+        rig.flows.lookup(&key(45001)).unwrap().state(),
+        FlowState::Established
+    );
+    let c = client("203.0.113.10", 80, 45002, 64);
+    let (v1, o1) = rig.run(WAN, &tcp_frame(&c, SYN, b""));
+    let (v2, o2) = rig.run(WAN, &tcp_frame(&c, SYN, b""));
     assert_eq!((v1, v2), (Verdict::Tx(LAN), Verdict::Tx(LAN)));
     assert_eq!(o1, o2, "the stateless decision is stable");
     assert_eq!(rig.c.table_full.get(), 2);
-    assert_eq!(rig.flows.len(), 1, "existing flows are never evicted");
+    assert_eq!(
+        rig.c.early_drops.get(),
+        1,
+        "the established flow was not dropped"
+    );
+    assert_eq!(rig.flows.len(), 1);
 }
 
-/// The same for IPv6: a full IPv6 table still forwards new flows statelessly (and the
+/// The same for IPv6: a full IPv6 table makes room by dropping a half-open flow (and the
 /// IPv4 table is not involved).
 #[test]
-fn full_ipv6_table_falls_back_to_maglev() {
+fn full_ipv6_table_drops_half_open_first() {
     let mut rig = Rig::new(1);
     let a = client6("2001:db8:1::10", 45000, 64);
     let b = client6("2001:db8:1::10", 45001, 64);
     assert_eq!(rig.run(WAN, &tcp6_frame(&a, SYN, b"")).0, Verdict::Tx(LAN));
-    let (v1, o1) = rig.run(WAN, &tcp6_frame(&b, SYN, b""));
-    let (v2, o2) = rig.run(WAN, &tcp6_frame(&b, SYN, b""));
-    assert_eq!((v1, v2), (Verdict::Tx(LAN), Verdict::Tx(LAN)));
-    assert_eq!(o1, o2, "the stateless decision is stable");
-    assert_eq!(rig.c.table_full.get(), 2);
+    assert_eq!(rig.run(WAN, &tcp6_frame(&b, SYN, b"")).0, Verdict::Tx(LAN));
+    assert_eq!(rig.c.early_drops.get(), 1);
     assert_eq!((rig.flows6.len(), rig.flows.len()), (1, 0));
 }
 

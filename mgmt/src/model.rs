@@ -247,6 +247,8 @@ pub struct Totals {
     pub icmp_replies: u64,
     /// ICMP(v6) errors about a flow's packets relayed to the other side of the flow.
     pub icmp_relayed: u64,
+    /// Half-open flows dropped to make room for new ones (the table was full).
+    pub early_drops: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -1012,6 +1012,39 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
+    /// Makes room under pressure (conntrack's early drop): of the flows the two buckets of
+    /// hash `h` point to, removes the least recently seen one that never finished its
+    /// handshake or is closing (syn_sent, syn_recv, closing, closed); established and UDP
+    /// flows are never dropped. Returns the dropped flow (the caller releases its
+    /// connection count), None if no such flow is there.
+    pub fn early_drop(&self, h: FlowHash) -> Option<FlowInfo<A>> {
+        let mut victim: Option<(u32, u32, u32)> = None; // (idx, gen, last_seen)
+        for b in [h.primary, h.alternate] {
+            for pos in b * BUCKET..(b + 1) * BUCKET {
+                let v = self.slots[pos].load(Acquire);
+                if v == 0 {
+                    continue;
+                }
+                let idx = (v & IDX_MASK) as u32;
+                let Some((meta, info)) = self.read(idx) else {
+                    continue;
+                };
+                let half_open = matches!(
+                    info.state,
+                    FlowState::SynSent
+                        | FlowState::SynRecv
+                        | FlowState::Closing
+                        | FlowState::Closed
+                );
+                if half_open && victim.is_none_or(|(_, _, seen)| info.last_seen < seen) {
+                    victim = Some((idx, gen_of(meta), info.last_seen));
+                }
+            }
+        }
+        let (idx, gen, _) = victim?;
+        self.remove_idx(idx, gen)
+    }
+
     /// Takes a free entry: from this thread's shard, else from the next one that has one.
     fn pop_free(&self) -> Option<u32> {
         let mine = my_shard();
@@ -1467,6 +1500,39 @@ mod tests {
             assert_ne!(w.meta & PENDING, 0);
             assert_eq!(layout::unpack(w), f);
         }
+    }
+
+    /// Under pressure a half-open flow makes room; an established one never does.
+    #[test]
+    fn early_drop_takes_half_open_flows_only() {
+        let t = FlowTable::new(4);
+        let mk = |p: u16, state| FlowInit { state, ..nat(p) };
+        for p in 0..4 {
+            t.insert(&mk(p, FlowState::Established), p as u32).unwrap();
+        }
+        let new = mk(100, FlowState::SynSent);
+        assert!(matches!(t.insert(&new, 9), Err(InsertError::Full)));
+        assert!(
+            t.early_drop(t.hash(&new.forward_key())).is_none(),
+            "established flows stay"
+        );
+        let t = FlowTable::new(4);
+        for p in 0..4 {
+            t.insert(&mk(p, FlowState::SynSent), p as u32).unwrap();
+        }
+        // The key's buckets point to at most these four: one of them goes, the oldest.
+        let mut freed = None;
+        for p in 100..200 {
+            let k = mk(p, FlowState::SynSent);
+            if let Some(g) = t.early_drop(t.hash(&k.forward_key())) {
+                freed = Some((g, k));
+                break;
+            }
+        }
+        let (gone, k) = freed.expect("some key's buckets hold a half-open flow");
+        assert_eq!(gone.state, FlowState::SynSent);
+        assert_eq!(t.len(), 3);
+        assert!(matches!(t.insert(&k, 10), Ok(Inserted::New(_))));
     }
 
     #[test]

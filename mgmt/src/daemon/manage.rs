@@ -10,6 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The half-open flow timeout (seconds) while a flow table is over 90% full.
+const PRESSED_SYN_TIMEOUT: u32 = 5;
+
 impl Daemon {
     /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
     /// fails validation changes nothing; the error lists every problem. `api.token_file`
@@ -219,10 +222,28 @@ impl Daemon {
                     &self.shared.timeouts,
                 );
                 let budget = |cap: usize| (cap / 100).max(1024);
-                flows.sweep(secs, t, budget(flows.capacity()), |f| {
+                // Under pressure (a table over 90% full: a SYN flood, say) half-open
+                // flows live at most PRESSED_SYN_TIMEOUT, as conntrack's and IPVS's
+                // defence modes shorten them.
+                let pressed = |len: usize, cap: usize| len * 10 > cap * 9;
+                let short = dataplane::flow::Timeouts {
+                    tcp_syn: t.tcp_syn.min(PRESSED_SYN_TIMEOUT),
+                    ..*t
+                };
+                let t4 = if pressed(flows.len(), flows.capacity()) {
+                    &short
+                } else {
+                    t
+                };
+                flows.sweep(secs, t4, budget(flows.capacity()), |f| {
                     conns.on_end(f.init.backend_id, f.state)
                 });
-                flows6.sweep(secs, t, budget(flows6.capacity()), |f| {
+                let t6 = if pressed(flows6.len(), flows6.capacity()) {
+                    &short
+                } else {
+                    t
+                };
+                flows6.sweep(secs, t6, budget(flows6.capacity()), |f| {
                     conns.on_end(f.init.backend_id, f.state)
                 });
             }

@@ -101,6 +101,7 @@ impl Daemon {
                 to_mgmt: v.sum(|c| c.to_mgmt.get()),
                 icmp_replies: v.sum(|c| c.icmp_replies.get()),
                 icmp_relayed: v.sum(|c| c.icmp_relayed.get()),
+                early_drops: v.sum(|c| c.early_drops.get()),
             },
             drops,
             ports,
