@@ -1524,6 +1524,19 @@ services:
     }
 
     /// `health_check`: defaults, and each mistake named by its key.
+    /// Each case of `base` with `from` replaced by `to` is refused, with an error that
+    /// contains `want` (the key path and what is wrong).
+    fn refused(base: &str, cases: &[(&str, &str, &str)]) {
+        for &(from, to, want) in cases {
+            assert!(base.contains(from), "{from}");
+            let errs = load(&base.replacen(from, to, 1)).expect_err(want);
+            assert!(
+                errs.0.iter().any(|e| e.contains(want)),
+                "want `{want}` in {errs:?}"
+            );
+        }
+    }
+
     /// Dual-stack ports, IPv6 routes, neighbors and services; a backend of the other
     /// family, a route with a next hop of the other family, overlapping IPv6 subnets and
     /// a multicast IPv6 VIP are refused by key.
@@ -1558,14 +1571,7 @@ services:
             ("vip: \"2001:db8:1::20\"", "vip: \"2001:db8:1::20x\"", "services[2].vip: invalid IP address syntax"),
             ("address: \"fd00:1::11\" } ] }", "address: \"fd00:9::11\" } ] }", "services[2].backends[0].address: fd00:9::11 must be on a connected subnet"),
         ];
-        for (from, to, want) in cases {
-            assert!(v6.contains(from), "{from}");
-            let errs = load(&v6.replacen(from, to, 1)).expect_err(want);
-            assert!(
-                errs.0.iter().any(|e| e.contains(want)),
-                "want `{want}` in {errs:?}"
-            );
-        }
+        refused(v6, &cases);
     }
 
     /// fnat: local addresses are own addresses of the port facing the backends (several
@@ -1599,14 +1605,7 @@ services:
             ("forward: fnat,", "forward: fnat, proxy_protocol: v1,", "services[0].proxy_protocol: unknown variant `v1`"),
             ("\"10.1.0.2/24\"", "\"10.1.0.2/24\", \"203.0.113.9/25\"", "ports[1].addresses[2]: `203.0.113.9/25` overlaps 203.0.113.2/24 of port `wan`"),
         ];
-        for (from, to, want) in cases {
-            assert!(f.contains(from), "{from}");
-            let errs = load(&f.replacen(from, to, 1)).expect_err(want);
-            assert!(
-                errs.0.iter().any(|e| e.contains(want)),
-                "want `{want}` in {errs:?}"
-            );
-        }
+        refused(f, &cases);
     }
 
     #[test]
@@ -1634,14 +1633,7 @@ snat:
             ),
             ("source: \"10.1.0.0/24\"", "source: \"10.1.0.0/33\"", "snat[0].source: invalid"),
         ];
-        for (from, to, want) in cases {
-            assert!(f.contains(from), "{from}");
-            let errs = load(&f.replacen(from, to, 1)).expect_err(want);
-            assert!(
-                errs.0.iter().any(|e| e.contains(want)),
-                "want `{want}` in {errs:?}"
-            );
-        }
+        refused(f, &cases);
     }
 
     #[test]

@@ -19,6 +19,7 @@ cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
 source scripts/lib/nat-topology.sh
+source scripts/lib/ferrovs.sh
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -26,7 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e fnat: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 
 nat_topology_up
 ip netns exec $CLI sh -c "sysctl -qw net.ipv6.conf.all.accept_ra=0 && ip -6 addr add 2001:db8::50/64 dev c0$S nodad"
@@ -81,10 +81,7 @@ services:
   - { name: ppup6, vip: "2001:db8::30", port: 8082, forward: fnat, proxy_protocol: v2, scheduler: rr, local_addresses: ["fd00:1::2"],
       backends: [ { address: "fd00:1::11" } ] }
 YAML
-$BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
-FPID=$!; PIDS+=($FPID)
-for _ in $(seq 100); do grep -q "ferrovs running" $T/ferrovs.log && break; sleep 0.1; done
-grep -q "ferrovs running" $T/ferrovs.log || fail "ferrovs did not start"
+start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 
 for vip in 10.0.0.20 2001:db8::20; do
   ip netns exec $CLI python3 $HERE/httpload.py $vip 80 12 3 60 > /dev/null # ARP/NDP warm-up

@@ -20,6 +20,7 @@ cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
 source scripts/lib/nat-topology.sh
+source scripts/lib/ferrovs.sh
 PIDS=(); NSS=(); LINKS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -31,7 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e ipv6 ($STEP): FAILED: $*"; for f in $T/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 v6() { # namespace, interface, address/len: an IPv6 address without DAD, no router adverts
   ip netns exec $1 sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
   ip netns exec $1 ip -6 addr add $3 dev $2 nodad
@@ -46,12 +46,6 @@ check_shares() { # json of a load run, total, label prefix of backend n's answer
     diff=$(( got > want ? got - want : want - got ))
     [ $diff -le $(( $2 * 3 / 100 )) ] || fail "backend $n answered $got of $2, weight share is $want: $1"
   done
-}
-start_ferrovs() { # config file, log file
-  $BIN --config $1 2> $2 &
-  FPID=$!; PIDS+=($FPID)
-  for _ in $(seq 100); do grep -q "ferrovs running" $2 && return 0; sleep 0.1; done
-  fail "ferrovs did not start"
 }
 
 # --- nat, two-arm, dual-stack

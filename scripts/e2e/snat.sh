@@ -15,6 +15,7 @@ cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
 source scripts/lib/nat-topology.sh
+source scripts/lib/ferrovs.sh
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -42,10 +43,7 @@ snat:
 services:
   - { name: web, vip: 10.0.0.10, port: 80, scheduler: rr, backends: [ { address: 10.1.0.11 }, { address: 10.1.0.12 }, { address: 10.1.0.13 } ] }
 YAML
-$BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
-FPID=$!; PIDS+=($FPID)
-for _ in $(seq 100); do grep -q "ferrovs running" $T/ferrovs.log && break; sleep 0.1; done
-grep -q "ferrovs running" $T/ferrovs.log || fail "ferrovs did not start"
+start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 for _ in $(seq 30); do ip netns exec $CLI ss -ltn | grep -q ':8000 ' && break; sleep 0.1; done
 
 outbound() { # server address, expected source

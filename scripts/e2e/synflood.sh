@@ -16,6 +16,7 @@ cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
 source scripts/lib/nat-topology.sh
+source scripts/lib/ferrovs.sh
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -23,7 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e synflood: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 
 nat_topology_up
 API=127.0.0.1:$((26000 + S % 20000)); export FERROVS_API=http://$API
@@ -37,10 +37,7 @@ api: { listen: "$API" }
 services:
   - { name: web, vip: 10.0.0.10, port: 80, scheduler: rr, backends: [ { address: 10.1.0.11 }, { address: 10.1.0.12 }, { address: 10.1.0.13 } ] }
 YAML
-$BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
-FPID=$!; PIDS+=($FPID)
-for _ in $(seq 100); do grep -q "ferrovs running" $T/ferrovs.log && break; sleep 0.1; done
-grep -q "ferrovs running" $T/ferrovs.log || fail "ferrovs did not start"
+start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 ip netns exec $CLI python3 $HERE/httpload.py 10.0.0.10 80 12 3 60 > /dev/null
 vipmac=$(ip netns exec $CLI ip neigh show 10.0.0.10 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
 [ -n "$vipmac" ] || fail "no MAC for the VIP"
