@@ -29,7 +29,8 @@
 //!   handle fails once the entry was freed or reused, so it never touches another flow.
 //! * **Lookup** hashes the key, scans both buckets for the signature, validates the entry
 //!   and compares the key. Wait-free: at most 16 slots and a bounded number of retries.
-//! * **Insert** takes a free entry (tagged Treiber stack), writes it, and CASes an empty
+//! * **Insert** takes a free entry (from one of 64 tagged Treiber stacks: the calling
+//!   thread's shard first, so cores do not contend on one head), writes it, and CASes an empty
 //!   slot (0 -> value) in the emptier of its two buckets. It then rescans both buckets:
 //!   if another slot holds the same key (a racing insert of the same flow), it withdraws
 //!   its own slot and retries, so the
@@ -41,7 +42,7 @@
 //!   slot that is being published.
 //! * **Remove** CASes word 0 from (gen, live state) to (gen + 1, Free): exactly one remover
 //!   wins. The winner clears the entry's slots (CAS slot -> 0), makes `gen` even and
-//!   pushes the entry on the free stack.
+//!   pushes the entry on its own shard's free stack.
 //! * **Few writes:** a packet of an existing flow writes nothing unless its state changes,
 //!   except `last_seen`, which is stored at most once per second per flow.
 #![deny(clippy::undocumented_unsafe_blocks)]
