@@ -116,6 +116,8 @@ pub struct WorkerCounters {
     pub icmp_relayed: Counter,
     /// Half-open flows removed to make room for a new one (the table was full).
     pub early_drops: Counter,
+    /// Packets handed to the management thread to wait for their next hop's MAC.
+    pub held: Counter,
     /// TSC cycles spent processing bursts with packets, and in total.
     pub busy_cycles: Counter,
     pub total_cycles: Counter,
@@ -135,6 +137,7 @@ impl Default for WorkerCounters {
             new_flows: Counter::default(),
             icmp_relayed: Counter::default(),
             early_drops: Counter::default(),
+            held: Counter::default(),
             snat: Traffic::default(),
             table_full: Counter::default(),
             stateless: Counter::default(),

@@ -52,6 +52,13 @@ pub enum Verdict {
     Tx(u16),
     /// Hand it to the management thread (ARP).
     Mgmt,
+    /// Rewritten for port `port`, but the next hop `hop` is not resolved yet: the
+    /// management thread holds it (bounded) and sends it when the neighbor answers, so a
+    /// first connection does not wait for a SYN retransmission.
+    Hold {
+        port: u16,
+        hop: IpAddr,
+    },
     Drop(DropReason),
 }
 
@@ -1018,6 +1025,21 @@ fn next_hop<'s, A: Ip>(
     dst: A,
     connected_only: bool,
 ) -> Result<(u16, &'s PortConf, MacAddr), DropReason> {
+    match route_to(env, resolve, dst, connected_only)? {
+        (port, out, Ok(mac)) => Ok((port, out, mac)),
+        (_, _, Err(_)) => Err(DropReason::NoNeighbor),
+    }
+}
+
+/// [`next_hop`], with an unresolved next hop as `Err(hop)` in place of the MAC (its
+/// resolution asked for): the packet may still be rewritten and held.
+#[inline(always)]
+fn route_to<'s, A: Ip>(
+    env: &Env<'s>,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    dst: A,
+    connected_only: bool,
+) -> Result<(u16, &'s PortConf, Result<MacAddr, A>), DropReason> {
     let route = A::route(env.snap, dst).ok_or(DropReason::NoRoute)?;
     if connected_only && route.via.is_some() {
         return Err(DropReason::NoRoute);
@@ -1029,10 +1051,34 @@ fn next_hop<'s, A: Ip>(
         .ok_or(DropReason::NoRoute)?;
     let hop = route.via.unwrap_or(dst);
     match A::neighbor(env.snap, hop) {
-        Some(mac) => Ok((route.port, out, mac)),
+        Some(mac) => Ok((route.port, out, Ok(mac))),
         None => {
             resolve(hop.into(), route.port);
-            Err(DropReason::NoNeighbor)
+            Ok((route.port, out, Err(hop)))
+        }
+    }
+}
+
+/// The verdict for a rewritten packet: out of `port` to `mac`, or held until `hop` is
+/// resolved.
+#[inline(always)]
+fn send_or_hold<A: Ip, B: PacketBuf>(
+    pkt: &mut B,
+    port: u16,
+    src: MacAddr,
+    mac: Result<MacAddr, A>,
+) -> Verdict {
+    match mac {
+        Ok(mac) => {
+            EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(src, mac);
+            Verdict::Tx(port)
+        }
+        Err(hop) => {
+            EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(src, MacAddr::ZERO);
+            Verdict::Hold {
+                port,
+                hop: hop.into(),
+            }
         }
     }
 }
@@ -1047,7 +1093,7 @@ fn to_backend<A: Ip, B: PacketBuf>(
     p: &Parsed<A>,
     f: &FlowInit<A>,
 ) -> Verdict {
-    let (port, out, mac) = match next_hop(env, resolve, f.backend, f.mode == Forward::Dr) {
+    let (port, out, mac) = match route_to(env, resolve, f.backend, f.mode == Forward::Dr) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
@@ -1089,8 +1135,7 @@ fn to_backend<A: Ip, B: PacketBuf>(
             A::set_tunnel_header(&mut head[ETH..], inner, A::primary(out), f.backend);
         }
     }
-    EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);
-    Verdict::Tx(port)
+    send_or_hold(pkt, port, out.mac, mac)
 }
 
 /// Rewrites a NAT reply (backend -> client) back to VIP:port and routes it to the client.
@@ -1102,7 +1147,7 @@ fn to_client<A: Ip, B: PacketBuf>(
     p: &Parsed<A>,
     f: &FlowInit<A>,
 ) -> Verdict {
-    let (port, out, mac) = match next_hop(env, resolve, f.client, false) {
+    let (port, out, mac) = match route_to(env, resolve, f.client, false) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
@@ -1118,8 +1163,7 @@ fn to_client<A: Ip, B: PacketBuf>(
             proxy_to_client::<A>(&mut l3[(p.l4 - p.l3) as usize..], f.seq_base);
         }
     }
-    EthernetFrame::new_unchecked(d).set_addrs(out.mac, mac);
-    Verdict::Tx(port)
+    send_or_hold(pkt, port, out.mac, mac)
 }
 
 /// Answers an ICMP echo request to a local address or VIP, in place, out of the port it

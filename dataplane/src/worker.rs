@@ -35,6 +35,9 @@ pub struct Shared {
     pub to_mgmt: ToMgmt,
     /// Next hops the workers want resolved (deduplicated by the management thread).
     pub resolve: ArrayQueue<(IpAddr, u16)>,
+    /// Rewritten packets waiting for their next hop's MAC: (port, next hop, frame). The
+    /// management thread keeps a few per neighbor and sends them when it answers.
+    pub hold: ArrayQueue<(u16, IpAddr, Mbuf)>,
     /// Frames the management thread wants sent, per port, by the worker that owns the
     /// port's TX queue 0 (used when the device has no spare TX queue for it).
     pub from_mgmt: Vec<ArrayQueue<Mbuf>>,
@@ -59,6 +62,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             to_mgmt: ArrayQueue::new(1024),
             resolve: ArrayQueue::new(1024),
+            hold: ArrayQueue::new(1024),
             from_mgmt: (0..ports).map(|_| ArrayQueue::new(512)).collect(),
         }
     }
@@ -134,6 +138,13 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
                     Verdict::Mgmt => {
                         if shared.to_mgmt.push((*pidx, m)).is_err() {
                             c.drop(DropReason::MgmtQueueFull);
+                        }
+                    }
+                    Verdict::Hold { port, hop } => {
+                        if shared.hold.push((port, hop, m)).is_ok() {
+                            c.held.inc();
+                        } else {
+                            c.drop(DropReason::NoNeighbor);
                         }
                     }
                     Verdict::Drop(_) => drop(m),

@@ -660,15 +660,26 @@ fn drops_by_reason() {
             verdict: Verdict::Drop(DropReason::NoBackend),
             output: None,
         },
+        // Not a drop: rewritten, then held until the backend answers ARP.
         Case {
             name: "unresolved backend",
             port: WAN,
             input: tcp_frame(&client("203.0.113.40", 80, 1, 64), SYN, b""),
-            verdict: Verdict::Drop(DropReason::NoNeighbor),
-            output: None,
+            verdict: Verdict::Hold {
+                port: LAN,
+                hop: ip("10.1.0.99").into(),
+            },
+            output: Some(tcp_frame(
+                &FrameSpec {
+                    dst_mac: MacAddr::ZERO,
+                    ..to_backend(&client("203.0.113.40", 80, 1, 64), "10.1.0.99", 99, 80)
+                },
+                SYN,
+                b"",
+            )),
         },
     ];
-    let n = cases.len() as u64;
+    let n = cases.len() as u64 - 1;
     check(&mut rig, cases);
     assert_eq!(
         rig.resolved,
@@ -685,7 +696,6 @@ fn drops_by_reason() {
         DropReason::NoService,
         DropReason::NotOurs,
         DropReason::NoBackend,
-        DropReason::NoNeighbor,
     ] {
         assert_eq!(rig.c.drops[r as usize].get(), 1, "{}", r.name());
     }

@@ -249,6 +249,11 @@ pub struct Totals {
     pub icmp_relayed: u64,
     /// Half-open flows dropped to make room for new ones (the table was full).
     pub early_drops: u64,
+    /// Packets held for an unresolved next hop; of those, sent when it answered, and
+    /// dropped (over the bounds: 3 per neighbor, 256 in all; or not answered in 3 s).
+    pub held: u64,
+    pub held_sent: u64,
+    pub held_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -6,7 +6,8 @@
 # `to` address (ferrovs's wan address), never from the backend; its pings (ICMP echo,
 # identifier translated) are answered over both families. Meanwhile the nat service
 # works as before (its replies are not source-translated). GET /api/v1/snat and
-# ferrovsctl snat show the rule.
+# ferrovsctl snat show the rule. The first connection through the VIP, while no backend's
+# MAC is known yet, completes without waiting for a SYN retransmission.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" -eq 0 ] || { echo "e2e snat: needs root"; exit 1; }
@@ -45,6 +46,11 @@ services:
 YAML
 start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 for _ in $(seq 30); do ip netns exec $CLI ss -ltn | grep -q ':8000 ' && break; sleep 0.1; done
+# The very first connection through the VIP, while no backend's MAC is known: its SYN is
+# held until the backend answers ARP (not dropped: a SYN retransmission would take 1 s).
+t=$(ip netns exec $CLI curl -s -o /dev/null -w '%{time_total}' --max-time 5 http://10.0.0.10/)
+echo "first request through the VIP, backends' MACs unknown: ${t} s ($($CTL -o json stats | python3 -c 'import json,sys; t=json.load(sys.stdin)["totals"]; print(t["held"], "held,", t["held_sent"], "sent when the neighbor answered")'))"
+python3 -c "import sys; sys.exit(0 if float('$t') < 0.9 else 1)" || fail "the first connection waited ${t} s (a dropped first SYN)"
 
 outbound() { # server address, expected source
   ip netns exec fdbe1$S python3 - "$1" "$2" <<'PY'

@@ -198,6 +198,7 @@ impl Daemon {
             while let Some((ip, port)) = self.shared.resolve.pop() {
                 self.resolve(ip, port);
             }
+            self.take_held();
             self.retry_pending();
             while let Ok(req) = self.api_rx.try_recv() {
                 let reply = self.handle(req.op);
@@ -209,6 +210,7 @@ impl Daemon {
                 self.published.health.store(Some(Arc::new(self.health())));
                 self.refresh_neighbors();
                 changed |= self.expire_neighbors();
+                self.expire_held();
             }
             if changed {
                 self.publish_neighbors();

@@ -108,6 +108,8 @@ pub struct Daemon {
     health_published: Instant,
     neighbors: HashMap<IpAddr, Neighbor>,
     pending: HashMap<IpAddr, Pending>,
+    /// Packets waiting for a next hop's MAC (a few per neighbor, bounded in total).
+    held: neighbors::Held,
     learn_log: neighbors::LogBudget,
     /// The snapshot and the per-worker counters, as read by the API.
     view: view::View,
@@ -229,6 +231,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         health_published: Instant::now(),
         neighbors: HashMap::new(),
         pending: HashMap::new(),
+        held: Default::default(),
         learn_log: Default::default(),
         view: view.clone(),
         port_notes: up.notes,
@@ -285,6 +288,11 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
     while let Some((_, m)) = shared.to_mgmt.pop() {
         drop(m);
     }
+    // Held packets go back to the pool before the ports and the pool go.
+    while let Some((_, _, m)) = shared.hold.pop() {
+        drop(m);
+    }
+    drop(std::mem::take(&mut d.held));
     drop(d.mgmt_tx);
     drop(d.exceptions);
     drop(d.ports); // stop + close: flushes net_pcap output

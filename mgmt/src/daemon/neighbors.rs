@@ -9,6 +9,7 @@ use dataplane::snapshot::{mask6, same_subnet, Neighbors, Snapshot};
 use dataplane::wire::builder::{arp_frame, neighbor_advert_frame, neighbor_solicit_frame};
 use dataplane::wire::{arp, icmpv6, ArpPacket, EthernetFrame, MacAddr};
 use dataplane::wire::{EtherType, Icmpv6Packet, IpProtocol, Ipv6Packet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,22 @@ const ARP_RETRIES: u32 = 5;
 const MAX_PENDING: usize = 4096;
 /// A resolution nobody asked for again in this long is forgotten.
 const PENDING_TTL: Duration = Duration::from_secs(30);
+/// Packets held per unresolved neighbor, in all, and for how long at most.
+const HOLD_PER_NEIGHBOR: usize = 3;
+const HOLD_TOTAL: usize = 256;
+const HOLD_TTL: Duration = Duration::from_secs(3);
+
+/// Packets the workers rewrote but could not send: their next hop's MAC was unknown.
+/// They go out when the neighbor answers (as Linux's `unres_qlen`), else are dropped.
+#[derive(Default)]
+pub(super) struct Held {
+    by_hop: HashMap<IpAddr, Vec<(u16, dataplane::dpdk::Mbuf, Instant)>>,
+    total: usize,
+    /// Sent once their neighbor answered; dropped (over the bounds, or expired).
+    pub(super) sent: u64,
+    pub(super) dropped: u64,
+}
+
 /// Per second, at most this many "neighbor learned" lines; the rest are summed up.
 const LEARNED_LOGS_PER_S: u32 = 10;
 
@@ -225,7 +242,62 @@ impl Daemon {
             );
         }
         self.pending.remove(&sender);
+        self.release_held(sender, mac);
         changed
+    }
+
+    /// Takes the packets the workers are holding for unresolved next hops: sent at once
+    /// if the neighbor is known by now, else kept (a few per neighbor, a bounded total).
+    pub(super) fn take_held(&mut self) {
+        for _ in 0..1024 {
+            let Some((port, hop, m)) = self.shared.hold.pop() else {
+                return;
+            };
+            if let Some(n) = self.neighbors.get(&hop).copied() {
+                self.send_held(port, m, n.mac);
+                continue;
+            }
+            let h = &mut self.held;
+            let q = h.by_hop.entry(hop).or_default();
+            if q.len() >= HOLD_PER_NEIGHBOR || h.total >= HOLD_TOTAL {
+                h.dropped += 1;
+                continue;
+            }
+            q.push((port, m, Instant::now()));
+            h.total += 1;
+        }
+    }
+
+    /// Sends what was held for `hop`, now at `mac`.
+    fn release_held(&mut self, hop: IpAddr, mac: MacAddr) {
+        let Some(q) = self.held.by_hop.remove(&hop) else {
+            return;
+        };
+        self.held.total -= q.len();
+        for (port, m, _) in q {
+            self.send_held(port, m, mac);
+        }
+    }
+
+    fn send_held(&mut self, port: u16, mut m: dataplane::dpdk::Mbuf, mac: MacAddr) {
+        EthernetFrame::new_unchecked(m.data_mut()).set_dst(mac);
+        if self.send_mbuf(port, m) {
+            self.held.sent += 1;
+        } else {
+            self.held.dropped += 1;
+        }
+    }
+
+    /// Drops held packets whose neighbor did not answer in time.
+    pub(super) fn expire_held(&mut self) {
+        let h = &mut self.held;
+        let before = h.total;
+        h.by_hop.retain(|_, q| {
+            q.retain(|(_, _, t)| t.elapsed() < HOLD_TTL);
+            !q.is_empty()
+        });
+        h.total = h.by_hop.values().map(Vec::len).sum();
+        h.dropped += (before - h.total) as u64;
     }
 
     /// A neighbor solicitation or advertisement (RFC 4861 7.1: hop limit 255, code 0,
