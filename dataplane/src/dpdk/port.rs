@@ -405,9 +405,21 @@ impl TxQueue {
         }
         // SAFETY: the first n pointers are owned mbufs; the device takes ownership of
         // the first `sent`; this queue is used by this thread only.
-        let sent = unsafe {
+        let mut sent = unsafe {
             sys::ferrovs_tx_burst(self.port, self.queue, burst.ptrs.as_mut_ptr(), n as u16)
         } as usize;
+        if sent < n {
+            // A ring momentarily full (memif, af_packet): one more try before dropping.
+            // SAFETY: as above, for the unsent tail (still ours).
+            sent += unsafe {
+                sys::ferrovs_tx_burst(
+                    self.port,
+                    self.queue,
+                    burst.ptrs.as_mut_ptr().add(sent),
+                    (n - sent) as u16,
+                )
+            } as usize;
+        }
         if sent < n {
             // SAFETY: the unsent tail is still ours; free it once.
             unsafe {
