@@ -254,6 +254,8 @@ pub struct Totals {
     pub held: u64,
     pub held_sent: u64,
     pub held_dropped: u64,
+    /// ARP requests and neighbor solicitations not sent: over the 1000/s budget.
+    pub requests_suppressed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

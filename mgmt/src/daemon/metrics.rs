@@ -105,6 +105,7 @@ impl Daemon {
                 held: v.sum(|c| c.held.get()),
                 held_sent: self.held.sent,
                 held_dropped: self.held.dropped,
+                requests_suppressed: self.request_budget.suppressed,
             },
             drops,
             ports,

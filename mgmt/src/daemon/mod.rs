@@ -110,6 +110,8 @@ pub struct Daemon {
     pending: HashMap<IpAddr, Pending>,
     /// Packets waiting for a next hop's MAC (a few per neighbor, bounded in total).
     held: neighbors::Held,
+    /// ARP requests and neighbor solicitations sent this second.
+    request_budget: neighbors::RequestBudget,
     learn_log: neighbors::LogBudget,
     /// The snapshot and the per-worker counters, as read by the API.
     view: view::View,
@@ -232,6 +234,7 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         neighbors: HashMap::new(),
         pending: HashMap::new(),
         held: Default::default(),
+        request_budget: Default::default(),
         learn_log: Default::default(),
         view: view.clone(),
         port_notes: up.notes,

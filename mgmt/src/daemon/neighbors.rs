@@ -38,6 +38,48 @@ const ARP_RETRIES: u32 = 5;
 const MAX_PENDING: usize = 4096;
 /// A resolution nobody asked for again in this long is forgotten.
 const PENDING_TTL: Duration = Duration::from_secs(30);
+/// Most neighbors in the table (static ones included): a flood of senders cannot grow it
+/// without bound. At the bound a new sender is learned only if ferrovs asked for it (a
+/// next hop it needs), in place of the least recently confirmed learned entry.
+pub(super) const MAX_NEIGHBORS: usize = 65536;
+/// Most ARP requests and neighbor solicitations ferrovs sends per second, over all
+/// destinations (each destination also backs off on its own).
+const REQUESTS_PER_S: u32 = 1000;
+
+/// The per-second budget of neighbor requests.
+#[derive(Debug)]
+pub(super) struct RequestBudget {
+    window: Instant,
+    sent: u32,
+    /// Requests not sent because the budget was spent (retried by the back-off).
+    pub(super) suppressed: u64,
+}
+
+impl Default for RequestBudget {
+    fn default() -> RequestBudget {
+        RequestBudget {
+            window: Instant::now(),
+            sent: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl RequestBudget {
+    fn allow(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            (self.window, self.sent) = (Instant::now(), 0);
+        }
+        if self.sent < REQUESTS_PER_S {
+            self.sent += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
 /// Packets held per unresolved neighbor, in all, and for how long at most.
 const HOLD_PER_NEIGHBOR: usize = 3;
 const HOLD_TOTAL: usize = 256;
@@ -224,6 +266,25 @@ impl Daemon {
     /// table changed. Static entries are never overwritten.
     fn learn(&mut self, sender: IpAddr, mac: MacAddr, port_name: &str) -> bool {
         let old = self.neighbors.get(&sender).copied();
+        if old.is_none() && self.neighbors.len() >= MAX_NEIGHBORS {
+            // Full: only a neighbor ferrovs asked for gets in, in place of the least
+            // recently confirmed learned one.
+            if !self.pending.contains_key(&sender) {
+                return false;
+            }
+            let oldest = self
+                .neighbors
+                .iter()
+                .filter(|(_, n)| !n.is_static)
+                .min_by_key(|(_, n)| n.seen)
+                .map(|(a, _)| *a);
+            match oldest {
+                Some(a) => {
+                    self.neighbors.remove(&a);
+                }
+                None => return false,
+            }
+        }
         let mut changed = false;
         if old.is_none_or(|n| !n.is_static) {
             if old.is_none_or(|n| n.mac != mac) {
@@ -476,6 +537,10 @@ impl Daemon {
         let Some(src) = self.source_for(port, ip) else {
             return;
         };
+        if !self.request_budget.allow() {
+            tracing::debug!(%ip, "neighbor request over the per-second budget: not sent");
+            return;
+        }
         let mac = self.shared.cell.load().ports[port as usize].mac;
         tracing::debug!(%ip, "neighbor request");
         let frame = match (src, ip) {
@@ -536,4 +601,20 @@ impl Daemon {
 /// True if `a` is in the `/len` subnet of `x`.
 fn on_link6(x: Ipv6Addr, len: u8, a: Ipv6Addr) -> bool {
     x.to_bits() & mask6(len) == a.to_bits() & mask6(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_budget_stops_at_the_limit_and_counts_the_rest() {
+        let mut budget = RequestBudget::default();
+        let sent = (0..REQUESTS_PER_S + 10).filter(|_| budget.allow()).count();
+        assert_eq!(sent, REQUESTS_PER_S as usize);
+        assert_eq!(budget.suppressed, 10);
+        // A new second gives a new budget.
+        budget.window -= Duration::from_secs(1);
+        assert!(budget.allow());
+    }
 }
