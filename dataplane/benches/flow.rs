@@ -2,7 +2,7 @@
 //! 10M flows (capacity = flows), single thread and 2 threads (issue: flow table).
 //! Set FERROVS_BENCH_SIZES=1000,1000000 to skip the 10M table (1.2 GB).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::flow::{FlowInit, FlowKey, FlowState, FlowTable};
+use dataplane::flow::{FlowInit, FlowKey, FlowState, FlowTable, ANY_PORT};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ fn flow(i: u64) -> FlowInit {
         local_port: 0,
         proxy: false,
         seq_base: 0,
+        client_if: ANY_PORT,
+        backend_if: ANY_PORT,
     }
 }
 

@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::buf::VecBuf;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::fixture;
-use dataplane::flow::{FlowInit, FlowState, FlowTable};
+use dataplane::flow::{FlowInit, FlowState, FlowTable, ANY_PORT};
 use dataplane::pipeline::{process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
 use dataplane::snapshot::{Forward, Snapshot};
@@ -61,6 +61,8 @@ fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
         local_port: 0,
         proxy: false,
         seq_base: 0,
+        client_if: ANY_PORT,
+        backend_if: ANY_PORT,
     }
 }
 

@@ -8,7 +8,7 @@
 //! and carry the binary to a machine with more cores (`perf/scale.sh`).
 //!
 //!   table_scale [--threads 1,2,4,8] [--flows 1000000] [--seconds 2] [--ops lookup|churn]
-use dataplane::flow::{FlowInit, FlowKey, FlowRef, FlowState, FlowTable};
+use dataplane::flow::{FlowInit, FlowKey, FlowRef, FlowState, FlowTable, ANY_PORT};
 use dataplane::snapshot::Forward;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -33,6 +33,8 @@ fn flow(i: u64) -> FlowInit {
         local_port: 0,
         proxy: false,
         seq_base: 0,
+        client_if: ANY_PORT,
+        backend_if: ANY_PORT,
     }
 }
 

@@ -53,6 +53,9 @@ crate::named_enum! {
         FnatPortsExhausted = "fnat_ports_exhausted",
         /// snat: no free port of the rule's `to` addresses toward that destination.
         SnatPortsExhausted = "snat_ports_exhausted",
+        /// A packet of a flow on a port the flow does not use (the client's packets come in
+        /// where its first one did, the backend's where the route toward it points).
+        WrongPort = "wrong_port",
     }
 }
 
@@ -116,6 +119,9 @@ pub struct WorkerCounters {
     pub icmp_relayed: Counter,
     /// Half-open flows removed to make room for a new one (the table was full).
     pub early_drops: Counter,
+    /// TCP resets forwarded without ending their flow: their sequence number was far
+    /// from where the sender's stand (a blind forgery, or a reset answering a stale ACK).
+    pub resets_ignored: Counter,
     /// Packets handed to the management thread to wait for their next hop's MAC.
     pub held: Counter,
     /// TSC cycles spent processing bursts with packets, and in total.
@@ -137,6 +143,7 @@ impl Default for WorkerCounters {
             new_flows: Counter::default(),
             icmp_relayed: Counter::default(),
             early_drops: Counter::default(),
+            resets_ignored: Counter::default(),
             held: Counter::default(),
             snat: Traffic::default(),
             table_full: Counter::default(),

@@ -24,7 +24,8 @@ pub use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::table::Family;
 use crate::flow::{
-    Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError, Inserted,
+    seq_plausible, Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError,
+    Inserted, ANY_PORT,
 };
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
@@ -776,7 +777,7 @@ fn flow<A: Ip, B: PacketBuf>(
         return Verdict::Drop(DropReason::Malformed);
     }
     let h = hash.unwrap_or_else(|| A::table(env).hash(&p.key));
-    if let Some(v) = existing_flow(env, c, resolve, pkt, p, h) {
+    if let Some(v) = existing_flow(env, c, resolve, in_port, pkt, p, h) {
         return v;
     }
     new_flow(env, c, resolve, in_port, pkt, p)
@@ -784,12 +785,15 @@ fn flow<A: Ip, B: PacketBuf>(
 
 /// A packet of a flow in the table: track the TCP state, forward it the flow's way.
 /// None when there is no flow, or when a client's new SYN ended a closing one (port
-/// reuse: it is scheduled afresh).
+/// reuse: it is scheduled afresh). A packet on a port its flow does not use is dropped;
+/// a reset far from where its sender's sequence numbers stand does not end the flow:
+/// forged from the wire, neither may end or steer a flow.
 #[inline(always)]
 pub fn existing_flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(IpAddr, u16),
+    in_port: u16,
     pkt: &mut B,
     p: &Parsed<A>,
     h: FlowHash,
@@ -798,20 +802,46 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     let mut r = flows.lookup_hashed(&p.key, h)?;
     let init = r.info.init;
     let from_client = r.dir == Direction::Forward;
+    let expected = if from_client {
+        init.client_if
+    } else {
+        init.backend_if
+    };
+    if expected != ANY_PORT && expected as u16 != in_port {
+        return Some(Verdict::Drop(DropReason::WrongPort));
+    }
     if from_client && p.is_syn_only() && r.state().reusable() {
         if let Some(gone) = flows.remove(&r) {
             env.conns.on_end(gone.init.backend_id, gone.state);
         }
         return None;
     }
+    // A reset far from where its sender's numbers stand is forwarded (the endpoint's
+    // own check, RFC 5961, decides; a client answering a stale ACK must reach it) but
+    // does not end the flow here.
+    let mut blind_reset = false;
     if p.is_tcp() {
+        let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
+        let seq = t.seq();
+        if p.tcp_flags & TcpFlags::RST != 0 {
+            blind_reset = !seq_plausible(flows.seq_hint(&r, r.dir), seq);
+            if blind_reset {
+                c.resets_ignored.inc();
+            }
+        } else {
+            // The segment's end: its sequence number plus its data, SYN and FIN.
+            let data = (p.end - p.l4) as usize - t.header_len().min((p.end - p.l4) as usize);
+            let flags = (p.tcp_flags & TcpFlags::SYN != 0) as u32
+                + (p.tcp_flags & TcpFlags::FIN != 0) as u32;
+            flows.advance_seq_hint(&r, r.dir, seq.wrapping_add(data as u32 + flags));
+        }
         let old = r.state();
         let new = if init.mode.translates() {
             old.bidirectional(from_client, p.tcp_flags)
         } else {
             old.input_only(p.tcp_flags)
         };
-        if new != old && flows.set_state(&mut r, new) == Some(new) {
+        if new != old && !blind_reset && flows.set_state(&mut r, new) == Some(new) {
             env.conns.on_change(init.backend_id, old, new);
         }
     }
@@ -845,7 +875,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
             }
             punt_or(env, c, in_port, k.dst, NoService)
         } else if !env.snap.snat.is_empty() {
-            snat(env, c, resolve, pkt, p)
+            snat(env, c, resolve, in_port, pkt, p)
         } else {
             Verdict::Drop(NotOurs)
         };
@@ -856,12 +886,8 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         return Verdict::Drop(TtlExceeded);
     }
     let fh = flow_hash(k);
-    // The SYN's sequence number (PROXY's base; unread unless the service needs it).
-    let seq = if svc.proxy && p.is_tcp() {
-        TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]).seq()
-    } else {
-        0
-    };
+    // The SYN's sequence number: where the client's side starts (and PROXY's base).
+    let seq = syn_seq(pkt, p);
     if p.is_tcp() && !p.is_syn_only() {
         // A mid-connection segment with no flow: nat cannot translate its replies;
         // dr/tun send it where Maglev says (the backend that most likely has it).
@@ -881,6 +907,10 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     else {
         return Verdict::Drop(NoBackend);
     };
+    // The flow's packets come from the client on this port and from the backend on the
+    // port routed toward it.
+    init.client_if = port_index(in_port);
+    init.backend_if = A::route(env.snap, init.backend).map_or(ANY_PORT, |r| port_index(r.port));
     let flows = A::table(env);
     let mut tries = 0;
     let mut dropped_early = false;
@@ -931,6 +961,22 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     }
     count(c, &init, p.len(), true);
     to_backend(env, c, resolve, pkt, p, &init)
+}
+
+/// A TCP segment's sequence number (0 for UDP and echo).
+#[inline(always)]
+fn syn_seq<A, B: PacketBuf>(pkt: &B, p: &Parsed<A>) -> u32 {
+    if p.is_tcp() {
+        TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]).seq()
+    } else {
+        0
+    }
+}
+
+/// A port's index as a flow stores it ([`ANY_PORT`] for an index it cannot hold).
+#[inline(always)]
+fn port_index(port: u16) -> u8 {
+    u8::try_from(port).unwrap_or(ANY_PORT)
 }
 
 /// How many local ports a new fnat flow tries (each a flow-table insert whose backend-side
@@ -1001,6 +1047,8 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend, seq: u32) -> Opti
         proxy: svc.proxy && p.is_tcp(),
         // The client's first data byte (its ISN + 1), where the PROXY header goes.
         seq_base: seq.wrapping_add(1),
+        client_if: ANY_PORT,
+        backend_if: ANY_PORT,
     })
 }
 
@@ -1463,6 +1511,7 @@ fn snat<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(IpAddr, u16),
+    in_port: u16,
     pkt: &mut B,
     p: &Parsed<A>,
 ) -> Verdict {
@@ -1517,7 +1566,9 @@ fn snat<A: Ip, B: PacketBuf>(
         local,
         local_port: lo + ((fh >> 20) % span) as u16,
         proxy: false,
-        seq_base: 0,
+        seq_base: syn_seq(pkt, p).wrapping_add(1),
+        client_if: port_index(in_port),
+        backend_if: port_index(route.port),
     };
     let flows = A::table(env);
     let mut tries = 0;

@@ -1,6 +1,6 @@
 //! Concurrency tests of the shared flow table: threads insert, look up, change state
 //! and remove random flows for a bounded time; then the invariants are checked.
-use dataplane::flow::{FlowInit, FlowState, FlowTable, InsertError, Inserted};
+use dataplane::flow::{FlowInit, FlowState, FlowTable, InsertError, Inserted, ANY_PORT};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,8 @@ fn flow(client_port: u16, client_low: u8, backend_id: u32) -> FlowInit {
         local_port: 0,
         proxy: false,
         seq_base: 0,
+        client_if: ANY_PORT,
+        backend_if: ANY_PORT,
     }
 }
 

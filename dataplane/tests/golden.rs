@@ -793,6 +793,89 @@ fn syn_on_closed_flow_is_rescheduled() {
     assert_eq!((rig.conns.inactive(1), rig.conns.inactive(0)), (0, 1));
 }
 
+/// Forged from the wire, a reset must not end a flow: one on the wrong port (the
+/// backend's address arriving from the client side) is dropped; one with a sequence
+/// number far from the sender's is forwarded (the endpoint judges it) and counted, and
+/// the flow lives; a reset where the sender's numbers stand (the hint follows the data)
+/// ends it.
+#[test]
+fn forged_resets_leave_the_flow_alone() {
+    let mut rig = Rig::new(64);
+    let s = client("203.0.113.10", 80, 44100, 64);
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: ip("192.0.2.1"),
+        src_port: 44100,
+        dst: ip("203.0.113.10"),
+        dst_port: 80,
+    };
+    // The handshake: client seq 1000, backend seq 1000 (etherparse's tcp_frame).
+    assert_eq!(rig.run(WAN, &tcp_frame(&s, SYN, b"")).0, Verdict::Tx(LAN));
+    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    let reply = FrameSpec {
+        src_mac: be_mac(be.octets()[3]),
+        dst_mac: lan_mac(),
+        src_ip: be,
+        src_port: 8080,
+        dst_ip: ip("192.0.2.1"),
+        dst_port: 44100,
+        ttl: 64,
+        ..Default::default()
+    };
+    assert_eq!(
+        rig.run(LAN, &tcp_frame(&reply, SYNACK, b"")).0,
+        Verdict::Tx(WAN)
+    );
+    assert_eq!(rig.run(WAN, &tcp_frame(&s, ACK, b"")).0, Verdict::Tx(LAN));
+    let state = |rig: &Rig| rig.flows.lookup(&key).unwrap().state();
+    assert_eq!(state(&rig), FlowState::Established);
+    let drops = |rig: &Rig, r: DropReason| rig.c.drops[r as usize].get();
+
+    // The backend's reset, forged on the client's side: wrong port.
+    let forged = FrameSpec {
+        src_mac: gw_mac(),
+        dst_mac: wan_mac(),
+        ..reply.clone()
+    };
+    let v = rig.run(WAN, &tcp_frame(&forged, RST, b"")).0;
+    assert_eq!(v, Verdict::Drop(DropReason::WrongPort));
+    // A client's reset with a blind sequence number.
+    // It is forwarded (the client's own TCP judges it) but the flow lives on.
+    let v = rig
+        .run(WAN, &tcp_frame_with(&s, RST, 0x8000_1000, None, &[], b""))
+        .0;
+    assert_eq!(v, Verdict::Tx(LAN));
+    // The backend's reset from its own side, but blind too.
+    let v = rig
+        .run(
+            LAN,
+            &tcp_frame_with(&reply, RST, 0x4000_0000, None, &[], b""),
+        )
+        .0;
+    assert_eq!(v, Verdict::Tx(WAN));
+    assert_eq!(state(&rig), FlowState::Established);
+    assert_eq!(drops(&rig, DropReason::WrongPort), 1);
+    assert_eq!(rig.c.resets_ignored.get(), 2);
+
+    // The client's data moves on by 4 MiB (segments as a long transfer would send them):
+    // its hint follows, so a reset at the old numbers is now out of the window...
+    let mut seq = 1001u32;
+    for _ in 0..16 {
+        seq += 256 * 1024;
+        let d = tcp_frame_with(&s, ACK, seq, Some(2000), &[], &[0u8; 100]);
+        assert_eq!(rig.run(WAN, &d).0, Verdict::Tx(LAN));
+    }
+    rig.run(WAN, &tcp_frame_with(&s, RST, 1001, None, &[], b""));
+    assert_eq!(state(&rig), FlowState::Established);
+    assert_eq!(rig.c.resets_ignored.get(), 3);
+    // ... and one where they stand now ends the flow.
+    let v = rig
+        .run(WAN, &tcp_frame_with(&s, RST, seq + 100, None, &[], b""))
+        .0;
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(state(&rig), FlowState::Closed);
+}
+
 /// A full table makes room for a new SYN by dropping a half-open flow (a SYN flood must
 /// not starve new legitimate flows); established flows are never dropped: then a new
 /// flow is decided statelessly by Maglev.

@@ -249,6 +249,9 @@ pub struct Totals {
     pub icmp_relayed: u64,
     /// Half-open flows dropped to make room for new ones (the table was full).
     pub early_drops: u64,
+    /// TCP resets forwarded without ending their flow: their sequence number was far
+    /// from where the sender's stand (a blind forgery cannot end a flow).
+    pub resets_ignored: u64,
     /// Packets held for an unresolved next hop; of those, sent when it answered, and
     /// dropped (over the bounds: 3 per neighbor, 256 in all; or not answered in 3 s).
     pub held: u64,

@@ -31,7 +31,7 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
-fail() { echo "e2e one-arm ($MODE): FAILED: $*"; [ -f "$T/ferrovs.log" ] && tail -20 "$T/ferrovs.log"; exit 1; }
+fail() { echo "e2e one-arm ($MODE): FAILED: $*"; $CTL stats 2>/dev/null | jget "d[\"drops\"]"; [ -f "$T/ferrovs.log" ] && tail -20 "$T/ferrovs.log"; exit 1; }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 load() { ip netns exec $CLI python3 $HERE/httpload.py $VIP 80 "$1" "${2:-20}" 90; }
 

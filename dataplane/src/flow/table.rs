@@ -104,6 +104,19 @@ impl<A: Family> FlowKey<A> {
     }
 }
 
+/// How far a side's sequence numbers move before its hint does (256 KiB).
+pub const SEQ_HINT_STEP: u32 = 1 << 18;
+/// How far from the hint a reset's sequence number may be (1 MiB, on top of a step).
+pub const SEQ_RESET_WINDOW: u32 = 1 << 20;
+
+/// Whether a reset with sequence number `seq` may end a flow whose side's hint is
+/// `hint`: when the hint is unknown, or when `seq` is within a window around it (a
+/// blind reset guesses right about once in 1,600 tries, as with conntrack's window).
+#[inline(always)]
+pub fn seq_plausible(hint: u32, seq: u32) -> bool {
+    hint == 0 || (seq.wrapping_sub(hint) as i32).unsigned_abs() <= SEQ_HINT_STEP + SEQ_RESET_WINDOW
+}
+
 /// A key's hash in the table: its signature (never 0) and its two candidate buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowHash {
@@ -149,7 +162,15 @@ pub struct FlowInit<A = Ipv4Addr> {
     /// its length toward the backend (and the backend's acknowledgements back).
     pub proxy: bool,
     pub seq_base: u32,
+    /// The ferrovs port the client's packets arrive on, and the one the backend's replies
+    /// arrive on (the port routed toward the backend); [`ANY_PORT`] takes any. A packet of
+    /// the flow arriving on another port is dropped (`wrong_port`).
+    pub client_if: u8,
+    pub backend_if: u8,
 }
+
+/// A flow's `client_if` or `backend_if` that takes packets from any port.
+pub const ANY_PORT: u8 = u8::MAX;
 
 impl<A: Copy> FlowInit<A> {
     pub fn forward_key(&self) -> FlowKey<A> {
@@ -241,15 +262,18 @@ pub struct Entry4 {
     ports: AtomicU64,
     /// backend:32 | backend_id:32
     backend: AtomicU64,
-    /// fnat: local:32 | local_port:16
+    /// fnat: local:32 | local_port:16, then client_if:8 | backend_if:8
     local: AtomicU64,
-    /// fnat with PROXY: seq_base:32
-    extra: AtomicU64,
     /// last_seen:32 | created:32
     times: AtomicU64,
+    /// fnat with PROXY: the client's ISN + 1
+    seq_base: AtomicU32,
+    /// TCP: where each side's sequence numbers stand (see [`FlowTable::seq_hint`]).
+    seq_hints: [AtomicU32; 2],
     /// next free entry (free stack link)
     next: AtomicU32,
 }
+const _: () = assert!(core::mem::size_of::<Entry4>() == 64);
 
 /// An IPv6 flow: two cache lines.
 #[repr(C, align(64))]
@@ -261,13 +285,15 @@ pub struct Entry6 {
     addrs: [AtomicU64; 8],
     /// As [`Entry4::ports`].
     ports: AtomicU64,
-    /// local_port:16 | backend_id:32
+    /// client_if:8 | backend_if:8 | local_port:16 | backend_id:32
     backend_id: AtomicU64,
-    /// As [`Entry4::extra`].
-    extra: AtomicU64,
+    /// As in [`Entry4`].
+    seq_base: AtomicU32,
+    seq_hints: [AtomicU32; 2],
     times: AtomicU64,
     next: AtomicU32,
 }
+const _: () = assert!(core::mem::size_of::<Entry6>() == 128);
 
 /// An address family the table can hold: how its entries are stored. Implemented for
 /// `Ipv4Addr` (64-byte entries) and `Ipv6Addr` (128-byte entries).
@@ -283,6 +309,8 @@ pub trait Family: IpAddress {
     fn times(e: &Self::Entry) -> &AtomicU64;
     #[doc(hidden)]
     fn next(e: &Self::Entry) -> &AtomicU32;
+    #[doc(hidden)]
+    fn seq_hints(e: &Self::Entry) -> &[AtomicU32; 2];
     /// Stores `f`'s words (Relaxed: the seqlock orders them) and returns its meta word
     /// for generation `gen`, marked PENDING (not stored: the caller publishes it).
     #[doc(hidden)]
@@ -309,13 +337,18 @@ impl Family for Ipv4Addr {
         &e.next
     }
     #[inline(always)]
+    fn seq_hints(e: &Entry4) -> &[AtomicU32; 2] {
+        &e.seq_hints
+    }
+    #[inline(always)]
     fn store(e: &Entry4, f: &FlowInit, gen: u32) -> u64 {
         let w = layout::pack(f, gen);
         e.addrs.store(w.addrs, Relaxed);
         e.ports.store(w.ports, Relaxed);
         e.backend.store(w.backend, Relaxed);
         e.local.store(w.local, Relaxed);
-        e.extra.store(f.seq_base as u64, Relaxed);
+        e.seq_base.store(f.seq_base, Relaxed);
+        store_hints(&e.seq_hints, f);
         w.meta
     }
     #[inline(always)]
@@ -325,7 +358,7 @@ impl Family for Ipv4Addr {
             e.ports.load(Relaxed),
             e.backend.load(Relaxed),
             e.local.load(Relaxed),
-            e.extra.load(Relaxed),
+            e.seq_base.load(Relaxed) as u64,
         )
     }
     #[inline(always)]
@@ -361,6 +394,10 @@ impl Family for Ipv6Addr {
         &e.next
     }
     #[inline(always)]
+    fn seq_hints(e: &Entry6) -> &[AtomicU32; 2] {
+        &e.seq_hints
+    }
+    #[inline(always)]
     fn store(e: &Entry6, f: &FlowInit<Ipv6Addr>, gen: u32) -> u64 {
         for (i, a) in [f.client, f.vip, f.backend, f.local]
             .into_iter()
@@ -371,9 +408,15 @@ impl Family for Ipv6Addr {
             e.addrs[2 * i + 1].store(b as u64, Relaxed);
         }
         e.ports.store(layout::ports(f), Relaxed);
-        e.backend_id
-            .store(((f.local_port as u64) << 32) | f.backend_id as u64, Relaxed);
-        e.extra.store(f.seq_base as u64, Relaxed);
+        e.backend_id.store(
+            ((f.client_if as u64) << 56)
+                | ((f.backend_if as u64) << 48)
+                | ((f.local_port as u64) << 32)
+                | f.backend_id as u64,
+            Relaxed,
+        );
+        e.seq_base.store(f.seq_base, Relaxed);
+        store_hints(&e.seq_hints, f);
         layout::meta(f, gen)
     }
     #[inline(always)]
@@ -382,7 +425,7 @@ impl Family for Ipv6Addr {
             core::array::from_fn(|i| e.addrs[i].load(Relaxed)),
             e.ports.load(Relaxed),
             e.backend_id.load(Relaxed),
-            e.extra.load(Relaxed),
+            e.seq_base.load(Relaxed) as u64,
         )
     }
     #[inline(always)]
@@ -391,6 +434,7 @@ impl Family for Ipv6Addr {
             |i: usize| Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128);
         let mut f = layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32);
         (f.local, f.local_port, f.seq_base) = (addr(3), (id >> 32) as u16, extra as u32);
+        (f.client_if, f.backend_if) = ((id >> 56) as u8, (id >> 48) as u8);
         f
     }
 }
@@ -452,7 +496,10 @@ mod layout {
             addrs: ((f.client.to_bits() as u64) << 32) | f.vip.to_bits() as u64,
             ports: ports(f),
             backend: ((f.backend.to_bits() as u64) << 32) | f.backend_id as u64,
-            local: ((f.local.to_bits() as u64) << 32) | ((f.local_port as u64) << 16),
+            local: ((f.local.to_bits() as u64) << 32)
+                | ((f.local_port as u64) << 16)
+                | ((f.client_if as u64) << 8)
+                | f.backend_if as u64,
         }
     }
 
@@ -468,6 +515,7 @@ mod layout {
         );
         f.local = Ipv4Addr::from_bits((w.local >> 32) as u32);
         f.local_port = (w.local >> 16) as u16;
+        (f.client_if, f.backend_if) = ((w.local >> 8) as u8, w.local as u8);
         f
     }
 
@@ -498,8 +546,23 @@ mod layout {
             local: A::UNSPECIFIED,
             local_port: 0,
             seq_base: 0,
+            client_if: super::ANY_PORT,
+            backend_if: super::ANY_PORT,
         }
     }
+}
+
+/// A new flow's sequence hints: a TCP client's is its SYN's end (`seq_base`), the
+/// backend's is unknown (0) until it answers.
+#[inline(always)]
+fn store_hints<A>(h: &[AtomicU32; 2], f: &FlowInit<A>) {
+    let client = if f.protocol == crate::wire::IpProtocol::TCP {
+        f.seq_base
+    } else {
+        0
+    };
+    h[0].store(client, Relaxed);
+    h[1].store(0, Relaxed);
 }
 use layout::{gen_of, state_of, with_state};
 
@@ -962,6 +1025,33 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
+    /// Where the sequence numbers of one side of a TCP flow stand (`Forward`: the
+    /// client's, `Reverse`: the backend's): the end of a segment seen recently, within
+    /// [`SEQ_HINT_STEP`] of the newest (0: not known yet). It moves only when a segment
+    /// ends more than a step away, so a flow's entry is written about once per 256 KiB,
+    /// not per packet. A reset is believed only near it (see [`seq_plausible`]).
+    #[inline(always)]
+    pub fn seq_hint(&self, r: &FlowRef<A>, side: Direction) -> u32 {
+        A::seq_hints(&self.entries[r.idx as usize])[side as usize].load(Relaxed)
+    }
+
+    /// Moves a side's hint to `end` (a segment's end) when it is unknown or more than a
+    /// step away; returns the hint in force.
+    #[inline(always)]
+    pub fn advance_seq_hint(&self, r: &FlowRef<A>, side: Direction, end: u32) -> u32 {
+        let hint = &A::seq_hints(&self.entries[r.idx as usize])[side as usize];
+        let h = hint.load(Relaxed);
+        if h == 0 || (end.wrapping_sub(h) as i32).unsigned_abs() > SEQ_HINT_STEP {
+            // A stale `r` (the entry reused meanwhile) would move another flow's hint:
+            // checked as `touch` does; the race left is harmless (one reset refused).
+            if gen_of(A::meta(&self.entries[r.idx as usize]).load(Relaxed)) == gen_of(r.meta) {
+                hint.store(end, Relaxed);
+            }
+            return end;
+        }
+        h
+    }
+
     /// Removes the flow `r` refers to. Returns its last state if this call removed it
     /// (exactly one caller wins), None if it was already gone.
     pub fn remove(&self, r: &FlowRef<A>) -> Option<FlowInfo<A>> {
@@ -1197,6 +1287,8 @@ mod tests {
             local_port: 0,
             proxy: false,
             seq_base: 0,
+            client_if: ANY_PORT,
+            backend_if: ANY_PORT,
         }
     }
 
@@ -1495,6 +1587,8 @@ mod tests {
                 local_port: 0,
                 proxy: false,
                 seq_base: 0,
+                client_if: ANY_PORT,
+                backend_if: ANY_PORT,
             };
             let w = layout::pack(&f, 0xfffe);
             assert_eq!(gen_of(w.meta), 0xfffe);
@@ -1569,6 +1663,8 @@ mod tests {
             local_port: 0,
             proxy: false,
             seq_base: 0,
+            client_if: ANY_PORT,
+            backend_if: ANY_PORT,
         }
     }
 

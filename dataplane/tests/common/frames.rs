@@ -213,8 +213,14 @@ pub fn tcp_frame_with(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut t = ip(s).tcp(s.src_port, s.dst_port, seq, 65535);
+    if flags & 0x01 != 0 {
+        t = t.fin();
+    }
     if flags & 0x02 != 0 {
         t = t.syn();
+    }
+    if flags & 0x04 != 0 {
+        t = t.rst();
     }
     if flags & 0x08 != 0 {
         t = t.psh();

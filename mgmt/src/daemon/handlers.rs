@@ -341,5 +341,7 @@ fn widen<A: Copy>(
         local_port: f.local_port,
         proxy: f.proxy,
         seq_base: f.seq_base,
+        client_if: f.client_if,
+        backend_if: f.backend_if,
     }
 }

@@ -102,6 +102,7 @@ impl Daemon {
                 icmp_replies: v.sum(|c| c.icmp_replies.get()),
                 icmp_relayed: v.sum(|c| c.icmp_relayed.get()),
                 early_drops: v.sum(|c| c.early_drops.get()),
+                resets_ignored: v.sum(|c| c.resets_ignored.get()),
                 held: v.sum(|c| c.held.get()),
                 held_sent: self.held.sent,
                 held_dropped: self.held.dropped,

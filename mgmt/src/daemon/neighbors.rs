@@ -19,6 +19,11 @@ pub(super) struct Neighbor {
     pub(super) mac: MacAddr,
     pub(super) is_static: bool,
     pub(super) seen: Instant,
+    /// ferrovs asked for it (a next hop its packets needed) at least once: only such
+    /// entries are refreshed before they expire. One learned only because it asked for
+    /// an address of ours simply expires (a flood of senders makes no re-ARPs later);
+    /// if a flow needs it afterwards, it is resolved then (the packet is held meanwhile).
+    pub(super) wanted: bool,
 }
 
 pub(super) struct Pending {
@@ -30,7 +35,8 @@ pub(super) struct Pending {
 /// How long a learned neighbor lives without being refreshed.
 const NEIGHBOR_TTL: Duration = Duration::from_secs(300);
 /// In the last minute of a learned neighbor's life, ferrovs asks for it again (once a
-/// second), so entries in use are refreshed before they expire.
+/// second) if it ever asked for it (`Neighbor::wanted`), so entries in use are refreshed
+/// before they expire.
 const NEIGHBOR_REFRESH: Duration = Duration::from_secs(60);
 const ARP_RETRIES: u32 = 5;
 /// At most this many resolutions in progress: a flood of packets to unresolvable next hops
@@ -154,6 +160,7 @@ impl Daemon {
                     mac,
                     is_static: true,
                     seen: Instant::now(),
+                    wanted: true,
                 },
             );
         }
@@ -293,12 +300,14 @@ impl Daemon {
                 }
                 changed = true;
             }
+            let wanted = old.is_some_and(|n| n.wanted) || self.pending.contains_key(&sender);
             self.neighbors.insert(
                 sender,
                 Neighbor {
                     mac,
                     is_static: false,
                     seen: Instant::now(),
+                    wanted,
                 },
             );
         }
@@ -559,7 +568,9 @@ impl Daemon {
         let due: Vec<(IpAddr, u16)> = self
             .neighbors
             .iter()
-            .filter(|(_, n)| !n.is_static && n.seen.elapsed() + NEIGHBOR_REFRESH > NEIGHBOR_TTL)
+            .filter(|(_, n)| {
+                n.wanted && !n.is_static && n.seen.elapsed() + NEIGHBOR_REFRESH > NEIGHBOR_TTL
+            })
             .filter_map(|(a, _)| {
                 let port = match a {
                     IpAddr::V4(x) => snap.routes.lookup(*x)?.port,

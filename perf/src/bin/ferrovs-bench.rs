@@ -128,6 +128,9 @@ fn established<A: dataplane::wire::IpAddress>(
         // The generator's segments carry seq 1000: past the base, so each is shifted.
         proxy,
         seq_base: 1,
+        // One port, p0: the flow's packets are checked against it.
+        client_if: 0,
+        backend_if: 0,
     }
 }
 
