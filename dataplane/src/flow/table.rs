@@ -44,7 +44,8 @@
 //!   wins. The winner clears the entry's slots (CAS slot -> 0), makes `gen` even and
 //!   pushes the entry on its own shard's free stack.
 //! * **Few writes:** a packet of an existing flow writes nothing unless its state changes,
-//!   except `last_seen`, which is stored at most once per second per flow.
+//!   except `last_seen`, which is stored at most once per second per flow, and a TCP
+//!   side's sequence hint, stored when that side's numbers moved 256 KiB from it.
 #![deny(clippy::undocumented_unsafe_blocks)]
 use super::state::{FlowState, Timeouts};
 use crate::hash::mix;
