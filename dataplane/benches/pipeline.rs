@@ -83,11 +83,13 @@ fn bench(c: &mut Criterion) {
     }
     eprintln!("pipeline bench: {} established flows", flows.len());
     let flows6 = dataplane::flow::FlowTable::<std::net::Ipv6Addr>::with_capacity(1);
+    let frags = dataplane::flow::frag::FragTable::new();
     let env = Env {
         snap: &snap,
         flows: &flows,
         flows6: &flows6,
         conns: &conns,
+        frags: &frags,
         now: 0,
     };
     let mut g = c.benchmark_group("pipeline 1M flows");

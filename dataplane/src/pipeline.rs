@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 pub use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
+use crate::flow::frag::{DatagramId, FragTable};
 use crate::flow::table::Family;
 use crate::flow::{
     seq_plausible, Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError,
@@ -32,7 +33,7 @@ use crate::sched::ConnCounters;
 use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
 use crate::snapshot::{SNAT_BACKEND, SNAT_SERVICE};
 use crate::wire::{
-    ethernet, icmp, icmpv6, ipv4, ipv6, proxy, End, EtherType, EthernetFrame, IcmpPacket,
+    ethernet, icmp, icmpv6, ipv4, ipv6, proxy, udp, End, EtherType, EthernetFrame, IcmpPacket,
     Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,6 +71,9 @@ pub struct Env<'a> {
     /// IPv6 flows: a table of their own (wider entries), so IPv4 flows pay nothing.
     pub flows6: &'a FlowTable<Ipv6Addr>,
     pub conns: &'a ConnCounters,
+    /// The ports of IPv4 datagrams whose first fragment was seen, for their other
+    /// fragments.
+    pub frags: &'a FragTable,
     /// Coarse time in seconds (flow timestamps).
     pub now: u32,
 }
@@ -85,6 +89,8 @@ pub trait Ip: Family + Into<IpAddr> {
     /// False (nothing changed) when the hop limit would reach 0.
     fn decrement_hop_limit(l3: &mut [u8]) -> bool;
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16);
+    /// The address at `end` only (a later fragment: no transport header to rewrite).
+    fn rewrite_addr(l3: &mut [u8], end: End, a: Self);
     /// The sender forbids fragmentation (IPv6: routers never fragment).
     fn dont_frag(l3: &[u8]) -> bool;
     /// Writes the tunnel header into `outer` for `inner` (the packet as it is).
@@ -173,6 +179,10 @@ impl Ip for Ipv4Addr {
     #[inline(always)]
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16) {
         Ipv4Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
+    }
+    #[inline(always)]
+    fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
+        Ipv4Packet::new_unchecked(l3).rewrite_addr(end, a);
     }
     #[inline(always)]
     fn dont_frag(l3: &[u8]) -> bool {
@@ -310,6 +320,14 @@ impl Ip for Ipv6Addr {
         Ipv6Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
     }
     #[inline(always)]
+    fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
+        let mut ip = Ipv6Packet::new_unchecked(l3);
+        match end {
+            End::Src => ip.set_src(a),
+            End::Dst => ip.set_dst(a),
+        }
+    }
+    #[inline(always)]
     fn dont_frag(_: &[u8]) -> bool {
         true
     }
@@ -419,6 +437,20 @@ pub struct Parsed<A = Ipv4Addr> {
     pub key: FlowKey<A>,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
+    /// Whether the packet is a whole datagram or a fragment of one.
+    pub frag: FragPart,
+}
+
+/// Which part of its datagram a packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragPart {
+    Whole,
+    /// The first fragment (it has the transport header), with the datagram's
+    /// identification.
+    First(u16),
+    /// A later fragment: no transport header; its ports are the first fragment's (the
+    /// key's), `l4` is where its payload starts, `tcp_flags` is 0.
+    Later,
 }
 
 impl<A> Parsed<A> {
@@ -456,6 +488,13 @@ pub enum Frame {
     Flow6(Parsed<Ipv6Addr>),
     /// ICMPv6 (neighbor discovery for the management thread, echo answered).
     Icmp6 { l3: u16, end: u16, dst: Ipv6Addr },
+    /// A later fragment of an IPv4 TCP or UDP datagram: it follows its first fragment.
+    Fragment {
+        l3: u16,
+        l4: u16,
+        end: u16,
+        id: DatagramId,
+    },
 }
 
 /// Parses a frame that arrived on a port with MAC `port_mac`: every check that needs
@@ -481,17 +520,37 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
         _ => return Err(NotIpv4),
     }
     let ip = Ipv4Packet::new_checked(&d[ETH..]).map_err(|_| Malformed)?;
-    if ip.is_fragment() {
-        return Err(Fragment);
-    }
     let l3 = ETH as u16;
     let l4 = l3 + ip.header_len() as u16;
     let end = l3 + ip.total_len();
     let protocol = ip.protocol();
+    let frag = if !ip.is_fragment() {
+        FragPart::Whole
+    } else if !matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
+        return Err(Fragment);
+    } else if ip.frag_offset() != 0 {
+        let id = DatagramId {
+            src: ip.src(),
+            dst: ip.dst(),
+            protocol,
+            ident: ip.ident(),
+        };
+        return Ok(Frame::Fragment { l3, l4, end, id });
+    } else {
+        FragPart::First(ip.ident())
+    };
     let (src_port, dst_port, tcp_flags) = match protocol {
         IpProtocol::TCP => {
             let t = TcpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
             (t.src_port(), t.dst_port(), t.flags().0)
+        }
+        // A first fragment holds the UDP header, but its length is the whole datagram's.
+        IpProtocol::UDP if frag != FragPart::Whole => {
+            if ip.payload().len() < udp::HEADER_LEN {
+                return Err(Malformed);
+            }
+            let u = UdpPacket::new_unchecked(ip.payload());
+            (u.src_port(), u.dst_port(), 0)
         }
         IpProtocol::UDP => {
             let u = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
@@ -529,6 +588,7 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
             dst_port,
         },
         tcp_flags,
+        frag,
     }))
 }
 
@@ -609,6 +669,7 @@ fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
             dst_port,
         },
         tcp_flags,
+        frag: FragPart::Whole,
     }))
 }
 
@@ -724,7 +785,22 @@ fn dispatch<B: PacketBuf>(
             true => punt_or(env, c, in_port, dst, DropReason::NoService),
             false => Verdict::Drop(DropReason::NotOurs),
         },
-        Ok(Frame::Flow(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
+        Ok(Frame::Flow(p)) => {
+            if let FragPart::First(ident) = p.frag {
+                let k = &p.key;
+                let id = DatagramId {
+                    src: k.src,
+                    dst: k.dst,
+                    protocol: k.protocol,
+                    ident,
+                };
+                env.frags.remember(&id, k.src_port, k.dst_port, env.now);
+            }
+            flow(env, c, resolve, in_port, pkt, &p, hash)
+        }
+        Ok(Frame::Fragment { l3, l4, end, id }) => {
+            later_fragment(env, c, resolve, in_port, pkt, l3, l4, end, id)
+        }
         Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
@@ -783,6 +859,47 @@ fn flow<A: Ip, B: PacketBuf>(
     new_flow(env, c, resolve, in_port, pkt, p)
 }
 
+/// A later fragment of a datagram: it goes where its first fragment's flow goes (its
+/// addresses rewritten as the flow's, its payload untouched); dropped as `fragment` when
+/// the first fragment was not seen in the last seconds or made no flow.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn later_fragment<B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    in_port: u16,
+    pkt: &mut B,
+    l3: u16,
+    l4: u16,
+    end: u16,
+    id: DatagramId,
+) -> Verdict {
+    let Some((src_port, dst_port)) = env.frags.ports(&id, env.now) else {
+        return Verdict::Drop(DropReason::Fragment);
+    };
+    let p = Parsed {
+        l3,
+        l4,
+        end,
+        key: FlowKey {
+            protocol: id.protocol,
+            src: id.src,
+            src_port,
+            dst: id.dst,
+            dst_port,
+        },
+        tcp_flags: 0,
+        frag: FragPart::Later,
+    };
+    if (end as usize) < pkt.data().len() && !pkt.truncate(end as usize) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let h = env.flows.hash(&p.key);
+    existing_flow(env, c, resolve, in_port, pkt, &p, h)
+        .unwrap_or(Verdict::Drop(DropReason::Fragment))
+}
+
 /// A packet of a flow in the table: track the TCP state, forward it the flow's way.
 /// None when there is no flow, or when a client's new SYN ended a closing one (port
 /// reuse: it is scheduled afresh). A packet on a port its flow does not use is dropped;
@@ -820,7 +937,7 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     // own check, RFC 5961, decides; a client answering a stale ACK must reach it) but
     // does not end the flow here.
     let mut blind_reset = false;
-    if p.is_tcp() {
+    if p.is_tcp() && p.frag != FragPart::Later {
         let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
         let seq = t.seq();
         if p.tcp_flags & TcpFlags::RST != 0 {
@@ -850,7 +967,7 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     Some(if from_client {
         to_backend(env, c, resolve, pkt, p, &init)
     } else {
-        to_client(env, resolve, pkt, p, &init)
+        to_client(env, c, resolve, pkt, p, &init)
     })
 }
 
@@ -1147,27 +1264,29 @@ fn to_backend<A: Ip, B: PacketBuf>(
     };
     let l3 = p.l3 as usize;
     let th = A::TUNNEL_HEADER;
-    if f.mode == Forward::Tun && pkt.data().len() - l3 + th > out.mtu as usize {
-        // Checked on the packet as received, so an ICMP error quotes it unchanged.
-        if A::dont_frag(&pkt.data()[l3..]) {
-            return A::too_big(env, c, resolve, pkt, p, out.mtu - th as u16);
-        }
-        return Verdict::Drop(DropReason::FragNeeded);
+    let grows = if f.mode == Forward::Tun { th } else { 0 };
+    if pkt.data().len() - l3 + grows > out.mtu as usize {
+        return too_big(env, c, resolve, pkt, p, out.mtu - grows as u16);
     }
     if !A::decrement_hop_limit(&mut pkt.data_mut()[l3..]) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
     match f.mode {
-        Forward::Nat => A::rewrite_endpoint(
+        Forward::Nat => rewrite(
             &mut pkt.data_mut()[l3..],
+            p,
             End::Dst,
             f.backend,
             f.backend_port,
         ),
         Forward::Fnat => {
+            if f.proxy && p.frag == FragPart::Later {
+                // PROXY shifts sequence numbers, in headers a later fragment lacks.
+                return Verdict::Drop(DropReason::Fragment);
+            }
             let ip = &mut pkt.data_mut()[l3..];
-            A::rewrite_endpoint(ip, End::Dst, f.backend, f.backend_port);
-            A::rewrite_endpoint(ip, End::Src, f.local, f.local_port);
+            rewrite(ip, p, End::Dst, f.backend, f.backend_port);
+            rewrite(ip, p, End::Src, f.local, f.local_port);
             if f.proxy && !proxy_to_backend(pkt, p, f) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
@@ -1186,10 +1305,43 @@ fn to_backend<A: Ip, B: PacketBuf>(
     send_or_hold(pkt, port, out.mac, mac)
 }
 
+/// A packet larger than its egress port's MTU (less what the rewrite adds): the sender
+/// is told the size that fits, as a router does (ICMP "fragmentation needed", ICMPv6
+/// "packet too big"), so path-MTU discovery works through ferrovs; without DF (ferrovs
+/// does not fragment) it is dropped. Checked on the packet as received, so the error
+/// quotes what its sender sent.
+#[cold]
+fn too_big<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    pkt: &mut B,
+    p: &Parsed<A>,
+    mtu: u16,
+) -> Verdict {
+    if A::dont_frag(&pkt.data()[p.l3 as usize..]) {
+        A::too_big(env, c, resolve, pkt, p, mtu)
+    } else {
+        Verdict::Drop(DropReason::FragNeeded)
+    }
+}
+
+/// NAT of one end of packet `p`: address and port, or only the address in a later
+/// fragment (its payload has no transport header).
+#[inline(always)]
+fn rewrite<A: Ip>(l3: &mut [u8], p: &Parsed<A>, end: End, a: A, port: u16) {
+    if p.frag == FragPart::Later {
+        A::rewrite_addr(l3, end, a);
+    } else {
+        A::rewrite_endpoint(l3, end, a, port);
+    }
+}
+
 /// Rewrites a NAT reply (backend -> client) back to VIP:port and routes it to the client.
 #[inline(always)]
 fn to_client<A: Ip, B: PacketBuf>(
     env: &Env,
+    c: &WorkerCounters,
     resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
     p: &Parsed<A>,
@@ -1199,14 +1351,20 @@ fn to_client<A: Ip, B: PacketBuf>(
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
+    if pkt.data().len() - p.l3 as usize > out.mtu as usize {
+        return too_big(env, c, resolve, pkt, p, out.mtu);
+    }
     let d = pkt.data_mut();
     let l3 = &mut d[p.l3 as usize..];
     if !A::decrement_hop_limit(l3) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    A::rewrite_endpoint(l3, End::Src, f.vip, f.vport);
+    if f.proxy && p.frag == FragPart::Later {
+        return Verdict::Drop(DropReason::Fragment);
+    }
+    rewrite(l3, p, End::Src, f.vip, f.vport);
     if f.mode == Forward::Fnat {
-        A::rewrite_endpoint(l3, End::Dst, f.client, f.client_port);
+        rewrite(l3, p, End::Dst, f.client, f.client_port);
         if f.proxy {
             proxy_to_client::<A>(&mut l3[(p.l4 - p.l3) as usize..], f.seq_base);
         }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{rdtsc, Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
+use crate::flow::frag::FragTable;
 use crate::flow::{FlowTable, Timeouts};
 use crate::pipeline::{process_burst, Env, Verdict};
 use crate::sched::ConnCounters;
@@ -27,6 +28,8 @@ pub struct Shared {
     /// IPv6 flows (entries of two cache lines).
     pub flows6: FlowTable<Ipv6Addr>,
     pub conns: ConnCounters,
+    /// IPv4 fragments' datagrams, for the fragments after the first.
+    pub frags: FragTable,
     pub timeouts: Timeouts,
     /// Seconds since start, advanced by the management thread.
     pub clock: AtomicU32,
@@ -57,6 +60,7 @@ impl Shared {
             flows: FlowTable::new(capacity),
             flows6: FlowTable::with_capacity(capacity6),
             conns: ConnCounters::default(),
+            frags: FragTable::new(),
             timeouts,
             clock: AtomicU32::new(0),
             stop: AtomicBool::new(false),
@@ -99,6 +103,7 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
             flows: &shared.flows,
             flows6: &shared.flows6,
             conns: &shared.conns,
+            frags: &shared.frags,
             now: shared.clock.load(Relaxed),
         };
         let mut busy = false;

@@ -4,6 +4,7 @@
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::fixture::{self, LAN, WAN};
+use dataplane::flow::frag::FragTable;
 use dataplane::flow::{FlowState, FlowTable};
 use dataplane::pipeline::{process, process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
@@ -222,6 +223,7 @@ struct Rig {
     flows: FlowTable,
     flows6: FlowTable<Ipv6Addr>,
     conns: ConnCounters,
+    frags: FragTable,
     c: WorkerCounters,
     resolved: Vec<(IpAddr, u16)>,
 }
@@ -233,6 +235,7 @@ impl Rig {
             flows: FlowTable::new(capacity),
             flows6: FlowTable::with_capacity(capacity),
             conns: ConnCounters::default(),
+            frags: FragTable::new(),
             c: WorkerCounters::default(),
             resolved: vec![],
         }
@@ -243,6 +246,7 @@ impl Rig {
             flows: &self.flows,
             flows6: &self.flows6,
             conns: &self.conns,
+            frags: &self.frags,
             now: 100,
         };
         let mut b = VecBuf::new(frame);
@@ -461,6 +465,113 @@ fn udp_nat_rr() {
     );
 }
 
+/// A fragmented datagram follows its first fragment's flow (shallow virtual
+/// reassembly): each fragment leaves as the whole datagram's rewrite, fragmented the same
+/// way, would (nat: the first fragment's port and transport checksum, every fragment's
+/// address and header checksum); both ways. A later fragment seen before its first one
+/// is dropped and creates nothing.
+#[test]
+fn fragments_follow_their_first_one() {
+    use frames::fragments;
+    let mut rig = Rig::new(64);
+    let q = FrameSpec {
+        ident: 0x1234,
+        ..client("203.0.113.10", 53, 5000, 64)
+    };
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let cuts = [1480, 2960];
+    let ins = fragments(&udp_frame(&q, &data), &cuts);
+    let outs = fragments(
+        &udp_frame(&to_backend(&q, "10.1.0.11", 11, 5353), &data),
+        &cuts,
+    );
+    assert_eq!(ins.len(), 3);
+    assert_eq!(
+        rig.run(WAN, &ins[2]).0,
+        Verdict::Drop(DropReason::Fragment),
+        "before its first fragment"
+    );
+    assert_eq!(rig.flows.len(), 0);
+    for (n, (i, o)) in ins.iter().zip(&outs).enumerate() {
+        assert_eq!(
+            rig.run(WAN, i),
+            (Verdict::Tx(LAN), o.clone()),
+            "fragment {n}"
+        );
+    }
+    // The backend's fragmented answer goes back as VIP:53 -> client.
+    let r = FrameSpec {
+        src_mac: be_mac(11),
+        dst_mac: lan_mac(),
+        src_ip: ip("10.1.0.11"),
+        src_port: 5353,
+        dst_ip: ip("192.0.2.1"),
+        dst_port: 5000,
+        ttl: 64,
+        ident: 0x0777,
+        ..Default::default()
+    };
+    let back = FrameSpec {
+        src_mac: wan_mac(),
+        dst_mac: gw_mac(),
+        src_ip: ip("203.0.113.10"),
+        src_port: 53,
+        ttl: 63,
+        ..r.clone()
+    };
+    let ins = fragments(&udp_frame(&r, &data[..2000]), &[1000]);
+    let outs = fragments(&udp_frame(&back, &data[..2000]), &[1000]);
+    for (n, (i, o)) in ins.iter().zip(&outs).enumerate() {
+        assert_eq!(
+            rig.run(LAN, i),
+            (Verdict::Tx(WAN), o.clone()),
+            "reply fragment {n}"
+        );
+    }
+    // Another datagram of the same flow, whose first fragment was not seen: dropped.
+    let lost_first = fragments(
+        &udp_frame(
+            &FrameSpec {
+                ident: 0x1235,
+                ..q.clone()
+            },
+            &data,
+        ),
+        &cuts,
+    );
+    assert_eq!(
+        rig.run(WAN, &lost_first[1]).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
+    // ICMP fragments are not followed.
+    let ping = fragments(&icmp_echo_frame(&q, 8, 1, 1, &data), &cuts);
+    assert_eq!(
+        rig.run(WAN, &ping[0]).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
+
+    // dr: the fragments of a TCP segment keep every byte but the MACs and the TTL.
+    let s = FrameSpec {
+        ident: 0x4321,
+        ..client("203.0.113.20", 80, 41001, 64)
+    };
+    let out = FrameSpec {
+        src_mac: lan_mac(),
+        dst_mac: be_mac(10),
+        ttl: 63,
+        ..s.clone()
+    };
+    let ins = fragments(&tcp_frame(&s, SYN, &data[..2000]), &[1000]);
+    let outs = fragments(&tcp_frame(&out, SYN, &data[..2000]), &[1000]);
+    for (n, (i, o)) in ins.iter().zip(&outs).enumerate() {
+        assert_eq!(
+            rig.run(WAN, i),
+            (Verdict::Tx(LAN), o.clone()),
+            "dr fragment {n}"
+        );
+    }
+}
+
 #[test]
 fn dr_rewrites_only_mac() {
     let mut rig = Rig::new(64);
@@ -568,14 +679,79 @@ fn tun_encapsulates_and_sends_frag_needed() {
     assert_eq!(rig.c.drops[DropReason::FragNeeded as usize].get(), 1);
 }
 
+/// nat, both ways: a packet too big for its egress port's MTU (lan and wan: 1500) is
+/// answered with ICMP "fragmentation needed" to its sender, quoting it as sent, so
+/// path-MTU discovery works through ferrovs; without DF it is dropped.
+#[test]
+fn nat_too_big_tells_the_sender() {
+    let mut rig = Rig::new(64);
+    let s = client("203.0.113.10", 80, 44200, 64);
+    assert_eq!(rig.run(WAN, &tcp_frame(&s, SYN, b"")).0, Verdict::Tx(LAN));
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: ip("192.0.2.1"),
+        src_port: 44200,
+        dst: ip("203.0.113.10"),
+        dst_port: 80,
+    };
+    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    // A 1501-byte packet from the client with DF.
+    let frame = tcp_frame(&s, ACK, &vec![1u8; 1501 - 40]);
+    let (v, out) = rig.run(WAN, &frame);
+    assert_eq!(v, Verdict::Tx(WAN), "ICMP back toward the client");
+    let icmp = &out[34..];
+    assert_eq!((icmp[0], icmp[1]), (3, 4), "frag needed");
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1500);
+    assert_eq!(&icmp[8..8 + 28], &frame[14..14 + 28], "the packet as sent");
+    assert_eq!(checksum::checksum(icmp), 0);
+    assert_eq!(&out[30..34], &[192, 0, 2, 1]);
+    // 1500 bytes fit.
+    let fits = tcp_frame(&s, ACK, &vec![1u8; 1500 - 40]);
+    assert_eq!(rig.run(WAN, &fits).0, Verdict::Tx(LAN));
+    // The backend's too-big reply: the error goes to the backend, from lan's address.
+    let r = FrameSpec {
+        src_mac: be_mac(be.octets()[3]),
+        dst_mac: lan_mac(),
+        src_ip: be,
+        src_port: 8080,
+        dst_ip: ip("192.0.2.1"),
+        dst_port: 44200,
+        ttl: 64,
+        ..Default::default()
+    };
+    let reply = tcp_frame(&r, ACK, &vec![2u8; 1600]);
+    let (v, out) = rig.run(LAN, &reply);
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(
+        (&out[26..30], &out[30..34]),
+        (&[10, 1, 0, 1][..], &be.octets()[..])
+    );
+    assert_eq!(&out[34 + 8..34 + 8 + 28], &reply[14..14 + 28]);
+    // Without DF: dropped (ferrovs does not fragment).
+    let no_df = tcp_frame(
+        &FrameSpec {
+            df: false,
+            ..s.clone()
+        },
+        ACK,
+        &vec![1u8; 1600],
+    );
+    assert_eq!(
+        rig.run(WAN, &no_df).0,
+        Verdict::Drop(DropReason::FragNeeded)
+    );
+}
+
 #[test]
 fn drops_by_reason() {
     let mut rig = Rig::new(64);
     let ok = client("203.0.113.10", 80, 43000, 64);
     let mut vlan = tcp_frame(&ok, SYN, b"");
     vlan.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+    // A later fragment (offset 8) whose first fragment was never seen.
     let mut frag = tcp_frame(&ok, SYN, b"");
     frag[20] = 0x20; // MF
+    frag[21] = 1;
     let mut lldp = tcp_frame(&ok, SYN, b"");
     lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
     let mut wrong_mac = tcp_frame(&ok, SYN, b"");
@@ -962,6 +1138,7 @@ fn burst_equals_one_by_one() {
         flows: &b.flows,
         flows6: &b.flows6,
         conns: &b.conns,
+        frags: &b.frags,
         now: 100,
     };
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();

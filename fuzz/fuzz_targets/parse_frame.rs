@@ -18,6 +18,7 @@ struct World {
     flows: FlowTable,
     flows6: FlowTable<Ipv6Addr>,
     conns: ConnCounters,
+    frags: dataplane::flow::frag::FragTable,
     counters: WorkerCounters,
 }
 
@@ -40,6 +41,7 @@ fn world() -> &'static World {
             flows: FlowTable::new(4096),
             flows6: FlowTable::with_capacity(4096),
             conns: ConnCounters::default(),
+            frags: dataplane::flow::frag::FragTable::new(),
             counters: WorkerCounters::default(),
         }
     })
@@ -123,7 +125,7 @@ fn views6(p: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     views(data);
     let w = world();
-    let env = Env { snap: &w.snap, flows: &w.flows, flows6: &w.flows6, conns: &w.conns, now: 0 };
+    let env = Env { snap: &w.snap, flows: &w.flows, flows6: &w.flows6, conns: &w.conns, frags: &w.frags, now: 0 };
     let mut b = VecBuf::new(data);
     let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b);
     let _ = b.data();

@@ -1,6 +1,7 @@
 //! Connection tracking: the flow table shared by all workers.
 //!
 //! See [`table`] for the lock-free protocol and [`state`] for TCP state tracking.
+pub mod frag;
 pub mod state;
 pub mod table;
 

@@ -181,17 +181,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// and, for TCP/UDP, the transport view's `new_checked`.
     #[inline]
     pub fn rewrite_endpoint(&mut self, end: End, addr: Ipv4Addr, port: u16) {
-        let at = match end {
-            End::Src => field::SRC,
-            End::Dst => field::DST,
-        };
         let (hl, protocol) = (self.header_len(), self.protocol());
-        let b = self.buffer.as_mut();
-        let old = Ipv4Addr::from_bits(get_u32(b, at));
-        set_u32(b, at, addr.to_bits());
-        let c = checksum::update32(get_u16(b, field::CHECKSUM), old.to_bits(), addr.to_bits());
-        set_u16(b, field::CHECKSUM, c);
-        let l4 = &mut b[hl..];
+        let old = self.rewrite_addr(end, addr);
+        let l4 = &mut self.buffer.as_mut()[hl..];
         match protocol {
             IpProtocol::TCP => TcpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
             IpProtocol::UDP => UdpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
@@ -199,6 +191,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
             IpProtocol::ICMP => super::IcmpPacket::new_unchecked(l4).rewrite_ident(end, port),
             _ => {}
         }
+    }
+    /// The address at `end` becomes `addr`, the header checksum updated incrementally;
+    /// the payload is not touched (a fragment after the first: no transport header).
+    /// Returns the old address.
+    #[inline]
+    pub fn rewrite_addr(&mut self, end: End, addr: Ipv4Addr) -> Ipv4Addr {
+        let at = match end {
+            End::Src => field::SRC,
+            End::Dst => field::DST,
+        };
+        let b = self.buffer.as_mut();
+        let old = Ipv4Addr::from_bits(get_u32(b, at));
+        set_u32(b, at, addr.to_bits());
+        let c = checksum::update32(get_u16(b, field::CHECKSUM), old.to_bits(), addr.to_bits());
+        set_u16(b, field::CHECKSUM, c);
+        old
     }
     /// Swaps source and destination (the header checksum does not change).
     #[inline]

@@ -249,3 +249,29 @@ pub fn icmp_unreachable_frame(
         ));
     write(b.size(quote.len()), |o| b.write(o, quote))
 }
+
+/// Splits an Ethernet + IPv4 frame into fragments of its IP payload at the byte offsets
+/// `at` (multiples of 8, ascending), as a sender's IP layer would: each fragment gets a
+/// copy of the header with its offset, the more-fragments flag and a new checksum
+/// (etherparse writes the header).
+pub fn fragments(frame: &[u8], at: &[usize]) -> Vec<Vec<u8>> {
+    let (eth, ip) = frame.split_at(14);
+    let (h, payload) = Ipv4Header::from_slice(ip).unwrap();
+    let payload = &payload[..h.total_len as usize - h.header_len()];
+    let mut cuts = vec![0];
+    cuts.extend_from_slice(at);
+    cuts.push(payload.len());
+    cuts.windows(2)
+        .map(|w| {
+            let mut f = h.clone();
+            f.dont_fragment = false;
+            f.more_fragments = w[1] < payload.len();
+            f.fragment_offset = etherparse::IpFragOffset::try_new((w[0] / 8) as u16).unwrap();
+            f.set_payload_len(w[1] - w[0]).unwrap();
+            let mut out = eth.to_vec();
+            f.write(&mut out).unwrap();
+            out.extend_from_slice(&payload[w[0]..w[1]]);
+            out
+        })
+        .collect()
+}
