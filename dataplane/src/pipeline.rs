@@ -950,7 +950,10 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
             let data = (p.end - p.l4) as usize - t.header_len().min((p.end - p.l4) as usize);
             let flags = (p.tcp_flags & TcpFlags::SYN != 0) as u32
                 + (p.tcp_flags & TcpFlags::FIN != 0) as u32;
-            flows.advance_seq_hint(&r, r.dir, seq.wrapping_add(data as u32 + flags));
+            // A bare ACK does not move the sender's numbers.
+            if data as u32 + flags != 0 {
+                flows.advance_seq_hint(&r, r.dir, seq.wrapping_add(data as u32 + flags));
+            }
         }
         let old = r.state();
         let new = if init.mode.translates() {

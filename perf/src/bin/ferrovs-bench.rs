@@ -27,7 +27,9 @@ struct Args {
     /// Distinct flows the generator cycles through (established traffic).
     #[arg(long, default_value_t = 1_000_000)]
     flows: u32,
-    /// established | syn (every packet a new flow: scheduler + insert)
+    /// established | syn (every packet a new flow: scheduler + insert) | flooded (every
+    /// other packet established, the rest a random-source SYN flood: the table fills and
+    /// half-open flows are dropped early to make room)
     #[arg(long, default_value = "established")]
     traffic: String,
     /// Measured seconds (after 0.5 s of warm-up).
@@ -163,10 +165,11 @@ fn main() -> Result<()> {
         "ipv6" => true,
         f => bail!("--family {f}: ipv4 or ipv6"),
     };
-    let syn = match a.traffic.as_str() {
-        "established" => false,
-        "syn" => true,
-        t => bail!("--traffic {t}: established or syn"),
+    let (syn, flooded) = match a.traffic.as_str() {
+        "established" => (false, false),
+        "syn" => (true, false),
+        "flooded" => (false, true),
+        t => bail!("--traffic {t}: established, syn or flooded"),
     };
     let free_huge: u64 =
         std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
@@ -362,6 +365,7 @@ fn main() -> Result<()> {
     } else {
         (0..a.flows).map(|i| mk(lb_mac, i, TcpFlags::ACK)).collect()
     };
+    let syn_template = mk(lb_mac, 0, TcpFlags::SYN);
     let (gen_sent, gen_back) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (gs, gb, gstop, gpool) = (
         gen_sent.clone(),
@@ -380,20 +384,28 @@ fn main() -> Result<()> {
                 let mut b = Burst::default();
                 if gpool.alloc_burst(&mut b) > 0 {
                     for m in b.as_mut_slice() {
+                        // flooded: odd packets are the flood's SYNs, from clients past the
+                        // established ones (2^31 + k).
+                        let flood = flooded && k & 1 == 1;
                         let t = if syn {
                             &templates[0]
+                        } else if flood {
+                            &syn_template
+                        } else if flooded {
+                            &templates[((k >> 1) % flows) as usize]
                         } else {
                             &templates[(k % flows) as usize]
                         };
                         let d = m.append(t.len()).expect("room");
                         d.copy_from_slice(t);
-                        if syn && v6 {
+                        let tuple = if flood { k | 0x8000_0000 } else { k };
+                        if (syn || flood) && v6 {
                             // A fresh 5-tuple per packet (checksums are not checked on this path).
-                            let (ip, port) = client6(k);
+                            let (ip, port) = client6(tuple);
                             d[22..38].copy_from_slice(&ip.octets());
                             d[54..56].copy_from_slice(&port.to_be_bytes());
-                        } else if syn {
-                            let (ip, port) = client(k);
+                        } else if syn || flood {
+                            let (ip, port) = client(tuple);
                             d[26..30].copy_from_slice(&ip.octets());
                             d[34..36].copy_from_slice(&port.to_be_bytes());
                         }
@@ -423,6 +435,7 @@ fn main() -> Result<()> {
             c.drops_total(),
             c.new_flows.get(),
             c.table_full.get(),
+            c.early_drops.get(),
         )
     };
     let reasons = |c: &WorkerCounters| DropReason::ALL.map(|r| c.drops[r as usize].get());
@@ -476,7 +489,8 @@ fn main() -> Result<()> {
     let json = serde_json::json!({
         "mode": a.mode, "family": a.family, "flows": a.flows, "traffic": a.traffic, "seconds": dt, "mpps": mpps,
         "cycles_per_packet": cpp, "tsc_hz": hz, "worker_rx": rx, "worker_tx": tx, "drops": drops,
-        "new_flows": s1.4 - s0.4, "table_full": s1.5 - s0.5, "hugepages": huge,
+        "new_flows": s1.4 - s0.4, "table_full": s1.5 - s0.5, "early_drops": s1.6 - s0.6,
+        "hugepages": huge,
         "generator_sent": gen_sent.load(Relaxed),
     });
     println!("JSON {json}");
