@@ -60,6 +60,7 @@ fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
         proxy: false,
+        synproxy: false,
         seq_base: 0,
         client_if: ANY_PORT,
         backend_if: ANY_PORT,
@@ -90,6 +91,7 @@ fn bench(c: &mut Criterion) {
         flows6: &flows6,
         conns: &conns,
         frags: &frags,
+        syn_cookies: Default::default(),
         now: 0,
     };
     let mut g = c.benchmark_group("pipeline 1M flows");

@@ -32,6 +32,7 @@ fn flow(i: u64) -> FlowInit {
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
         proxy: false,
+        synproxy: false,
         seq_base: 0,
         client_if: ANY_PORT,
         backend_if: ANY_PORT,

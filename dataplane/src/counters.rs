@@ -122,6 +122,11 @@ pub struct WorkerCounters {
     /// TCP resets forwarded without ending their flow: their sequence number was far
     /// from where the sender's stand (a blind forgery, or a reset answering a stale ACK).
     pub resets_ignored: Counter,
+    /// SYN cookies: SYN-ACKs sent with a cookie (no state), client ACKs whose cookie
+    /// made a flow, and backend handshakes completed by the SYN proxy.
+    pub syn_cookies_sent: Counter,
+    pub syn_cookies_valid: Counter,
+    pub syn_proxied: Counter,
     /// Packets handed to the management thread to wait for their next hop's MAC.
     pub held: Counter,
     /// TSC cycles spent processing bursts with packets, and in total.
@@ -144,6 +149,9 @@ impl Default for WorkerCounters {
             icmp_relayed: Counter::default(),
             early_drops: Counter::default(),
             resets_ignored: Counter::default(),
+            syn_cookies_sent: Counter::default(),
+            syn_cookies_valid: Counter::default(),
+            syn_proxied: Counter::default(),
             held: Counter::default(),
             snat: Traffic::default(),
             table_full: Counter::default(),

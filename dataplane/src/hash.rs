@@ -40,3 +40,12 @@ pub fn flow_hash<A: IpAddress>(k: &FlowKey<A>) -> u64 {
 pub fn src_hash<A: IpAddress>(a: A) -> u64 {
     identity_hash(a.fold(), 4)
 }
+
+/// A random 64-bit secret per process (std's `RandomState` keys come from the OS's
+/// random source): the SYN cookies' key.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x05ee_dc00_c1e5);
+    h.finish()
+}

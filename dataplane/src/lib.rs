@@ -29,6 +29,7 @@ pub mod pcap;
 pub mod pipeline;
 pub mod sched;
 pub mod snapshot;
+pub mod synproxy;
 pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

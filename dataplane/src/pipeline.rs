@@ -25,13 +25,14 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::frag::{DatagramId, FragTable};
 use crate::flow::table::Family;
 use crate::flow::{
-    seq_plausible, Direction, FlowHash, FlowInit, FlowKey, FlowState, FlowTable, InsertError,
-    Inserted, ANY_PORT,
+    seq_plausible, Direction, FlowHash, FlowInit, FlowKey, FlowRef, FlowState, FlowTable,
+    InsertError, Inserted, ANY_PORT,
 };
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
 use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
 use crate::snapshot::{SNAT_BACKEND, SNAT_SERVICE};
+use crate::synproxy::{self, Segment, SynCookies};
 use crate::wire::{
     ethernet, icmp, icmpv6, ipv4, ipv6, proxy, udp, End, EtherType, EthernetFrame, IcmpPacket,
     Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
@@ -74,6 +75,8 @@ pub struct Env<'a> {
     /// The ports of IPv4 datagrams whose first fragment was seen, for their other
     /// fragments.
     pub frags: &'a FragTable,
+    /// SYN cookies for nat and fnat services: on while a flood is on.
+    pub syn_cookies: SynCookies,
     /// Coarse time in seconds (flow timestamps).
     pub now: u32,
 }
@@ -91,6 +94,8 @@ pub trait Ip: Family + Into<IpAddr> {
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16);
     /// The address at `end` only (a later fragment: no transport header to rewrite).
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self);
+    /// The key as IPv4, for SYN cookies (IPv4 only).
+    fn cookie_key(k: &FlowKey<Self>) -> Option<FlowKey<Ipv4Addr>>;
     /// The sender forbids fragmentation (IPv6: routers never fragment).
     fn dont_frag(l3: &[u8]) -> bool;
     /// Writes the tunnel header into `outer` for `inner` (the packet as it is).
@@ -183,6 +188,10 @@ impl Ip for Ipv4Addr {
     #[inline(always)]
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
         Ipv4Packet::new_unchecked(l3).rewrite_addr(end, a);
+    }
+    #[inline(always)]
+    fn cookie_key(k: &FlowKey) -> Option<FlowKey> {
+        Some(*k)
     }
     #[inline(always)]
     fn dont_frag(l3: &[u8]) -> bool {
@@ -318,6 +327,10 @@ impl Ip for Ipv6Addr {
     #[inline(always)]
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16) {
         Ipv6Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
+    }
+    #[inline(always)]
+    fn cookie_key(_: &FlowKey<Ipv6Addr>) -> Option<FlowKey> {
+        None
     }
     #[inline(always)]
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
@@ -927,6 +940,11 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     if expected != ANY_PORT && expected as u16 != in_port {
         return Some(Verdict::Drop(DropReason::WrongPort));
     }
+    if init.synproxy && init.state == FlowState::SynSent && p.is_tcp() {
+        if let Some(v) = synproxy_pending(env, c, resolve, in_port, pkt, p, &mut r, from_client) {
+            return Some(v);
+        }
+    }
     if from_client && p.is_syn_only() && r.state().reusable() {
         if let Some(gone) = flows.remove(&r) {
             env.conns.on_end(gone.init.backend_id, gone.state);
@@ -1007,13 +1025,27 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     }
     let fh = flow_hash(k);
     // The SYN's sequence number: where the client's side starts (and PROXY's base).
-    let seq = syn_seq(pkt, p);
-    if p.is_tcp() && !p.is_syn_only() {
-        // A mid-connection segment with no flow: nat cannot translate its replies;
-        // dr/tun send it where Maglev says (the backend that most likely has it).
-        if svc.forward.translates() {
-            return Verdict::Drop(NoFlow);
+    let mut seq = syn_seq(pkt, p);
+    // Under a flood, a nat/fnat SYN gets a cookie and no state; an ACK that returns a
+    // valid cookie makes the flow (its ISN, the MSS the cookie carries).
+    let cookie_svc = svc.forward.translates() && !svc.proxy && p.is_tcp();
+    let mut cookie = None;
+    if cookie_svc && env.syn_cookies.active && p.is_syn_only() {
+        if let Some(v) = syn_cookie(env, c, in_port, pkt, p) {
+            return v;
         }
+    }
+    if p.is_tcp() && !p.is_syn_only() && svc.forward.translates() {
+        // A mid-connection segment with no flow: nat cannot translate its replies
+        // (unless it returns a cookie).
+        cookie = cookie_svc.then(|| cookie_ack(env, pkt, p)).flatten();
+        let Some((isn, _)) = cookie else {
+            return Verdict::Drop(NoFlow);
+        };
+        seq = isn;
+    }
+    if p.is_tcp() && !p.is_syn_only() && cookie.is_none() {
+        // dr/tun send it where Maglev says (the backend that most likely has it).
         let Some(init) = svc.stateless(fh).and_then(|b| flow_init(svc, p, b, seq)) else {
             return Verdict::Drop(NoBackend);
         };
@@ -1031,21 +1063,28 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     // port routed toward it.
     init.client_if = port_index(in_port);
     init.backend_if = A::route(env.snap, init.backend).map_or(ANY_PORT, |r| port_index(r.port));
+    if let Some((_, ck)) = cookie {
+        (init.synproxy, init.seq_base) = (true, ck);
+    }
     let flows = A::table(env);
     let mut tries = 0;
     let mut dropped_early = false;
     loop {
         match flows.insert(&init, env.now) {
-            Ok(Inserted::New(_)) => {
+            Ok(Inserted::New(r)) => {
                 env.conns.on_create(init.backend_id, init.state);
                 c.new_flows.inc();
                 c.services[svc.id as usize].connections.inc();
                 c.backends[init.backend_id as usize].connections.inc();
+                if init.synproxy {
+                    c.syn_cookies_valid.inc();
+                    flows.advance_seq_hint(&r, Direction::Forward, seq.wrapping_add(1));
+                }
             }
             Ok(Inserted::Existing(r)) => init = r.info.init,
             // Under pressure a half-open flow makes room (a SYN flood must not starve
             // new legitimate flows); once per packet.
-            Err(InsertError::Full) if !dropped_early && p.is_syn_only() => {
+            Err(InsertError::Full) if !dropped_early && (p.is_syn_only() || cookie.is_some()) => {
                 dropped_early = true;
                 if let Some(gone) = flows.early_drop(flows.hash(&init.forward_key())) {
                     env.conns.on_end(gone.init.backend_id, gone.state);
@@ -1054,7 +1093,9 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
                 }
                 continue;
             }
-            Err(InsertError::Full | InsertError::Contended) if svc.forward == Forward::Fnat => {
+            Err(InsertError::Full | InsertError::Contended)
+                if svc.forward == Forward::Fnat || cookie.is_some() =>
+            {
                 // fnat needs its flow to translate the replies: no stateless fallback.
                 c.table_full.inc();
                 return Verdict::Drop(NoFlow);
@@ -1080,7 +1121,162 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         break;
     }
     count(c, &init, p.len(), true);
+    if init.synproxy && init.state == FlowState::SynSent {
+        // The client's ACK becomes the SYN to the backend.
+        if let Some(v) = syn_to_backend(pkt, p, &init, seq) {
+            return v;
+        }
+    }
     to_backend(env, c, resolve, pkt, p, &init)
+}
+
+/// A SYN proxy flow whose backend has not answered yet. The client's packets (it thinks
+/// the connection is up) send the SYN to the backend again, nothing else; the backend's
+/// SYN-ACK fixes the flow's sequence offset, establishes it and is answered here with
+/// the ACK that completes the backend's handshake; the backend's refusal (RST) goes to
+/// the client in its cookie's numbers (None: the normal path takes it).
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn synproxy_pending<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    resolve: &mut impl FnMut(IpAddr, u16),
+    in_port: u16,
+    pkt: &mut B,
+    p: &Parsed<A>,
+    r: &mut FlowRef<A>,
+    from_client: bool,
+) -> Option<Verdict> {
+    let flows = A::table(env);
+    let f = r.info.init;
+    let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
+    let (seq, ack) = (t.seq(), t.ack_number());
+    let rst = p.tcp_flags & TcpFlags::RST != 0;
+    if from_client {
+        if rst || p.frag == FragPart::Later {
+            return None;
+        }
+        let isn = flows.seq_hint(r, Direction::Forward).wrapping_sub(1);
+        if let Some(v) = syn_to_backend(pkt, p, &f, isn) {
+            return Some(v);
+        }
+        count(c, &f, p.len(), true);
+        return Some(to_backend(env, c, resolve, pkt, p, &f));
+    }
+    if synproxy::flags_are(p.tcp_flags, TcpFlags::SYN | TcpFlags::ACK) {
+        let k = A::cookie_key(&p.key)?;
+        let offset = seq.wrapping_sub(f.seq_base);
+        if flows.set_synproxy_offset(r, offset, FlowState::Established)
+            == Some(FlowState::Established)
+        {
+            env.conns
+                .on_change(f.backend_id, FlowState::SynSent, FlowState::Established);
+        }
+        flows.advance_seq_hint(r, Direction::Reverse, seq.wrapping_add(1));
+        let seg = Segment {
+            src: k.dst,
+            dst: k.src,
+            src_port: k.dst_port,
+            dst_port: k.src_port,
+            seq: ack,
+            ack: seq.wrapping_add(1),
+            flags: TcpFlags::ACK,
+            mss: None,
+            window: 65535,
+        };
+        if !synproxy::rebuild(pkt, p.l3 as usize, &seg) {
+            return Some(Verdict::Drop(DropReason::NoHeadroom));
+        }
+        synproxy::bounce(pkt);
+        c.syn_proxied.inc();
+        return Some(Verdict::Tx(in_port));
+    }
+    if rst {
+        TcpPacket::new_unchecked(&mut pkt.data_mut()[p.l4 as usize..])
+            .set_seq_csum(f.seq_base.wrapping_add(1));
+        return None;
+    }
+    Some(Verdict::Drop(DropReason::NoFlow))
+}
+
+/// Answers a nat/fnat SYN with a SYN-ACK carrying a cookie, in place, out of the port
+/// it came in on; no state. None (the SYN takes the normal path) for IPv6 or IPv4 with
+/// options.
+#[cold]
+fn syn_cookie<A: Ip, B: PacketBuf>(
+    env: &Env,
+    c: &WorkerCounters,
+    in_port: u16,
+    pkt: &mut B,
+    p: &Parsed<A>,
+) -> Option<Verdict> {
+    let k = A::cookie_key(&p.key)?;
+    let (l3, l4) = (p.l3 as usize, p.l4 as usize);
+    if l4 - l3 != ipv4::HEADER_LEN {
+        return None;
+    }
+    let t = TcpPacket::new_unchecked(&pkt.data()[l4..]);
+    let (isn, mss) = (t.seq(), mss_of(&t).unwrap_or(536));
+    let cookie = synproxy::make(env.syn_cookies.secret, &k, isn, mss, env.now);
+    let ours = env.snap.ports.get(in_port as usize)?.mtu.saturating_sub(40);
+    let seg = Segment {
+        src: k.dst,
+        dst: k.src,
+        src_port: k.dst_port,
+        dst_port: k.src_port,
+        seq: cookie,
+        ack: isn.wrapping_add(1),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        mss: Some(ours),
+        window: 65535,
+    };
+    if !synproxy::rebuild(pkt, l3, &seg) {
+        return Some(Verdict::Drop(DropReason::NoHeadroom));
+    }
+    synproxy::bounce(pkt);
+    c.syn_cookies_sent.inc();
+    Some(Verdict::Tx(in_port))
+}
+
+/// A client's ACK with no flow that returns a valid cookie: (its ISN, the cookie).
+#[cold]
+fn cookie_ack<A: Ip, B: PacketBuf>(env: &Env, pkt: &B, p: &Parsed<A>) -> Option<(u32, u32)> {
+    let k = A::cookie_key(&p.key)?;
+    if !synproxy::flags_are(p.tcp_flags, TcpFlags::ACK) || p.l4 - p.l3 != ipv4::HEADER_LEN as u16 {
+        return None;
+    }
+    let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
+    let (seq, ack) = (t.seq(), t.ack_number());
+    synproxy::check(env.syn_cookies.secret, &k, seq, ack, env.now)?;
+    Some((seq.wrapping_sub(1), ack.wrapping_sub(1)))
+}
+
+/// A SYN proxy flow waiting for its backend: the client's packet becomes (again) the SYN
+/// to the backend: the client's ISN `isn`, the MSS its cookie carries (`seq_base` holds
+/// the cookie until the backend answers). Some only when it cannot be rewritten.
+fn syn_to_backend<A: Ip, B: PacketBuf>(
+    pkt: &mut B,
+    p: &Parsed<A>,
+    f: &FlowInit<A>,
+    isn: u32,
+) -> Option<Verdict> {
+    let k = A::cookie_key(&p.key)?;
+    let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
+    let seg = Segment {
+        src: k.src,
+        dst: k.dst,
+        src_port: k.src_port,
+        dst_port: k.dst_port,
+        seq: isn,
+        ack: 0,
+        flags: TcpFlags::SYN,
+        mss: Some(synproxy::MSS[((f.seq_base >> 25) & 3) as usize]),
+        window: t.window(),
+    };
+    if !synproxy::rebuild(pkt, p.l3 as usize, &seg) {
+        return Some(Verdict::Drop(DropReason::NoHeadroom));
+    }
+    None
 }
 
 /// A TCP segment's sequence number (0 for UDP and echo).
@@ -1165,6 +1361,7 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend, seq: u32) -> Opti
         local,
         local_port,
         proxy: svc.proxy && p.is_tcp(),
+        synproxy: false,
         // The client's first data byte (its ISN + 1), where the PROXY header goes.
         seq_base: seq.wrapping_add(1),
         client_if: ANY_PORT,
@@ -1294,6 +1491,18 @@ fn to_backend<A: Ip, B: PacketBuf>(
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
         }
+        Forward::Dr | Forward::Tun => {}
+    }
+    if f.synproxy && f.state != FlowState::SynSent && p.frag != FragPart::Later {
+        // The client acknowledges the cookie's numbers; the backend, its own.
+        if p.tcp_flags & TcpFlags::ACK != 0 {
+            let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[p.l4 as usize..]);
+            let a = t.ack_number();
+            t.set_ack_csum(a.wrapping_add(f.seq_base));
+        }
+    }
+    match f.mode {
+        Forward::Nat | Forward::Fnat => {}
         Forward::Dr => {}
         Forward::Tun => {
             if !pkt.prepend(th) {
@@ -1364,6 +1573,12 @@ fn to_client<A: Ip, B: PacketBuf>(
     }
     if f.proxy && p.frag == FragPart::Later {
         return Verdict::Drop(DropReason::Fragment);
+    }
+    if f.synproxy && f.state != FlowState::SynSent && p.frag != FragPart::Later {
+        // The backend's numbers, as the client knows them (from its cookie).
+        let mut t = TcpPacket::new_unchecked(&mut l3[(p.l4 - p.l3) as usize..]);
+        let s = t.seq();
+        t.set_seq_csum(s.wrapping_sub(f.seq_base));
     }
     rewrite(l3, p, End::Src, f.vip, f.vport);
     if f.mode == Forward::Fnat {
@@ -1727,6 +1942,7 @@ fn snat<A: Ip, B: PacketBuf>(
         local,
         local_port: lo + ((fh >> 20) % span) as u16,
         proxy: false,
+        synproxy: false,
         seq_base: syn_seq(pkt, p).wrapping_add(1),
         client_if: port_index(in_port),
         backend_if: port_index(route.port),

@@ -14,6 +14,7 @@ use crate::flow::{FlowTable, Timeouts};
 use crate::pipeline::{process_burst, Env, Verdict};
 use crate::sched::ConnCounters;
 use crate::snapshot::{SnapshotCell, SnapshotReader};
+use crate::synproxy::SynCookies;
 use crossbeam_queue::ArrayQueue;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -30,6 +31,10 @@ pub struct Shared {
     pub conns: ConnCounters,
     /// IPv4 fragments' datagrams, for the fragments after the first.
     pub frags: FragTable,
+    /// SYN cookies on (the management thread decides: `flows.syn_cookies`), and their
+    /// secret (random per start).
+    pub syn_cookies_on: AtomicBool,
+    pub cookie_secret: u64,
     pub timeouts: Timeouts,
     /// Seconds since start, advanced by the management thread.
     pub clock: AtomicU32,
@@ -61,6 +66,8 @@ impl Shared {
             flows6: FlowTable::with_capacity(capacity6),
             conns: ConnCounters::default(),
             frags: FragTable::new(),
+            syn_cookies_on: AtomicBool::new(false),
+            cookie_secret: crate::hash::random_seed(),
             timeouts,
             clock: AtomicU32::new(0),
             stop: AtomicBool::new(false),
@@ -104,6 +111,10 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
             flows6: &shared.flows6,
             conns: &shared.conns,
             frags: &shared.frags,
+            syn_cookies: SynCookies {
+                active: shared.syn_cookies_on.load(Relaxed),
+                secret: shared.cookie_secret,
+            },
             now: shared.clock.load(Relaxed),
         };
         let mut busy = false;

@@ -24,6 +24,7 @@ fn flow(client_port: u16, client_low: u8, backend_id: u32) -> FlowInit {
         local: Ipv4Addr::UNSPECIFIED,
         local_port: 0,
         proxy: false,
+        synproxy: false,
         seq_base: 0,
         client_if: ANY_PORT,
         backend_if: ANY_PORT,

@@ -21,6 +21,7 @@ const SYN: u8 = TcpFlags::SYN;
 const SYNACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
 const ACK: u8 = TcpFlags::ACK;
 const RST: u8 = TcpFlags::RST;
+const PSH: u8 = TcpFlags::PSH;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -224,6 +225,7 @@ struct Rig {
     flows6: FlowTable<Ipv6Addr>,
     conns: ConnCounters,
     frags: FragTable,
+    cookies: dataplane::synproxy::SynCookies,
     c: WorkerCounters,
     resolved: Vec<(IpAddr, u16)>,
 }
@@ -236,6 +238,7 @@ impl Rig {
             flows6: FlowTable::with_capacity(capacity),
             conns: ConnCounters::default(),
             frags: FragTable::new(),
+            cookies: Default::default(),
             c: WorkerCounters::default(),
             resolved: vec![],
         }
@@ -247,6 +250,7 @@ impl Rig {
             flows6: &self.flows6,
             conns: &self.conns,
             frags: &self.frags,
+            syn_cookies: self.cookies,
             now: 100,
         };
         let mut b = VecBuf::new(frame);
@@ -1139,6 +1143,7 @@ fn burst_equals_one_by_one() {
         flows6: &b.flows6,
         conns: &b.conns,
         frags: &b.frags,
+        syn_cookies: b.cookies,
         now: 100,
     };
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
@@ -2097,4 +2102,193 @@ fn icmp_errors_follow_snat_flows() {
         &quote("10.1.0.10", 51000),
     );
     assert_eq!(rig.run(WAN, &input), (Verdict::Tx(LAN), want));
+}
+
+/// A TCP/IPv4 frame's fields as etherparse reads them, after checking both checksums:
+/// (src, dst, src port, dst port, seq, ack, SYN, ACK, RST, MSS option, payload length).
+#[allow(clippy::type_complexity)]
+fn tcp_fields(
+    f: &[u8],
+) -> (
+    Ipv4Addr,
+    Ipv4Addr,
+    u16,
+    u16,
+    u32,
+    u32,
+    bool,
+    bool,
+    bool,
+    Option<u16>,
+    usize,
+) {
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+        .unwrap()
+        .to_header();
+    assert_eq!(
+        ip.calc_header_checksum(),
+        ip.header_checksum,
+        "IPv4 checksum"
+    );
+    let l4 = 14 + ip.header_len();
+    let ts = etherparse::TcpHeaderSlice::from_slice(&f[l4..]).unwrap();
+    let t = ts.to_header();
+    let payload = &f[l4 + ts.slice().len()..14 + ip.total_len as usize];
+    assert_eq!(
+        t.calc_checksum_ipv4(&ip, payload).unwrap(),
+        t.checksum,
+        "TCP checksum"
+    );
+    let mss = t.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    });
+    (
+        Ipv4Addr::from(ip.source),
+        Ipv4Addr::from(ip.destination),
+        t.source_port,
+        t.destination_port,
+        t.sequence_number,
+        t.acknowledgment_number,
+        t.syn,
+        t.ack,
+        t.rst,
+        mss,
+        payload.len(),
+    )
+}
+
+/// Under a flood (cookies on), a nat SYN gets a SYN-ACK with a cookie and no state; the
+/// client's ACK with cookie + 1 makes the flow and becomes the SYN to the backend (the
+/// client's ISN, the MSS the cookie carries); the backend's SYN-ACK is answered with the
+/// ACK that completes its handshake; from then on the backend's numbers reach the client
+/// as the cookie's, and the client's acknowledgements reach the backend as its own.
+#[test]
+fn syn_cookies_proxy_the_handshake() {
+    use etherparse::TcpOptionElement::MaximumSegmentSize;
+    use frames::tcp_frame_with;
+    let mut rig = Rig::new(64);
+    rig.cookies = dataplane::synproxy::SynCookies {
+        active: true,
+        secret: 0x5eed,
+    };
+    let (client_ip, vip) = (ip("192.0.2.1"), ip("203.0.113.10"));
+    let s = client("203.0.113.10", 80, 44300, 64);
+    let syn = tcp_frame_with(&s, SYN, 7000, None, &[MaximumSegmentSize(1460)], b"");
+    let (v, out) = rig.run(WAN, &syn);
+    assert_eq!(v, Verdict::Tx(WAN), "the SYN-ACK goes back");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&gw_mac().0[..], &wan_mac().0[..])
+    );
+    let (src, dst, sp, dp, cookie, ack, is_syn, is_ack, _, mss, _) = tcp_fields(&out);
+    assert_eq!((src, dst, sp, dp, ack), (vip, client_ip, 80, 44300, 7001));
+    assert!(is_syn && is_ack);
+    assert_eq!(mss, Some(1460), "wan's MTU - 40");
+    assert_eq!(rig.flows.len(), 0, "no state for a SYN");
+    assert_eq!(rig.c.syn_cookies_sent.get(), 1);
+
+    // A forged ACK (no cookie) makes nothing.
+    let bad = tcp_frame_with(&s, ACK, 7001, Some(cookie ^ 0x40), &[], b"");
+    assert_eq!(rig.run(WAN, &bad).0, Verdict::Drop(DropReason::NoFlow));
+    assert_eq!(rig.flows.len(), 0);
+
+    // The client's ACK: the flow, and the SYN to the backend.
+    let third = tcp_frame_with(&s, ACK, 7001, Some(cookie.wrapping_add(1)), &[], b"");
+    let (v, out) = rig.run(WAN, &third);
+    assert_eq!(v, Verdict::Tx(LAN));
+    let (src, dst, sp, dp, seq, _, is_syn, is_ack, _, mss, len) = tcp_fields(&out);
+    assert_eq!(
+        (src, sp, dp, seq, mss, len),
+        (client_ip, 44300, 8080, 7000, Some(1460), 0)
+    );
+    assert!(is_syn && !is_ack);
+    let be = dst;
+    let key = dataplane::flow::FlowKey {
+        protocol: 6,
+        src: client_ip,
+        src_port: 44300,
+        dst: vip,
+        dst_port: 80,
+    };
+    assert_eq!(rig.flows.lookup(&key).unwrap().state(), FlowState::SynSent);
+    assert_eq!(rig.c.syn_cookies_valid.get(), 1);
+    // The client's request before the backend answered: the SYN again, nothing else.
+    let early = tcp_frame_with(
+        &s,
+        ACK | PSH,
+        7001,
+        Some(cookie.wrapping_add(1)),
+        &[],
+        b"GET",
+    );
+    let (v, out) = rig.run(WAN, &early);
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(tcp_fields(&out).4, 7000);
+    assert!(tcp_fields(&out).6);
+
+    // The backend's SYN-ACK: answered with the ACK of its handshake.
+    let r = FrameSpec {
+        src_mac: be_mac(be.octets()[3]),
+        dst_mac: lan_mac(),
+        src_ip: be,
+        src_port: 8080,
+        dst_ip: client_ip,
+        dst_port: 44300,
+        ttl: 64,
+        ..Default::default()
+    };
+    let synack = tcp_frame_with(
+        &r,
+        SYNACK,
+        90_000,
+        Some(7001),
+        &[MaximumSegmentSize(1460)],
+        b"",
+    );
+    let (v, out) = rig.run(LAN, &synack);
+    assert_eq!(v, Verdict::Tx(LAN), "the ACK goes back to the backend");
+    assert_eq!(&out[..6], &be_mac(be.octets()[3]).0);
+    let (src, dst, sp, dp, seq, ack, is_syn, is_ack, _, _, _) = tcp_fields(&out);
+    assert_eq!(
+        (src, dst, sp, dp, seq, ack),
+        (client_ip, be, 44300, 8080, 7001, 90_001)
+    );
+    assert!(is_ack && !is_syn);
+    assert_eq!(
+        rig.flows.lookup(&key).unwrap().state(),
+        FlowState::Established
+    );
+    assert_eq!(rig.c.syn_proxied.get(), 1);
+
+    // Data both ways, in each side's own numbers.
+    let down = tcp_frame_with(&r, ACK | PSH, 90_001, Some(7004), &[], b"HTTP/1.1 200");
+    let (v, out) = rig.run(LAN, &down);
+    assert_eq!(v, Verdict::Tx(WAN));
+    let (src, dst, sp, _, seq, ack, _, _, _, _, len) = tcp_fields(&out);
+    assert_eq!(
+        (src, dst, sp, seq, ack, len),
+        (vip, client_ip, 80, cookie.wrapping_add(1), 7004, 12)
+    );
+    let up = tcp_frame_with(
+        &s,
+        ACK | PSH,
+        7001,
+        Some(cookie.wrapping_add(13)),
+        &[],
+        b"GET",
+    );
+    let (v, out) = rig.run(WAN, &up);
+    assert_eq!(v, Verdict::Tx(LAN));
+    let (_, dst, _, dp, seq, ack, _, _, _, _, len) = tcp_fields(&out);
+    assert_eq!((dst, dp, seq, ack, len), (be, 8080, 7001, 90_013, 3));
+
+    // With cookies off, a SYN makes a flow as always.
+    rig.cookies.active = false;
+    let other = client("203.0.113.10", 80, 44301, 64);
+    assert_eq!(
+        rig.run(WAN, &tcp_frame(&other, SYN, b"")).0,
+        Verdict::Tx(LAN)
+    );
+    assert_eq!(rig.flows.len(), 2);
 }

@@ -125,7 +125,7 @@ fn views6(p: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     views(data);
     let w = world();
-    let env = Env { snap: &w.snap, flows: &w.flows, flows6: &w.flows6, conns: &w.conns, frags: &w.frags, now: 0 };
+    let env = Env { snap: &w.snap, flows: &w.flows, flows6: &w.flows6, conns: &w.conns, frags: &w.frags, syn_cookies: dataplane::synproxy::SynCookies { active: true, secret: 7 }, now: 0 };
     let mut b = VecBuf::new(data);
     let _ = process(&env, &w.counters, &mut |_, _| {}, 0, &mut b);
     let _ = b.data();

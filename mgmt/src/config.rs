@@ -225,6 +225,12 @@ pub struct FlowsConf {
     /// `capacity`, at least 1024.
     pub capacity_ipv6: Option<u32>,
     pub timeouts: TimeoutsConf,
+    /// SYN cookies for nat and fnat services (IPv4): `auto` (on while more than
+    /// `syn_cookies_above` half-open IPv4 flows are in the table), `always` or `never`.
+    pub syn_cookies: SynCookiesMode,
+    /// Half-open flows above which `auto` turns cookies on (off again below half of it);
+    /// default: 1/16 of `capacity`, at least 256.
+    pub syn_cookies_above: Option<u32>,
 }
 impl Default for FlowsConf {
     fn default() -> Self {
@@ -232,6 +238,8 @@ impl Default for FlowsConf {
             capacity: 1_048_576,
             capacity_ipv6: None,
             timeouts: TimeoutsConf::default(),
+            syn_cookies: SynCookiesMode::Auto,
+            syn_cookies_above: None,
         }
     }
 }
@@ -239,6 +247,19 @@ impl FlowsConf {
     pub fn capacity_ipv6(&self) -> u32 {
         self.capacity_ipv6.unwrap_or((self.capacity / 4).max(1024))
     }
+    pub fn syn_cookies_above(&self) -> u32 {
+        self.syn_cookies_above
+            .unwrap_or((self.capacity / 16).max(256))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SynCookiesMode {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 /// Seconds a flow in each state lives without packets.
@@ -1130,6 +1151,9 @@ impl Config {
         {
             e.push("flows.capacity_ipv6: must be 1..=2147483647".into());
         }
+        if self.flows.syn_cookies_above == Some(0) {
+            e.push("flows.syn_cookies_above: must be at least 1".into());
+        }
         let t = &self.flows.timeouts;
         for (n, v) in [
             ("tcp_syn", t.tcp_syn),
@@ -1535,6 +1559,39 @@ services:
                 "want `{want}` in {errs:?}"
             );
         }
+    }
+
+    /// SYN cookies: the mode and threshold are read, with their defaults; a bad mode or a
+    /// zero threshold is refused by key.
+    #[test]
+    fn syn_cookie_keys() {
+        let base = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports: [ { name: wan, device: net_null0, addresses: ["203.0.113.2/24"] } ]
+flows: { capacity: 4096, syn_cookies: always, syn_cookies_above: 100 }
+services: [ { name: web, vip: "203.0.113.10", port: 80, backends: [ { address: "203.0.113.11" } ] } ]
+"#;
+        let c = load(base).unwrap();
+        assert_eq!(c.flows.syn_cookies, SynCookiesMode::Always);
+        assert_eq!(c.flows.syn_cookies_above(), 100);
+        let d = load(&base.replace(", syn_cookies: always, syn_cookies_above: 100", "")).unwrap();
+        assert_eq!(d.flows.syn_cookies, SynCookiesMode::Auto);
+        assert_eq!(d.flows.syn_cookies_above(), 256);
+        refused(
+            base,
+            &[
+                (
+                    "syn_cookies: always",
+                    "syn_cookies: sometimes",
+                    "flows.syn_cookies",
+                ),
+                (
+                    "syn_cookies_above: 100",
+                    "syn_cookies_above: 0",
+                    "flows.syn_cookies_above",
+                ),
+            ],
+        );
     }
 
     /// Dual-stack ports, IPv6 routes, neighbors and services; a backend of the other

@@ -252,6 +252,13 @@ pub struct Totals {
     /// TCP resets forwarded without ending their flow: their sequence number was far
     /// from where the sender's stand (a blind forgery cannot end a flow).
     pub resets_ignored: u64,
+    /// SYN cookies (nat/fnat under a flood): SYN-ACKs sent with a cookie, client ACKs
+    /// whose cookie made a flow, backend handshakes completed by the SYN proxy.
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_valid: u64,
+    pub syn_proxied: u64,
+    /// Whether SYN cookies are on now (`flows.syn_cookies`).
+    pub syn_cookies_active: bool,
     /// Packets held for an unresolved next hop; of those, sent when it answered, and
     /// dropped (over the bounds: 3 per neighbor, 256 in all; or not answered in 3 s).
     pub held: u64,

@@ -50,7 +50,7 @@ ip netns exec $CLI python3 $HERE/synflood.py c0$S $vipmac 10.0.0.10 80 12 ${FLOO
 t1=$(date +%s.%N)
 wait $SP; wait $HP
 echo "flood: $(cat $T/flood.json) (random sources in 198.18.0.0/16 -> 10.0.0.10:80)"
-$CTL -o json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["totals"]; print("ferrovs:", {"new_flows": t["new_flows"], "early_drops": t["early_drops"], "table_full": t["table_full"], "flows_active": d["flows"]["active"], "dropped": {k: v for k, v in d["drops"].items() if v}})'
+$CTL -o json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["totals"]; print("ferrovs:", {"new_flows": t["new_flows"], "early_drops": t["early_drops"], "table_full": t["table_full"], "syn_cookies_sent": t["syn_cookies_sent"], "syn_cookies_valid": t["syn_cookies_valid"], "syn_proxied": t["syn_proxied"], "flows_active": d["flows"]["active"], "dropped": {k: v for k, v in d["drops"].items() if v}})'
 python3 - $T/steady.json $t0 $t1 <<'PY' || fail "legitimate connections during the flood: see above"
 import json, sys
 log = json.load(open(sys.argv[1])); t0, t1 = float(sys.argv[2]), float(sys.argv[3])

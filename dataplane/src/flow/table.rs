@@ -67,6 +67,9 @@ const DIR_BIT: u64 = 1 << 31;
 const PENDING: u64 = 1 << 1;
 /// Meta flag: the flow carries a PROXY header (fnat with `proxy_protocol`).
 const PROXY: u64 = 1 << 2;
+/// Meta flag: the flow's handshake went through the SYN proxy (cookies); `seq_base` is
+/// the cookie until the backend answers, then the backend's offset from it.
+const SYNPROXY: u64 = 1 << 3;
 const SIG_MASK: u64 = 0xffff_ff00_0000_0000;
 
 /// The slot value of entry `idx` (generation `gen`, even) for a key with signature `sig`.
@@ -163,6 +166,9 @@ pub struct FlowInit<A = Ipv4Addr> {
     /// its length toward the backend (and the backend's acknowledgements back).
     pub proxy: bool,
     pub seq_base: u32,
+    /// Made by the SYN proxy (see `synproxy`): `seq_base` holds the cookie, then the
+    /// backend's sequence offset.
+    pub synproxy: bool,
     /// The ferrovs port the client's packets arrive on, and the one the backend's replies
     /// arrive on (the port routed toward the backend); [`ANY_PORT`] takes any. A packet of
     /// the flow arriving on another port is dropped (`wrong_port`).
@@ -312,6 +318,8 @@ pub trait Family: IpAddress {
     fn next(e: &Self::Entry) -> &AtomicU32;
     #[doc(hidden)]
     fn seq_hints(e: &Self::Entry) -> &[AtomicU32; 2];
+    #[doc(hidden)]
+    fn seq_base(e: &Self::Entry) -> &AtomicU32;
     /// Stores `f`'s words (Relaxed: the seqlock orders them) and returns its meta word
     /// for generation `gen`, marked PENDING (not stored: the caller publishes it).
     #[doc(hidden)]
@@ -340,6 +348,10 @@ impl Family for Ipv4Addr {
     #[inline(always)]
     fn seq_hints(e: &Entry4) -> &[AtomicU32; 2] {
         &e.seq_hints
+    }
+    #[inline(always)]
+    fn seq_base(e: &Entry4) -> &AtomicU32 {
+        &e.seq_base
     }
     #[inline(always)]
     fn store(e: &Entry4, f: &FlowInit, gen: u32) -> u64 {
@@ -399,6 +411,10 @@ impl Family for Ipv6Addr {
         &e.seq_hints
     }
     #[inline(always)]
+    fn seq_base(e: &Entry6) -> &AtomicU32 {
+        &e.seq_base
+    }
+    #[inline(always)]
     fn store(e: &Entry6, f: &FlowInit<Ipv6Addr>, gen: u32) -> u64 {
         for (i, a) in [f.client, f.vip, f.backend, f.local]
             .into_iter()
@@ -443,7 +459,7 @@ impl Family for Ipv6Addr {
 /// The one place that knows the bit layout of an entry's words: [`layout::pack`] and
 /// [`layout::unpack`] are inverses (tested).
 mod layout {
-    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING, PROXY};
+    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING, PROXY, SYNPROXY};
 
     /// An entry's flow words, as stored.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +493,7 @@ mod layout {
             | ((f.protocol as u64) << 8)
             | PENDING
             | if f.proxy { PROXY } else { 0 }
+            | if f.synproxy { SYNPROXY } else { 0 }
             | f.reverse as u64
     }
 
@@ -543,6 +560,7 @@ mod layout {
             mode: Forward::from_u8((meta >> 16) as u8).unwrap_or(Forward::Nat),
             reverse: meta & 1 != 0,
             proxy: meta & PROXY != 0,
+            synproxy: meta & SYNPROXY != 0,
             state: state_of(meta),
             local: A::UNSPECIFIED,
             local_port: 0,
@@ -557,7 +575,8 @@ mod layout {
 /// backend's is unknown (0) until it answers.
 #[inline(always)]
 fn store_hints<A>(h: &[AtomicU32; 2], f: &FlowInit<A>) {
-    let client = if f.protocol == crate::wire::IpProtocol::TCP {
+    // A SYN proxy flow's client hint is set by its creator (`seq_base` is the cookie).
+    let client = if f.protocol == crate::wire::IpProtocol::TCP && !f.synproxy {
         f.seq_base
     } else {
         0
@@ -599,6 +618,9 @@ pub struct FlowTable<A: Family = Ipv4Addr> {
     bucket_mask: usize,
     free: Box<[Shard]>,
     sweep_cursor: AtomicUsize,
+    /// Half-open flows the sweep saw in its pass so far, and in its last full pass.
+    half_open_pass: AtomicUsize,
+    half_open: AtomicUsize,
     seed: u64,
 }
 
@@ -646,6 +668,8 @@ impl<A: Family> FlowTable<A> {
             bucket_mask: nslots / BUCKET - 1,
             free,
             sweep_cursor: AtomicUsize::new(0),
+            half_open_pass: AtomicUsize::new(0),
+            half_open: AtomicUsize::new(0),
             seed,
         }
     }
@@ -1053,6 +1077,27 @@ impl<A: Family> FlowTable<A> {
         h
     }
 
+    /// A SYN proxy flow whose backend answered: its sequence offset replaces the cookie
+    /// in `seq_base`, then its state becomes `new` (so a reader that sees the new state
+    /// sees the offset). Returns the state now in force, as [`FlowTable::set_state`].
+    pub fn set_synproxy_offset(
+        &self,
+        r: &mut FlowRef<A>,
+        offset: u32,
+        new: FlowState,
+    ) -> Option<FlowState> {
+        let e = &self.entries[r.idx as usize];
+        if gen_of(A::meta(e).load(Acquire)) != gen_of(r.meta) {
+            return None;
+        }
+        A::seq_base(e).store(offset, Relaxed);
+        let s = self.set_state(r, new);
+        if s == Some(new) {
+            r.info.init.seq_base = offset;
+        }
+        s
+    }
+
     /// Removes the flow `r` refers to. Returns its last state if this call removed it
     /// (exactly one caller wins), None if it was already gone.
     pub fn remove(&self, r: &FlowRef<A>) -> Option<FlowInfo<A>> {
@@ -1184,10 +1229,18 @@ impl<A: Family> FlowTable<A> {
         mut on_expire: impl FnMut(&FlowInfo<A>),
     ) -> usize {
         let n = self.entries.len();
-        let start = self.sweep_cursor.fetch_add(budget, Relaxed) % n;
+        let cursor = self.sweep_cursor.fetch_add(budget, Relaxed);
+        let start = cursor % n;
         let mut removed = 0;
+        let mut half_open = 0;
         for i in 0..budget.min(n) {
             let idx = ((start + i) % n) as u32;
+            if idx == 0 && cursor + i > 0 {
+                // A full pass ended: its count is the table's.
+                let pass = self.half_open_pass.swap(0, Relaxed);
+                self.half_open.store(pass + half_open, Relaxed);
+                half_open = 0;
+            }
             let Some((meta, info)) = self.read(idx) else {
                 continue;
             };
@@ -1197,9 +1250,18 @@ impl<A: Family> FlowTable<A> {
                     on_expire(&gone);
                     removed += 1;
                 }
+            } else if matches!(info.state, FlowState::SynSent | FlowState::SynRecv) {
+                half_open += 1;
             }
         }
+        self.half_open_pass.fetch_add(half_open, Relaxed);
         removed
+    }
+
+    /// Half-open flows (SYN seen, handshake not finished) at the sweep's last full pass
+    /// over the table ([`FlowTable::sweep`]; a pass takes `capacity / budget` calls).
+    pub fn half_open(&self) -> usize {
+        self.half_open.load(Relaxed)
     }
 
     /// Calls `f` for every live flow (management plane; not a consistent snapshot of the
@@ -1287,6 +1349,7 @@ mod tests {
             local: crate::wire::IpAddress::UNSPECIFIED,
             local_port: 0,
             proxy: false,
+            synproxy: false,
             seq_base: 0,
             client_if: ANY_PORT,
             backend_if: ANY_PORT,
@@ -1489,6 +1552,26 @@ mod tests {
     }
 
     #[test]
+    fn sweep_counts_half_open_flows_per_pass() {
+        let t = FlowTable::new(16);
+        for p in 0..5 {
+            let state = if p < 3 {
+                FlowState::SynSent
+            } else {
+                FlowState::Established
+            };
+            new_ref(t.insert(&FlowInit { state, ..nat(p) }, 0));
+        }
+        let to = Timeouts::default();
+        assert_eq!(t.half_open(), 0, "no pass yet");
+        t.sweep(1, &to, 8, |_| {});
+        t.sweep(1, &to, 8, |_| {});
+        assert_eq!(t.half_open(), 0, "the pass ends when the next one starts");
+        t.sweep(1, &to, 8, |_| {});
+        assert_eq!(t.half_open(), 3);
+    }
+
+    #[test]
     fn remove_where_and_for_each() {
         let t = FlowTable::new(32);
         for p in 0..10 {
@@ -1587,6 +1670,7 @@ mod tests {
                 local: crate::wire::IpAddress::UNSPECIFIED,
                 local_port: 0,
                 proxy: false,
+                synproxy: false,
                 seq_base: 0,
                 client_if: ANY_PORT,
                 backend_if: ANY_PORT,
@@ -1663,6 +1747,7 @@ mod tests {
             local: crate::wire::IpAddress::UNSPECIFIED,
             local_port: 0,
             proxy: false,
+            synproxy: false,
             seq_base: 0,
             client_if: ANY_PORT,
             backend_if: ANY_PORT,

@@ -340,6 +340,7 @@ fn widen<A: Copy>(
         local: ip(f.local),
         local_port: f.local_port,
         proxy: f.proxy,
+        synproxy: f.synproxy,
         seq_base: f.seq_base,
         client_if: f.client_if,
         backend_if: f.backend_if,

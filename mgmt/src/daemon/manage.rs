@@ -14,6 +14,31 @@ use std::time::{Duration, Instant};
 const PRESSED_SYN_TIMEOUT: u32 = 5;
 
 impl Daemon {
+    /// SYN cookies on or off (`flows.syn_cookies`): `auto` turns them on while the IPv4
+    /// table held more than `syn_cookies_above` half-open flows at the sweep's last pass,
+    /// and off below half of that (no flapping). Logged when it changes.
+    fn decide_syn_cookies(&mut self) {
+        let f = &self.cfg.flows;
+        let on = self.shared.syn_cookies_on.load(Relaxed);
+        let half_open = self.shared.flows.half_open();
+        let above = f.syn_cookies_above() as usize;
+        let want = match f.syn_cookies {
+            config::SynCookiesMode::Always => true,
+            config::SynCookiesMode::Never => false,
+            config::SynCookiesMode::Auto if on => half_open * 2 > above,
+            config::SynCookiesMode::Auto => half_open > above,
+        };
+        if want != on {
+            self.shared.syn_cookies_on.store(want, Relaxed);
+            tracing::warn!(
+                half_open,
+                threshold = above,
+                "SYN cookies {} for nat and fnat services",
+                if want { "on" } else { "off" }
+            );
+        }
+    }
+
     /// Re-reads and applies the config file (SIGHUP, `POST /api/v1/reload`). A file that
     /// fails validation changes nothing; the error lists every problem. `api.token_file`
     /// is read again (a new token takes effect at once); `api.listen` needs a restart,
@@ -248,6 +273,7 @@ impl Daemon {
                 flows6.sweep(secs, t6, budget(flows6.capacity()), |f| {
                     conns.on_end(f.init.backend_id, f.state)
                 });
+                self.decide_syn_cookies();
             }
             std::thread::sleep(Duration::from_micros(500));
         }

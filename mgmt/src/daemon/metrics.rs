@@ -103,6 +103,13 @@ impl Daemon {
                 icmp_relayed: v.sum(|c| c.icmp_relayed.get()),
                 early_drops: v.sum(|c| c.early_drops.get()),
                 resets_ignored: v.sum(|c| c.resets_ignored.get()),
+                syn_cookies_sent: v.sum(|c| c.syn_cookies_sent.get()),
+                syn_cookies_valid: v.sum(|c| c.syn_cookies_valid.get()),
+                syn_proxied: v.sum(|c| c.syn_proxied.get()),
+                syn_cookies_active: self
+                    .shared
+                    .syn_cookies_on
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 held: v.sum(|c| c.held.get()),
                 held_sent: self.held.sent,
                 held_dropped: self.held.dropped,

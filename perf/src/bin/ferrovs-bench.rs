@@ -42,6 +42,10 @@ struct Args {
     /// shifted; new flows record their base).
     #[arg(long)]
     proxy: bool,
+    /// nat/fnat: SYN cookies on (with `--traffic syn`: each SYN answered with a cookie,
+    /// no flow made).
+    #[arg(long)]
+    syn_cookies: bool,
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -129,6 +133,7 @@ fn established<A: dataplane::wire::IpAddress>(
         },
         // The generator's segments carry seq 1000: past the base, so each is shifted.
         proxy,
+        synproxy: false,
         seq_base: 1,
         // One port, p0: the flow's packets are checked against it.
         client_if: 0,
@@ -267,6 +272,9 @@ fn main() -> Result<()> {
             Timeouts::default(),
             1,
         ));
+        shared
+            .syn_cookies_on
+            .store(a.syn_cookies, std::sync::atomic::Ordering::Relaxed);
         if !syn {
             let t = Instant::now();
             for i in 0..a.flows {
@@ -470,9 +478,10 @@ fn main() -> Result<()> {
     let cpp = if rx > 0 { busy as f64 / rx as f64 } else { 0.0 };
     let hz = eal.tsc_hz() as f64;
     let label = format!(
-        "{}{}{} {} {}",
+        "{}{}{}{} {} {}",
         a.mode,
         if a.proxy { "+proxy" } else { "" },
+        if a.syn_cookies { "+cookies" } else { "" },
         if v6 { " ipv6" } else { "" },
         human(a.flows),
         a.traffic
