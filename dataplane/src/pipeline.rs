@@ -17,7 +17,9 @@
 //!
 //! Address families: the flow steps are generic over [`Ip`] (IPv4 and IPv6), each
 //! family with its own flow table, so IPv4 takes the path it always took. IPv6 packets
-//! with an extension header are dropped (`ipv6_extension_header`); neighbor discovery
+//! with an extension header other than a fragment header are dropped
+//! (`ipv6_extension_header`); fragments of both families follow their first fragment
+//! (`flow::frag`); neighbor discovery
 //! goes to the management thread as ARP does.
 #![forbid(unsafe_code)]
 pub use crate::buf::PacketBuf;
@@ -460,7 +462,7 @@ pub enum FragPart {
     Whole,
     /// The first fragment (it has the transport header), with the datagram's
     /// identification.
-    First(u16),
+    First(u32),
     /// A later fragment: no transport header; its ports are the first fragment's (the
     /// key's), `l4` is where its payload starts, `tcp_flags` is 0.
     Later,
@@ -506,6 +508,19 @@ pub enum Frame {
         l3: u16,
         l4: u16,
         end: u16,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        id: DatagramId,
+    },
+    /// The same for IPv6 (after a fragment header).
+    Fragment6 {
+        l3: u16,
+        l4: u16,
+        end: u16,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        protocol: u8,
         id: DatagramId,
     },
 }
@@ -542,15 +557,19 @@ pub fn parse(port_mac: MacAddr, d: &[u8]) -> Result<Frame, DropReason> {
     } else if !matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
         return Err(Fragment);
     } else if ip.frag_offset() != 0 {
-        let id = DatagramId {
-            src: ip.src(),
-            dst: ip.dst(),
+        let (src, dst) = (ip.src(), ip.dst());
+        let id = DatagramId::v4(src, dst, protocol, ip.ident());
+        return Ok(Frame::Fragment {
+            l3,
+            l4,
+            end,
+            src,
+            dst,
             protocol,
-            ident: ip.ident(),
-        };
-        return Ok(Frame::Fragment { l3, l4, end, id });
+            id,
+        });
     } else {
-        FragPart::First(ip.ident())
+        FragPart::First(ip.ident() as u32)
     };
     let (src_port, dst_port, tcp_flags) = match protocol {
         IpProtocol::TCP => {
@@ -630,9 +649,38 @@ fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
     use DropReason::*;
     let ip = Ipv6Packet::new_checked(&d[ETH..]).map_err(|_| Malformed)?;
     let l3 = ETH as u16;
-    let l4 = l3 + ipv6::HEADER_LEN as u16;
+    let mut l4 = l3 + ipv6::HEADER_LEN as u16;
     let end = l3 + ip.total_len() as u16;
-    let protocol = ip.next_header();
+    let mut protocol = ip.next_header();
+    let mut frag = FragPart::Whole;
+    if protocol == IpProtocol::IPV6_FRAGMENT && !multicast {
+        // A fragment header: TCP and UDP fragments follow their first one.
+        let h = ip.payload();
+        if h.len() < ipv6::FRAG_HEADER_LEN {
+            return Err(Malformed);
+        }
+        protocol = h[0];
+        if !matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
+            return Err(Fragment);
+        }
+        let ident = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        l4 += ipv6::FRAG_HEADER_LEN as u16;
+        if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+            let (src, dst) = (ip.src(), ip.dst());
+            let id = DatagramId::v6(src, dst, protocol, ident);
+            return Ok(Frame::Fragment6 {
+                l3,
+                l4,
+                end,
+                src,
+                dst,
+                protocol,
+                id,
+            });
+        }
+        frag = FragPart::First(ident);
+    }
+    let l4_bytes = &d[l4 as usize..end as usize];
     let (src_port, dst_port, tcp_flags) = match protocol {
         IpProtocol::ICMPV6
             if !multicast
@@ -657,11 +705,19 @@ fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
         }
         _ if multicast => return Err(NotForUs),
         IpProtocol::TCP => {
-            let t = TcpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            let t = TcpPacket::new_checked(l4_bytes).map_err(|_| Malformed)?;
             (t.src_port(), t.dst_port(), t.flags().0)
         }
+        // A first fragment's UDP length is the whole datagram's.
+        IpProtocol::UDP if frag != FragPart::Whole => {
+            if l4_bytes.len() < udp::HEADER_LEN {
+                return Err(Malformed);
+            }
+            let u = UdpPacket::new_unchecked(l4_bytes);
+            (u.src_port(), u.dst_port(), 0)
+        }
         IpProtocol::UDP => {
-            let u = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
+            let u = UdpPacket::new_checked(l4_bytes).map_err(|_| Malformed)?;
             (u.src_port(), u.dst_port(), 0)
         }
         IpProtocol::IPV6_FRAGMENT => return Err(Fragment),
@@ -682,7 +738,7 @@ fn parse6(d: &[u8], multicast: bool) -> Result<Frame, DropReason> {
             dst_port,
         },
         tcp_flags,
-        frag: FragPart::Whole,
+        frag,
     }))
 }
 
@@ -801,20 +857,43 @@ fn dispatch<B: PacketBuf>(
         Ok(Frame::Flow(p)) => {
             if let FragPart::First(ident) = p.frag {
                 let k = &p.key;
-                let id = DatagramId {
-                    src: k.src,
-                    dst: k.dst,
-                    protocol: k.protocol,
-                    ident,
-                };
+                let id = DatagramId::v4(k.src, k.dst, k.protocol, ident as u16);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
             flow(env, c, resolve, in_port, pkt, &p, hash)
         }
-        Ok(Frame::Fragment { l3, l4, end, id }) => {
-            later_fragment(env, c, resolve, in_port, pkt, l3, l4, end, id)
+        Ok(Frame::Fragment {
+            l3,
+            l4,
+            end,
+            src,
+            dst,
+            protocol,
+            id,
+        }) => {
+            let p = later_parsed(l3, l4, end, src, dst, protocol);
+            later_fragment(env, c, resolve, in_port, pkt, p, id)
         }
-        Ok(Frame::Flow6(p)) => flow(env, c, resolve, in_port, pkt, &p, hash),
+        Ok(Frame::Fragment6 {
+            l3,
+            l4,
+            end,
+            src,
+            dst,
+            protocol,
+            id,
+        }) => {
+            let p = later_parsed(l3, l4, end, src, dst, protocol);
+            later_fragment(env, c, resolve, in_port, pkt, p, id)
+        }
+        Ok(Frame::Flow6(p)) => {
+            if let FragPart::First(ident) = p.frag {
+                let k = &p.key;
+                let id = DatagramId::v6(k.src, k.dst, k.protocol, ident);
+                env.frags.remember(&id, k.src_port, k.dst_port, env.now);
+            }
+            flow(env, c, resolve, in_port, pkt, &p, hash)
+        }
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
         }
@@ -875,42 +954,46 @@ fn flow<A: Ip, B: PacketBuf>(
 /// A later fragment of a datagram: it goes where its first fragment's flow goes (its
 /// addresses rewritten as the flow's, its payload untouched); dropped as `fragment` when
 /// the first fragment was not seen in the last seconds or made no flow.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn later_fragment<B: PacketBuf>(
+fn later_fragment<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
     resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
-    l3: u16,
-    l4: u16,
-    end: u16,
+    mut p: Parsed<A>,
     id: DatagramId,
 ) -> Verdict {
     let Some((src_port, dst_port)) = env.frags.ports(&id, env.now) else {
         return Verdict::Drop(DropReason::Fragment);
     };
-    let p = Parsed {
+    (p.key.src_port, p.key.dst_port) = (src_port, dst_port);
+    if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let h = A::table(env).hash(&p.key);
+    existing_flow(env, c, resolve, in_port, pkt, &p, h)
+        .unwrap_or(Verdict::Drop(DropReason::Fragment))
+}
+
+/// A later fragment as the flow steps see it: its ports to be filled from its first
+/// fragment's, no TCP flags.
+#[inline(always)]
+fn later_parsed<A>(l3: u16, l4: u16, end: u16, src: A, dst: A, protocol: u8) -> Parsed<A> {
+    Parsed {
         l3,
         l4,
         end,
         key: FlowKey {
-            protocol: id.protocol,
-            src: id.src,
-            src_port,
-            dst: id.dst,
-            dst_port,
+            protocol,
+            src,
+            src_port: 0,
+            dst,
+            dst_port: 0,
         },
         tcp_flags: 0,
         frag: FragPart::Later,
-    };
-    if (end as usize) < pkt.data().len() && !pkt.truncate(end as usize) {
-        return Verdict::Drop(DropReason::Malformed);
     }
-    let h = env.flows.hash(&p.key);
-    existing_flow(env, c, resolve, in_port, pkt, &p, h)
-        .unwrap_or(Verdict::Drop(DropReason::Fragment))
 }
 
 /// A packet of a flow in the table: track the TCP state, forward it the flow's way.
@@ -1480,8 +1563,9 @@ fn to_backend<A: Ip, B: PacketBuf>(
             f.backend_port,
         ),
         Forward::Fnat => {
-            if f.proxy && p.frag == FragPart::Later {
-                // PROXY shifts sequence numbers, in headers a later fragment lacks.
+            if f.proxy && p.frag != FragPart::Whole {
+                // PROXY inserts bytes and shifts sequence numbers: a fragmented segment
+                // (the header in the first fragment only) cannot be.
                 return Verdict::Drop(DropReason::Fragment);
             }
             let ip = &mut pkt.data_mut()[l3..];
@@ -1571,7 +1655,7 @@ fn to_client<A: Ip, B: PacketBuf>(
     if !A::decrement_hop_limit(l3) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    if f.proxy && p.frag == FragPart::Later {
+    if f.proxy && p.frag != FragPart::Whole {
         return Verdict::Drop(DropReason::Fragment);
     }
     if f.synproxy && f.state != FlowState::SynSent && p.frag != FragPart::Later {

@@ -1241,6 +1241,42 @@ fn client6(vip: &str, sport: u16, hop_limit: u8) -> FrameSpec6 {
     }
 }
 
+/// IPv6 fragments follow their first fragment too (after the fragment header): nat,
+/// each fragment as the whole datagram's rewrite fragmented the same way; out of order,
+/// dropped.
+#[test]
+fn ipv6_fragments_follow_their_first_one() {
+    use frames::fragments6;
+    let mut rig = Rig::new(256);
+    let s = client6("2001:db8:1::10", 40100, 64);
+    let data: Vec<u8> = (0..2000u32).map(|i| (i * 3) as u8).collect();
+    let to_be = FrameSpec6 {
+        src_mac: lan_mac(),
+        dst_mac: be6_mac(11),
+        dst_ip: be6(11),
+        dst_port: 8080,
+        hop_limit: 63,
+        ..s.clone()
+    };
+    let ins = fragments6(&tcp6_frame(&s, SYN, &data), &[1232], 0xabcd);
+    let outs = fragments6(&tcp6_frame(&to_be, SYN, &data), &[1232], 0xabcd);
+    assert_eq!(ins.len(), 2);
+    assert_eq!(rig.run(WAN, &ins[1]).0, Verdict::Drop(DropReason::Fragment));
+    for (n, (i, o)) in ins.iter().zip(&outs).enumerate() {
+        assert_eq!(
+            rig.run(WAN, i),
+            (Verdict::Tx(LAN), o.clone()),
+            "fragment {n}"
+        );
+    }
+    // Another datagram's later fragment (its first not seen): dropped.
+    let other = fragments6(&tcp6_frame(&s, ACK, &data), &[1232], 0xabce);
+    assert_eq!(
+        rig.run(WAN, &other[1]).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
+}
+
 /// IPv6 in each mode, byte for byte against etherparse: nat both ways (incremental
 /// checksums over the pseudo-header), dr (MAC only), tun (ip6ip6 from lan's address),
 /// neighbor discovery to the management thread, echo answered, hop limit checked before
@@ -1309,7 +1345,7 @@ fn ipv6_modes() {
         ..echo.clone()
     };
     // Extension headers: the next header field names hop-by-hop options (0) or a
-    // fragment header (44); nothing after it is read.
+    // fragment header (44, here of neither TCP nor UDP: the "header" is the TCP ports).
     let with_next = |nh: u8| {
         let mut f = tcp6_frame(&client6("2001:db8:1::10", 40003, 64), SYN, b"");
         f[14 + 6] = nh;

@@ -1,4 +1,4 @@
-//! IPv4 fragments follow their datagram's first fragment (VPP's "shallow virtual
+//! IPv4 and IPv6 fragments follow their datagram's first fragment (VPP's "shallow virtual
 //! reassembly"): nothing is reassembled or buffered.
 //!
 //! The first fragment carries the transport header, so it takes the flow path like any
@@ -16,7 +16,7 @@
 //! datagram overwrites whatever its slot held: a flood of fragments evicts, never grows.
 #![forbid(unsafe_code)]
 use crate::hash::mix;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 
 /// How long a datagram's later fragments are matched after its first one.
@@ -24,22 +24,36 @@ pub const FRAG_TTL_S: u16 = 2;
 /// Slots of the table (a power of two): datagrams in flight at once.
 pub const FRAG_SLOTS: usize = 4096;
 
-/// A datagram's identity: what its fragments share.
+/// A datagram's identity: what its fragments share (source, destination, protocol,
+/// identification), as the table's two key words. IPv4's is exact; IPv6's addresses are
+/// folded into 64 bits (a false match would need two datagrams in flight whose folds
+/// collide, and would still need the same ports to find a flow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatagramId {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
-    pub protocol: u8,
-    pub ident: u16,
+    addrs: u64,
+    ident: u64,
 }
 
 impl DatagramId {
     #[inline(always)]
+    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, ident: u16) -> DatagramId {
+        DatagramId {
+            addrs: ((src.to_bits() as u64) << 32) | dst.to_bits() as u64,
+            ident: ((ident as u64) << 16) | ((protocol as u64) << 8) | 1,
+        }
+    }
+    #[inline(always)]
+    pub fn v6(src: Ipv6Addr, dst: Ipv6Addr, protocol: u8, ident: u32) -> DatagramId {
+        let (s, d) = (src.to_bits(), dst.to_bits());
+        DatagramId {
+            addrs: mix(s as u64 ^ (d >> 64) as u64, (s >> 64) as u64 ^ d as u64),
+            // Bit 1 marks IPv6: the families never match each other.
+            ident: ((ident as u64) << 16) | ((protocol as u64) << 8) | 3,
+        }
+    }
+    #[inline(always)]
     fn words(&self) -> (u64, u64) {
-        (
-            ((self.src.to_bits() as u64) << 32) | self.dst.to_bits() as u64,
-            ((self.ident as u64) << 16) | ((self.protocol as u64) << 8) | 1,
-        )
+        (self.addrs, self.ident)
     }
 }
 
@@ -126,12 +140,12 @@ mod tests {
     use super::*;
 
     fn id(ident: u16) -> DatagramId {
-        DatagramId {
-            src: Ipv4Addr::new(192, 0, 2, 1),
-            dst: Ipv4Addr::new(203, 0, 113, 10),
-            protocol: 17,
+        DatagramId::v4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(203, 0, 113, 10),
+            17,
             ident,
-        }
+        )
     }
 
     #[test]
@@ -143,16 +157,28 @@ mod tests {
         assert_eq!(t.ports(&id(7), 102), Some((5000, 53)));
         assert_eq!(t.ports(&id(7), 103), None, "expired");
         assert_eq!(t.ports(&id(8), 100), None, "another datagram");
-        let other_dst = DatagramId {
-            dst: Ipv4Addr::new(203, 0, 113, 11),
-            ..id(7)
-        };
+        let other_dst = DatagramId::v4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(203, 0, 113, 11),
+            17,
+            7,
+        );
         assert_eq!(t.ports(&other_dst, 100), None);
-        let tcp = DatagramId {
-            protocol: 6,
-            ..id(7)
-        };
+        let tcp = DatagramId::v4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(203, 0, 113, 10),
+            6,
+            7,
+        );
         assert_eq!(t.ports(&tcp, 100), None);
+        let (a, b) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        t.remember(&DatagramId::v6(a, b, 17, 7), 4000, 53, 100);
+        assert_eq!(t.ports(&DatagramId::v6(a, b, 17, 7), 100), Some((4000, 53)));
+        assert_eq!(t.ports(&DatagramId::v6(b, a, 17, 7), 100), None);
+        assert_eq!(t.ports(&id(7), 100), Some((5000, 53)), "IPv4's entry stays");
     }
 
     #[test]

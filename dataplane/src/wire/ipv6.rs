@@ -14,6 +14,8 @@ mod field {
     pub const DST: usize = 24;
 }
 pub const HEADER_LEN: usize = 40;
+/// The fragment extension header (next header 44).
+pub const FRAG_HEADER_LEN: usize = 8;
 
 /// A view of an IPv6 packet.
 #[derive(Debug, Clone)]
@@ -120,18 +122,25 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// NAT: the address at `end` becomes `addr` and the TCP/UDP port at that end becomes
     /// `port`; the transport checksum follows incrementally (its pseudo-header holds the
     /// addresses). The view must have passed `new_checked`, the transport view its own,
-    /// and the transport header must follow this header directly.
+    /// and the transport header must follow this header directly, or a fragment header
+    /// of a first fragment (a later fragment gets the address only).
     #[inline]
     pub fn rewrite_endpoint(&mut self, end: End, addr: Ipv6Addr, port: u16) {
         let at = match end {
             End::Src => field::SRC,
             End::Dst => field::DST,
         };
-        let nh = self.next_header();
+        let mut nh = self.next_header();
         let b = self.buffer.as_mut();
         let old = self::addr(b, at);
         b[at..at + 16].copy_from_slice(&addr.octets());
-        let l4 = &mut b[HEADER_LEN..];
+        let mut l4_at = HEADER_LEN;
+        if nh == IpProtocol::IPV6_FRAGMENT && b.len() >= HEADER_LEN + FRAG_HEADER_LEN {
+            let first = u16::from_be_bytes([b[HEADER_LEN + 2], b[HEADER_LEN + 3]]) & 0xfff8 == 0;
+            nh = if first { b[HEADER_LEN] } else { 0 };
+            l4_at += FRAG_HEADER_LEN;
+        }
+        let l4 = &mut b[l4_at..];
         match nh {
             IpProtocol::TCP => TcpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),
             IpProtocol::UDP => UdpPacket::new_unchecked(l4).rewrite_port(end, port, old, addr),

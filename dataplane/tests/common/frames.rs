@@ -275,3 +275,28 @@ pub fn fragments(frame: &[u8], at: &[usize]) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Splits an Ethernet + IPv6 frame (no extension header) into fragments of its payload
+/// at the byte offsets `at` (multiples of 8), as a sender's IPv6 layer would: each gets
+/// the header with payload length and next header 44, then a fragment header (the
+/// original next header, offset, M flag, `ident`).
+pub fn fragments6(frame: &[u8], at: &[usize], ident: u32) -> Vec<Vec<u8>> {
+    let (head, payload) = frame.split_at(14 + 40);
+    let nh = head[14 + 6];
+    let mut cuts = vec![0];
+    cuts.extend_from_slice(at);
+    cuts.push(payload.len());
+    cuts.windows(2)
+        .map(|w| {
+            let mut out = head.to_vec();
+            out[14 + 4..14 + 6].copy_from_slice(&((8 + w[1] - w[0]) as u16).to_be_bytes());
+            out[14 + 6] = 44;
+            let more = (w[1] < payload.len()) as u16;
+            out.extend([nh, 0]);
+            out.extend((w[0] as u16 | more).to_be_bytes());
+            out.extend(ident.to_be_bytes());
+            out.extend_from_slice(&payload[w[0]..w[1]]);
+            out
+        })
+        .collect()
+}
