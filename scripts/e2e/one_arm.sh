@@ -18,7 +18,7 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
 BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
 HERE=$PWD/scripts/e2e
-source scripts/lib/nginx.sh
+source scripts/lib/one-arm-topology.sh
 source scripts/lib/health.sh
 HC_INTERVAL_MS=500; HC_TIMEOUT_MS=300; HC_RISE=2; HC_FALL=3
 S=$$; T=$(mktemp -d /tmp/ferrovs-e2e.XXXX)
@@ -34,44 +34,6 @@ trap cleanup EXIT INT TERM
 fail() { echo "e2e one-arm ($MODE): FAILED: $*"; $CTL stats 2>/dev/null | jget "d[\"drops\"]"; [ -f "$T/ferrovs.log" ] && tail -20 "$T/ferrovs.log"; exit 1; }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 load() { ip netns exec $CLI python3 $HERE/httpload.py $VIP 80 "$1" "${2:-20}" 90; }
-
-topology() { # $1 = mode
-  BR=fb$1$S; CLI=fc$1$S; LB=fl$1$S
-  ip link add $BR type bridge; LINKS+=($BR); ip link set $BR up
-  ip link add $LB type veth peer name flp$1$S; LINKS+=($LB)
-  ip link set flp$1$S master $BR; ip link set flp$1$S up; ip link set $LB up
-  ethtool -K $LB rx off tx off gro off >/dev/null 2>&1 || true
-  ip netns add $CLI; NSS+=($CLI)
-  ip link add fcp$1$S type veth peer name c0; ip link set c0 netns $CLI
-  ip link set fcp$1$S master $BR; ip link set fcp$1$S up
-  ip netns exec $CLI sh -c "ip addr add 10.2.0.50/24 dev c0 && ip link set c0 up && ip link set lo up && ethtool -K c0 tx off >/dev/null"
-  for n in 1 2 3; do
-    ns=fb$1$n$S; NSS+=($ns)
-    ip netns add $ns
-    ip link add fbp$1$n$S type veth peer name e0; ip link set e0 netns $ns
-    ip link set fbp$1$n$S master $BR; ip link set fbp$1$n$S up
-    ip netns exec $ns sh -c "ip addr add 10.2.0.1$n/24 dev e0 && ip link set e0 up && ip link set lo up && ethtool -K e0 tx off >/dev/null"
-    # The VIP must not be answered by backends' ARP.
-    ip netns exec $ns sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-      net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.e0.rp_filter=0
-    if [ "$1" = dr ]; then
-      ip netns exec $ns ip addr add $VIP/32 dev lo
-    else
-      # With the ipip module loaded, every namespace has the fallback device tunl0.
-      if modprobe -q ipip 2>/dev/null && ip netns exec $ns ip link show tunl0 >/dev/null 2>&1; then
-        TUNPATH="kernel ipip"
-        ip netns exec $ns sh -c "ip link set tunl0 up 2>/dev/null; ip addr add $VIP/32 dev tunl0 && sysctl -qw net.ipv4.conf.tunl0.rp_filter=0"
-      else
-        TUNPATH="userspace decapsulator (no ipip module in this kernel)"
-        ip netns exec $ns python3 -u $HERE/tundecap.py vip0 > $T/decap$n.log 2>&1 &
-        PIDS+=($!)
-        for _ in $(seq 50); do grep -q ready $T/decap$n.log 2>/dev/null && break; sleep 0.1; done
-        ip netns exec $ns sh -c "ip addr add $VIP/32 dev vip0 && ip link set vip0 up && sysctl -qw net.ipv4.conf.vip0.rp_filter=0"
-      fi
-    fi
-    start_nginx $ns $T/be$n "backend $n"
-  done
-}
 
 start_ferrovs() { # $1 = mode
   API=127.0.0.1:$((21000 + S % 20000)); export FERROVS_API=http://$API
@@ -114,7 +76,7 @@ check_shares() { # $1 = json of a load run, $2 = total
 
 run_mode() {
   MODE=$1; TUNPATH="-"
-  topology $MODE
+  one_arm_topology $MODE
   start_ferrovs $MODE
   # Warm up ARP both ways, then the measured run.
   load 12 3 > /dev/null
