@@ -6,11 +6,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::buf::VecBuf;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::fixture;
-use dataplane::flow::{FlowInit, FlowState, FlowTable, ANY_PORT};
+use dataplane::flow::{FlowInit, FlowState, FlowTable};
 use dataplane::pipeline::{process_burst, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
 use dataplane::snapshot::{Forward, Snapshot};
-use dataplane::wire::builder::{tcp_frame, FrameSpec};
 use dataplane::wire::{MacAddr, TcpFlags};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -27,44 +26,12 @@ fn snapshot() -> Snapshot {
     fixture::bench_snapshot(WAN_MAC, SchedulerKind::Wrr, 65537)
 }
 
-/// Client i's frame (64 bytes) to a VIP.
 fn frame(i: u32, vip: &str, flags: u8) -> Vec<u8> {
-    let spec = FrameSpec {
-        src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-        dst_mac: WAN_MAC,
-        src_ip: Ipv4Addr::from_bits(0x0b00_0000 | (i >> 16)),
-        dst_ip: ip(vip),
-        src_port: i as u16,
-        dst_port: 80,
-        ..Default::default()
-    };
-    let mut f = tcp_frame(&spec, flags, &[0u8; 6]);
-    f.resize(64, 0);
-    f
+    fixture::bench_frame(WAN_MAC, i, ip(vip), flags)
 }
 
 fn flow_for(i: u32, vip: &str, service: u16, mode: Forward) -> FlowInit {
-    FlowInit {
-        protocol: 6,
-        client: Ipv4Addr::from_bits(0x0b00_0000 | (i >> 16)),
-        client_port: i as u16,
-        vip: ip(vip),
-        vport: 80,
-        backend: Ipv4Addr::new(10, 1, 0, 10 + (i % 4) as u8),
-        backend_port: 80,
-        service,
-        backend_id: service as u32 * 4 + i % 4,
-        mode,
-        reverse: mode == Forward::Nat,
-        state: FlowState::Established,
-        local: Ipv4Addr::UNSPECIFIED,
-        local_port: 0,
-        proxy: false,
-        synproxy: false,
-        seq_base: 0,
-        client_if: ANY_PORT,
-        backend_if: ANY_PORT,
-    }
+    fixture::bench_flow(i, ip(vip), service, mode)
 }
 
 fn bench(c: &mut Criterion) {

@@ -184,3 +184,46 @@ pub fn bench_snapshot(wan_mac: MacAddr, scheduler: SchedulerKind, maglev_m: usiz
         .collect();
     snapshot(ports(wan_mac, LAN_MAC), services, &addrs, maglev_m)
 }
+
+/// Bench client `i`'s 64-byte TCP frame to `vip`:80 (source `11.0.x.0`-ish, port `i`),
+/// addressed to `lb_mac`.
+pub fn bench_frame(lb_mac: MacAddr, i: u32, vip: Ipv4Addr, flags: u8) -> Vec<u8> {
+    let spec = crate::wire::builder::FrameSpec {
+        src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        dst_mac: lb_mac,
+        src_ip: Ipv4Addr::from_bits(0x0b00_0000 | (i >> 16)),
+        dst_ip: vip,
+        src_port: i as u16,
+        dst_port: 80,
+        ..Default::default()
+    };
+    let mut f = crate::wire::builder::tcp_frame(&spec, flags, &[0u8; 6]);
+    f.resize(64, 0);
+    f
+}
+
+/// The established flow of bench client `i` on a service of [`bench_snapshot`]
+/// (`service` 0 nat, 1 dr, 2 tun), any port.
+pub fn bench_flow(i: u32, vip: Ipv4Addr, service: u16, mode: Forward) -> crate::flow::FlowInit {
+    crate::flow::FlowInit {
+        protocol: 6,
+        client: Ipv4Addr::from_bits(0x0b00_0000 | (i >> 16)),
+        client_port: i as u16,
+        vip,
+        vport: 80,
+        backend: Ipv4Addr::new(10, 1, 0, 10 + (i % 4) as u8),
+        backend_port: 80,
+        service,
+        backend_id: service as u32 * 4 + i % 4,
+        mode,
+        reverse: mode.translates(),
+        state: crate::flow::FlowState::Established,
+        local: Ipv4Addr::UNSPECIFIED,
+        local_port: 0,
+        proxy: false,
+        synproxy: false,
+        seq_base: 0,
+        client_if: crate::flow::ANY_PORT,
+        backend_if: crate::flow::ANY_PORT,
+    }
+}
