@@ -16,6 +16,12 @@ pub trait PacketBuf {
     fn is_contiguous(&self) -> bool {
         true
     }
+    /// A hint: the buffer's own fields (an mbuf's first cache line) are read soon.
+    #[inline(always)]
+    fn prefetch_header(&self) {}
+    /// A hint: the packet's first bytes are read soon (reads the buffer's fields).
+    #[inline(always)]
+    fn prefetch_data(&self) {}
 }
 
 /// Headroom of a [`VecBuf`], as DPDK's default `RTE_PKTMBUF_HEADROOM`.

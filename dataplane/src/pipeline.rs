@@ -49,6 +49,8 @@ const ETH: usize = ethernet::HEADER_LEN;
 /// How many packets behind the bucket prefetch the entry prefetch runs in the parse
 /// pass: far enough for the buckets to have arrived.
 const AHEAD: usize = 6;
+/// How many packets ahead of the parse their first bytes are prefetched.
+const DATA_AHEAD: usize = 4;
 
 /// What to do with a packet after [`process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -772,11 +774,23 @@ pub fn process_burst<B: PacketBuf>(
         let mut frames = [Err(DropReason::Malformed); BURST];
         let mut hashes = [None; BURST];
         // Entries are prefetched from the table of the frame's family.
-        let entries = |f: &Result<Frame, DropReason>, h: FlowHash| match f {
+        let entries = |f: &Result<Frame, DropReason>, h: &mut FlowHash| match f {
             Ok(Frame::Flow6(_)) => env.flows6.prefetch_entries(h),
             _ => env.flows.prefetch_entries(h),
         };
+        // The buffers' fields, then their first bytes a few packets ahead of the parse
+        // (from a NIC they are in the last-level cache at best; from another core's
+        // ring, in its cache).
+        for p in pkts[..n].iter() {
+            p.prefetch_header();
+        }
+        for p in pkts[..n.min(DATA_AHEAD)].iter() {
+            p.prefetch_data();
+        }
         for i in 0..n {
+            if let Some(p) = pkts.get(i + DATA_AHEAD) {
+                p.prefetch_data();
+            }
             frames[i] = parse_on(env, in_port, &pkts[i]);
             match &frames[i] {
                 Ok(Frame::Flow(p)) => {
@@ -792,18 +806,26 @@ pub fn process_burst<B: PacketBuf>(
                 _ => {}
             }
             if let Some(j) = i.checked_sub(AHEAD) {
-                if let Some(h) = hashes[j] {
+                if let Some(h) = &mut hashes[j] {
                     entries(&frames[j], h);
                 }
             }
         }
         for j in n.saturating_sub(AHEAD)..n {
-            if let Some(h) = hashes[j] {
+            if let Some(h) = &mut hashes[j] {
                 entries(&frames[j], h);
             }
         }
         for i in 0..n {
-            out[i] = dispatch(env, c, resolve, in_port, &mut pkts[i], frames[i], hashes[i]);
+            out[i] = dispatch(
+                env,
+                c,
+                resolve,
+                in_port,
+                &mut pkts[i],
+                &frames[i],
+                hashes[i],
+            );
         }
     }
 }
@@ -818,7 +840,7 @@ pub fn process<B: PacketBuf>(
     pkt: &mut B,
 ) -> Verdict {
     let frame = parse_on(env, in_port, pkt);
-    dispatch(env, c, resolve, in_port, pkt, frame, None)
+    dispatch(env, c, resolve, in_port, pkt, &frame, None)
 }
 
 /// Everything after the parse step; counts the drop, if any. `hash` is the flow key's
@@ -830,10 +852,11 @@ fn dispatch<B: PacketBuf>(
     resolve: &mut impl FnMut(IpAddr, u16),
     in_port: u16,
     pkt: &mut B,
-    frame: Result<Frame, DropReason>,
+    frame: &Result<Frame, DropReason>,
     hash: Option<FlowHash>,
 ) -> Verdict {
-    let v = match frame {
+    // By reference: a frame is up to 64 bytes, and copies of it cost more than its use.
+    let v = match *frame {
         Err(r) => Verdict::Drop(r),
         Ok(Frame::Arp) => {
             c.to_mgmt.inc();
@@ -854,13 +877,13 @@ fn dispatch<B: PacketBuf>(
             true => punt_or(env, c, in_port, dst, DropReason::NoService),
             false => Verdict::Drop(DropReason::NotOurs),
         },
-        Ok(Frame::Flow(p)) => {
+        Ok(Frame::Flow(ref p)) => {
             if let FragPart::First(ident) = p.frag {
                 let k = &p.key;
                 let id = DatagramId::v4(k.src, k.dst, k.protocol, ident as u16);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, &p, hash)
+            flow(env, c, resolve, in_port, pkt, p, hash)
         }
         Ok(Frame::Fragment {
             l3,
@@ -886,13 +909,13 @@ fn dispatch<B: PacketBuf>(
             let p = later_parsed(l3, l4, end, src, dst, protocol);
             later_fragment(env, c, resolve, in_port, pkt, p, id)
         }
-        Ok(Frame::Flow6(p)) => {
+        Ok(Frame::Flow6(ref p)) => {
             if let FragPart::First(ident) = p.frag {
                 let k = &p.key;
                 let id = DatagramId::v6(k.src, k.dst, k.protocol, ident);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, &p, hash)
+            flow(env, c, resolve, in_port, pkt, p, hash)
         }
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
@@ -948,7 +971,7 @@ fn flow<A: Ip, B: PacketBuf>(
     if let Some(v) = existing_flow(env, c, resolve, in_port, pkt, p, h) {
         return v;
     }
-    new_flow(env, c, resolve, in_port, pkt, p)
+    new_flow(env, c, resolve, in_port, pkt, p, h)
 }
 
 /// A later fragment of a datagram: it goes where its first fragment's flow goes (its
@@ -1075,8 +1098,9 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     })
 }
 
-/// A packet with no flow: find its service, schedule a backend, create the flow (or,
-/// when the table cannot take it, decide statelessly with Maglev).
+/// A packet with no flow (its key's hash `h`, just looked up and missed): find its
+/// service, schedule a backend, create the flow (or, when the table cannot take it,
+/// decide statelessly with Maglev).
 #[inline(always)]
 pub fn new_flow<A: Ip, B: PacketBuf>(
     env: &Env,
@@ -1085,6 +1109,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     in_port: u16,
     pkt: &mut B,
     p: &Parsed<A>,
+    h: FlowHash,
 ) -> Verdict {
     use DropReason::*;
     let k = &p.key;
@@ -1152,8 +1177,14 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     let flows = A::table(env);
     let mut tries = 0;
     let mut dropped_early = false;
+    // The flow's key is the packet's, just looked up: the insert need not look again.
+    let mut missed = Some(h).filter(|_| init.forward_key() == *k);
     loop {
-        match flows.insert(&init, env.now) {
+        let inserted = match missed.take() {
+            Some(h) => flows.insert_missed(&init, env.now, h),
+            None => flows.insert(&init, env.now),
+        };
+        match inserted {
             Ok(Inserted::New(r)) => {
                 env.conns.on_create(init.backend_id, init.state);
                 c.new_flows.inc();

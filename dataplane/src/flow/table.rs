@@ -52,6 +52,7 @@ use crate::hash::mix;
 use crate::snapshot::Forward;
 use crate::wire::IpAddress;
 use core::net::{Ipv4Addr, Ipv6Addr};
+use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Bytes of table memory per flow of capacity (entry plus its share of the index),
@@ -127,6 +128,9 @@ pub struct FlowHash {
     pub sig: u32,
     pub primary: usize,
     pub alternate: usize,
+    /// The slot the prefetch pass found the signature in, plus one (0: none yet): the
+    /// lookup reads that slot first and scans the buckets only when it is not the key's.
+    pub hint: usize,
 }
 
 /// Which side of a flow a key matched.
@@ -710,6 +714,7 @@ impl<A: Family> FlowTable<A> {
             sig,
             primary: b1,
             alternate: b2,
+            hint: 0,
         }
     }
 
@@ -721,18 +726,22 @@ impl<A: Family> FlowTable<A> {
     }
 
     /// Second prefetch stage: with the buckets already in cache (see [`prefetch`]),
-    /// prefetches the entries whose slot signature matches, so the lookup that follows
-    /// finds both cache lines present (as DPDK's bulk hash lookup does).
+    /// prefetches the entry of the first slot whose signature matches, so the lookup that
+    /// follows finds both cache lines present (as DPDK's bulk hash lookup does), and
+    /// remembers that slot in `h.hint` for it. A second match (one key in 16 million
+    /// shares a signature with another in its buckets) is left to the lookup's scan.
     ///
     /// [`prefetch`]: FlowTable::prefetch
     #[inline(always)]
-    pub fn prefetch_entries(&self, h: FlowHash) {
+    pub fn prefetch_entries(&self, h: &mut FlowHash) {
         let want = ((h.sig as u64) << 32) & SIG_MASK;
         for b in [h.primary, h.alternate] {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 let v = self.slots[pos].load(Relaxed);
                 if v != 0 && v & SIG_MASK == want {
                     prefetch(&self.entries[(v & IDX_MASK) as usize]);
+                    h.hint = pos + 1;
+                    return;
                 }
             }
         }
@@ -769,8 +778,8 @@ impl<A: Family> FlowTable<A> {
                 self.prefetch(h);
                 hashes[i - chunk] = h;
             }
-            for h in &hashes[..end - chunk] {
-                self.prefetch_entries(*h);
+            for h in &mut hashes[..end - chunk] {
+                self.prefetch_entries(h);
             }
             for i in chunk..end {
                 out[i] = self.lookup_hashed(&keys[i], hashes[i - chunk]);
@@ -778,43 +787,30 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
-    /// Scans both buckets for `k`. `skip` ignores one slot position (our own, on the
-    /// post-insert rescan).
+    /// Scans both buckets for `k` (the hinted slot first). `skip` ignores one slot
+    /// position (our own, on the post-insert rescan).
     #[inline(always)]
     fn scan(&self, k: &FlowKey<A>, h: FlowHash, skip: Option<usize>) -> Scan<A> {
-        let sig = h.sig;
+        let want = ((h.sig as u64) << 32) & SIG_MASK;
+        if let Some(pos) = h.hint.checked_sub(1) {
+            let v = self.slots[pos].load(Acquire);
+            if v != 0 && v & SIG_MASK == want && Some(pos) != skip {
+                if let Slot::Found(r) = self.check_slot(k, h.sig, v) {
+                    return Scan::Found(r);
+                }
+            }
+        }
         let mut retry = false;
         for b in [h.primary, h.alternate] {
             for pos in b * BUCKET..(b + 1) * BUCKET {
                 let v = self.slots[pos].load(Acquire);
-                if v == 0 || v & SIG_MASK != ((sig as u64) << 32) & SIG_MASK || Some(pos) == skip {
+                if v == 0 || v & SIG_MASK != want || Some(pos) == skip {
                     continue;
                 }
-                let dir = if v & DIR_BIT != 0 {
-                    Direction::Reverse
-                } else {
-                    Direction::Forward
-                };
-                let idx = (v & IDX_MASK) as u32;
-                match self.read(idx) {
-                    // A slot left by an earlier incarnation of this entry: not this flow.
-                    Some((meta, _)) if slot_value(sig, gen_of(meta), dir, idx) != v => {}
-                    Some((meta, info)) => {
-                        let key = match dir {
-                            Direction::Forward => info.init.forward_key(),
-                            Direction::Reverse => info.init.reverse_key(),
-                        };
-                        if key == *k {
-                            return Scan::Found(FlowRef {
-                                idx,
-                                meta,
-                                dir,
-                                info,
-                            });
-                        }
-                    }
-                    // Being written or freed: the slot is about to be published or removed.
-                    None => retry = true,
+                match self.check_slot(k, h.sig, v) {
+                    Slot::Found(r) => return Scan::Found(r),
+                    Slot::Busy => retry = true,
+                    Slot::Other => {}
                 }
             }
         }
@@ -822,6 +818,39 @@ impl<A: Family> FlowTable<A> {
             Scan::Retry
         } else {
             Scan::Missing
+        }
+    }
+
+    /// Whether slot value `v`, whose signature matches `k`'s, is `k`'s flow.
+    #[inline(always)]
+    fn check_slot(&self, k: &FlowKey<A>, sig: u32, v: u64) -> Slot<A> {
+        let dir = if v & DIR_BIT != 0 {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        };
+        let idx = (v & IDX_MASK) as u32;
+        match self.read(idx) {
+            // A slot left by an earlier incarnation of this entry: not this flow.
+            Some((meta, _)) if slot_value(sig, gen_of(meta), dir, idx) != v => Slot::Other,
+            Some((meta, info)) => {
+                let key = match dir {
+                    Direction::Forward => info.init.forward_key(),
+                    Direction::Reverse => info.init.reverse_key(),
+                };
+                if key == *k {
+                    Slot::Found(FlowRef {
+                        idx,
+                        meta,
+                        dir,
+                        info,
+                    })
+                } else {
+                    Slot::Other
+                }
+            }
+            // Being written or freed: the slot is about to be published or removed.
+            None => Slot::Busy,
         }
     }
 
@@ -855,10 +884,45 @@ impl<A: Family> FlowTable<A> {
     /// Creates a flow, or finds the one a racing worker created first.
     pub fn insert(&self, init: &FlowInit<A>, now: u32) -> Result<Inserted<A>, InsertError> {
         let fk = init.forward_key();
-        let fh = self.hash(&fk);
+        self.insert_rounds(init, now, &fk, self.hash(&fk), false)
+    }
+
+    /// [`insert`] for a flow whose forward key (hash `fh`) the caller has just looked up
+    /// and not found: the first round does not look again. A flow created meanwhile by
+    /// another worker is still found: by the check after publishing, and then the next
+    /// round returns it as `Existing`.
+    ///
+    /// [`insert`]: FlowTable::insert
+    #[inline]
+    pub fn insert_missed(
+        &self,
+        init: &FlowInit<A>,
+        now: u32,
+        fh: FlowHash,
+    ) -> Result<Inserted<A>, InsertError> {
+        let fk = init.forward_key();
+        debug_assert_eq!(
+            (fh.sig, fh.primary),
+            (self.hash(&fk).sig, self.hash(&fk).primary)
+        );
+        self.insert_rounds(init, now, &fk, fh, true)
+    }
+
+    #[inline(always)]
+    fn insert_rounds(
+        &self,
+        init: &FlowInit<A>,
+        now: u32,
+        fk: &FlowKey<A>,
+        fh: FlowHash,
+        mut missed: bool,
+    ) -> Result<Inserted<A>, InsertError> {
+        let fk = *fk;
         for _ in 0..MAX_INSERT_ROUNDS {
-            if let Some(r) = self.lookup_hashed(&fk, fh) {
-                return Ok(Inserted::Existing(r));
+            if !std::mem::take(&mut missed) {
+                if let Some(r) = self.lookup_hashed(&fk, fh) {
+                    return Ok(Inserted::Existing(r));
+                }
             }
             let idx = self.pop_free().ok_or(InsertError::Full)?;
             let meta = self.write_entry(idx, init, now);
@@ -886,13 +950,16 @@ impl<A: Family> FlowTable<A> {
                             }
                         }
                     }
+                    // The entry's words are `init`'s and stay so; its state may already
+                    // have moved (another worker saw the flow): the meta word says.
                     let meta = self.commit(idx, meta);
-                    let info = self.read(idx).map(|(_, i)| i).unwrap_or(FlowInfo {
-                        init: *init,
-                        state: init.state,
+                    let state = state_of(meta);
+                    let info = FlowInfo {
+                        init: FlowInit { state, ..*init },
+                        state,
                         created: now,
                         last_seen: now,
-                    });
+                    };
                     return Ok(Inserted::New(FlowRef {
                         idx,
                         meta,
@@ -1182,10 +1249,24 @@ impl<A: Family> FlowTable<A> {
         self.remove_idx(idx, gen)
     }
 
-    /// Takes a free entry: from this thread's shard, else from the next one that has one.
+    /// Takes a free entry: from this thread's shard, else from the shard this thread
+    /// last found one in, else from the next one that has one (remembered). A worker's
+    /// own shard runs dry once it has made its share of flows, while the expiry sweep
+    /// frees into the management thread's: without the memory each new flow would look
+    /// through up to 63 empty shards.
     fn pop_free(&self) -> Option<u32> {
+        thread_local!(static LAST: Cell<usize> = const { Cell::new(0) });
         let mine = my_shard();
-        (0..FREE_SHARDS).find_map(|i| self.pop_shard(&self.free[(mine + i) % FREE_SHARDS]))
+        if let Some(idx) = self.pop_shard(&self.free[mine]) {
+            return Some(idx);
+        }
+        let last = LAST.with(Cell::get);
+        (0..FREE_SHARDS).find_map(|i| {
+            let at = (last + i) % FREE_SHARDS;
+            let idx = self.pop_shard(&self.free[at])?;
+            LAST.with(|l| l.set(at));
+            Some(idx)
+        })
     }
 
     fn pop_shard(&self, shard: &Shard) -> Option<u32> {
@@ -1299,6 +1380,15 @@ enum Scan<A> {
     Found(FlowRef<A>),
     Missing,
     Retry,
+}
+
+/// What one slot holds for a lookup.
+enum Slot<A> {
+    Found(FlowRef<A>),
+    /// Its entry is being written or freed: look again.
+    Busy,
+    /// Another key, or nothing.
+    Other,
 }
 
 enum Publish {
