@@ -8,8 +8,8 @@
 //! DPDK layer ([`dpdk`]) and the worker loop ([`worker`]). [`fixture`] is the one test
 //! world that tests, benches, the fuzz target and the harness share.
 //!
-//! Unsafe code lives only in [`dpdk`] and the flow table (prefetch hints); every other
-//! module forbids it.
+//! Unsafe code lives only in [`dpdk`], [`hugemem`] (the flow table's memory) and the
+//! flow table (prefetch hints); every other module forbids it.
 //!
 //! Invariants: nothing reachable from `pipeline::process_burst` allocates, locks, logs or
 //! makes a system call; every packet that is not forwarded is counted under one
@@ -25,6 +25,7 @@ pub mod fastmap;
 pub mod fixture;
 pub mod flow;
 pub mod hash;
+pub mod hugemem;
 pub mod pcap;
 pub mod pipeline;
 pub mod sched;

@@ -1167,6 +1167,12 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     else {
         return Verdict::Drop(NoBackend);
     };
+    let flows = A::table(env);
+    if init.reverse {
+        // The backend-side key's buckets are not in any cache: ask for them now, to
+        // arrive while the entry is taken and written.
+        flows.prefetch(flows.hash(&init.reverse_key()));
+    }
     // The flow's packets come from the client on this port and from the backend on the
     // port routed toward it.
     init.client_if = port_index(in_port);
@@ -1174,7 +1180,6 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     if let Some((_, ck)) = cookie {
         (init.synproxy, init.seq_base) = (true, ck);
     }
-    let flows = A::table(env);
     let mut tries = 0;
     let mut dropped_early = false;
     // The flow's key is the packet's, just looked up: the insert need not look again.

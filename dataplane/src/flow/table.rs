@@ -49,6 +49,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 use super::state::{FlowState, Timeouts};
 use crate::hash::mix;
+use crate::hugemem::{HugeSlice, ZeroValid};
 use crate::snapshot::Forward;
 use crate::wire::IpAddress;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -285,6 +286,9 @@ pub struct Entry4 {
     next: AtomicU32,
 }
 const _: () = assert!(core::mem::size_of::<Entry4>() == 64);
+// SAFETY: every field is an atomic integer (zero bytes: the free, zeroed entry that
+// `Default` makes too).
+unsafe impl ZeroValid for Entry4 {}
 
 /// An IPv6 flow: two cache lines.
 #[repr(C, align(64))]
@@ -305,12 +309,14 @@ pub struct Entry6 {
     next: AtomicU32,
 }
 const _: () = assert!(core::mem::size_of::<Entry6>() == 128);
+// SAFETY: as for Entry4.
+unsafe impl ZeroValid for Entry6 {}
 
 /// An address family the table can hold: how its entries are stored. Implemented for
 /// `Ipv4Addr` (64-byte entries) and `Ipv6Addr` (128-byte entries).
 pub trait Family: IpAddress {
     #[doc(hidden)]
-    type Entry: Default + Send + Sync;
+    type Entry: Default + ZeroValid + Send + Sync;
     /// The flow words of an entry, loaded between the seqlock's two reads.
     #[doc(hidden)]
     type Words: Copy;
@@ -617,8 +623,8 @@ fn my_shard() -> usize {
 
 /// The shared flow table. `Sync`: every method takes `&self`.
 pub struct FlowTable<A: Family = Ipv4Addr> {
-    entries: Box<[A::Entry]>,
-    slots: Box<[AtomicU64]>,
+    entries: HugeSlice<A::Entry>,
+    slots: HugeSlice<AtomicU64>,
     bucket_mask: usize,
     free: Box<[Shard]>,
     sweep_cursor: AtomicUsize,
@@ -643,7 +649,8 @@ impl<A: Family> FlowTable<A> {
         let nslots = (capacity * SLOTS_PER_FLOW)
             .next_power_of_two()
             .max(BUCKET * 2);
-        let entries: Box<[A::Entry]> = (0..capacity).map(|_| A::Entry::default()).collect();
+        // Both arrays on huge pages where the kernel gives them (see `hugemem`).
+        let entries: HugeSlice<A::Entry> = HugeSlice::zeroed(capacity);
         // Entries i, i + S, i + 2S, ... are shard i's free stack.
         for (i, e) in entries.iter().enumerate() {
             let next = i + FREE_SHARDS;
@@ -655,9 +662,9 @@ impl<A: Family> FlowTable<A> {
                 live: Default::default(),
             })
             .collect();
-        let slots: Box<[AtomicU64]> = (0..nslots).map(|_| AtomicU64::new(0)).collect();
-        // The zeroed index may come from calloc, untouched: fault every page in now, at
-        // start-up, not on the packet path (a VM fault costs tens of microseconds).
+        let slots: HugeSlice<AtomicU64> = HugeSlice::zeroed(nslots);
+        // The zeroed index is mapped, untouched: fault every page in now, at start-up,
+        // not on the packet path (a VM fault costs tens of microseconds).
         for s in slots.iter().step_by(4096 / 8) {
             s.store(0, Relaxed);
         }
@@ -1279,7 +1286,14 @@ impl<A: Family> FlowTable<A> {
             let next = A::next(&self.entries[idx as usize]).load(Relaxed);
             let new = (((head >> 32) + 1) << 32) | next as u64;
             match shard.head.compare_exchange_weak(head, new, AcqRel, Acquire) {
-                Ok(_) => return Some(idx),
+                Ok(_) => {
+                    // The next pop reads, and the next insert writes, that entry: a
+                    // cache miss taken now, in the background.
+                    if let Some(e) = self.entries.get(next as usize) {
+                        prefetch(e);
+                    }
+                    return Some(idx);
+                }
                 Err(h) => head = h,
             }
         }
