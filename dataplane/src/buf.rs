@@ -55,12 +55,15 @@ impl VecBuf {
 }
 
 impl PacketBuf for VecBuf {
+    #[inline(always)]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }
+    #[inline(always)]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -68,6 +71,7 @@ impl PacketBuf for VecBuf {
         self.start -= n;
         true
     }
+    #[inline(always)]
     fn adj(&mut self, n: usize) -> bool {
         if self.start + n > self.buf.len() {
             return false;
@@ -75,6 +79,7 @@ impl PacketBuf for VecBuf {
         self.start += n;
         true
     }
+    #[inline(always)]
     fn truncate(&mut self, len: usize) -> bool {
         if self.start + len > self.buf.len() {
             return false;

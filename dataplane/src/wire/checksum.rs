@@ -32,12 +32,13 @@ fn fold64(mut acc: u64) -> u32 {
     acc as u32
 }
 
-/// Folds a 32-bit sum to 16 bits and complements it: the checksum field value.
-#[inline]
-pub fn finish(mut s: u32) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
+/// Folds a 32-bit sum to 16 bits and complements it: the checksum field value. Two
+/// folds always suffice (the first leaves at most 0x1fffe, the second at most 0xffff),
+/// so there is no loop and no branch.
+#[inline(always)]
+pub fn finish(s: u32) -> u16 {
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
     !(s as u16)
 }
 
@@ -73,14 +74,14 @@ pub fn update128(hc: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
 }
 
 /// Updates checksum `hc` for a 16-bit word that changes from `old` to `new`.
-#[inline]
+#[inline(always)]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     let s = (!hc as u32) + (!old as u32 & 0xffff) + new as u32;
     finish(s)
 }
 
 /// Updates checksum `hc` for a 32-bit value (an address) that changes from `old` to `new`.
-#[inline]
+#[inline(always)]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
     let s = (!hc as u32) + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     finish(s)

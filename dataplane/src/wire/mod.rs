@@ -88,7 +88,7 @@ pub enum End {
 impl End {
     /// Writes `port` at this end of a TCP or UDP header (both start with the source
     /// port, then the destination port); returns the port it replaced.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn replace_port(self, l4: &mut [u8], port: u16) -> u16 {
         let at = match self {
             End::Src => 0,

@@ -135,7 +135,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// NAT: the port at `end` becomes `port`, and the checksum follows both that change
     /// and the pseudo-header's address change `old_addr -> new_addr` (RFC 1624,
     /// incremental: the cost does not depend on the segment's size).
-    #[inline]
+    #[inline(always)]
     pub fn rewrite_port<A: IpAddress>(&mut self, end: End, port: u16, old_addr: A, new_addr: A) {
         let b = self.buffer.as_mut();
         let old_port = end.replace_port(b, port);

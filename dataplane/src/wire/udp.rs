@@ -77,7 +77,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// NAT: the port at `end` becomes `port`; the checksum follows that change and the
     /// pseudo-header's address change, incrementally. A datagram sent without a checksum
     /// (0) keeps none; a computed 0 is sent as 0xffff (RFC 768).
-    #[inline]
+    #[inline(always)]
     pub fn rewrite_port<A: IpAddress>(&mut self, end: End, port: u16, old_addr: A, new_addr: A) {
         let b = self.buffer.as_mut();
         let old_port = end.replace_port(b, port);
