@@ -144,7 +144,7 @@ pub fn snapshot<A: Into<IpAddr> + Copy>(
         .into_iter()
         .map(|s| Service::build(s, Default::default(), maglev_m))
         .collect();
-    Snapshot {
+    let mut s = Snapshot {
         version: 1,
         local: Arc::new(Snapshot::local_index(&ports)),
         ports: Arc::new(ports),
@@ -153,7 +153,10 @@ pub fn snapshot<A: Into<IpAddr> + Copy>(
         routes6: Arc::new(RouteTable6::new(routes6)),
         neighbors: Arc::new(neighbors),
         snat: Default::default(),
-    }
+        backend_hops: Default::default(),
+    };
+    s.resolve_backend_hops();
+    s
 }
 
 /// The bench world: nat, dr and tun services on port 80 of VIPs `.10`, `.20`, `.30` of

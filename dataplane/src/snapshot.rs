@@ -537,9 +537,90 @@ pub struct Snapshot {
     pub neighbors: Arc<Neighbors>,
     /// Source NAT for the backends' own traffic (`snat`).
     pub snat: Arc<Vec<SnatRule>>,
+    /// Each backend's egress port and next-hop MAC, worked out from the routes and
+    /// neighbors above when the snapshot is published ([`SnapshotCell::publish`]), so
+    /// that a flow's packets to its backend skip both lookups.
+    pub backend_hops: Arc<BackendHops>,
+}
+
+/// Where a backend's packets leave: worked out once per snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendHop {
+    /// The backend's address (a flow's backend must match it to use the hop).
+    pub addr: IpAddr,
+    pub port: u16,
+    pub mac: MacAddr,
+    /// The route to the backend goes through a gateway (dr refuses such backends).
+    pub via_gateway: bool,
+}
+
+/// [`BackendHop`]s by backend id, with the identity of the tables they were read from:
+/// a snapshot made by copying another and replacing its routes, neighbors or ports
+/// without publishing it does not use hops that no longer hold.
+#[derive(Debug, Clone, Default)]
+pub struct BackendHops {
+    by_id: Vec<Option<BackendHop>>,
+    from: [usize; 4],
+}
+
+impl BackendHops {
+    /// The hops of every backend of `s`'s services whose next hop is resolved.
+    pub fn of(s: &Snapshot) -> BackendHops {
+        let mut by_id: Vec<Option<BackendHop>> = Vec::new();
+        for b in s.services.list.iter().flat_map(|svc| svc.backends.iter()) {
+            let found = match b.addr {
+                IpAddr::V4(a) => s.routes.lookup(a).and_then(|r| {
+                    let hop = r.via.unwrap_or(a);
+                    Some((r.port, s.neighbors.get(hop)?, r.via.is_some()))
+                }),
+                IpAddr::V6(a) => s.routes6.lookup(a).and_then(|r| {
+                    let hop = r.via.unwrap_or(a);
+                    Some((r.port, s.neighbors.get6(hop)?, r.via.is_some()))
+                }),
+            };
+            let Some((port, mac, via_gateway)) = found else {
+                continue;
+            };
+            let i = b.id as usize;
+            if by_id.len() <= i {
+                by_id.resize(i + 1, None);
+            }
+            by_id[i] = Some(BackendHop {
+                addr: b.addr,
+                port,
+                mac,
+                via_gateway,
+            });
+        }
+        BackendHops {
+            by_id,
+            from: BackendHops::identity(s),
+        }
+    }
+    fn identity(s: &Snapshot) -> [usize; 4] {
+        [
+            Arc::as_ptr(&s.routes) as usize,
+            Arc::as_ptr(&s.routes6) as usize,
+            Arc::as_ptr(&s.neighbors) as usize,
+            Arc::as_ptr(&s.ports) as usize,
+        ]
+    }
 }
 
 impl Snapshot {
+    /// Backend `id`'s hop, if it is resolved and still holds for this snapshot's tables.
+    #[inline(always)]
+    pub fn backend_hop(&self, id: u32) -> Option<&BackendHop> {
+        let h = &self.backend_hops;
+        if h.from != BackendHops::identity(self) {
+            return None;
+        }
+        h.by_id.get(id as usize)?.as_ref()
+    }
+    /// Works out [`Snapshot::backend_hops`] for the current tables.
+    pub fn resolve_backend_hops(&mut self) {
+        self.backend_hops = Arc::new(BackendHops::of(self));
+    }
     /// True if `a` is a local address of some port (not a VIP).
     #[inline]
     pub fn is_local(&self, a: Ipv4Addr) -> bool {
@@ -583,7 +664,8 @@ pub struct SnapshotCell {
 }
 
 impl SnapshotCell {
-    pub fn new(first: Snapshot) -> SnapshotCell {
+    pub fn new(mut first: Snapshot) -> SnapshotCell {
+        first.resolve_backend_hops();
         let v = first.version;
         SnapshotCell {
             current: ArcSwap::from_pointee(first),
@@ -594,6 +676,7 @@ impl SnapshotCell {
     pub fn publish(&self, mut s: Snapshot) -> u64 {
         let v = self.version.load(Ordering::Relaxed) + 1;
         s.version = v;
+        s.resolve_backend_hops();
         self.current.store(Arc::new(s));
         self.version.store(v, Ordering::Release);
         v
@@ -801,5 +884,55 @@ mod tests {
             r.join().unwrap();
         }
         assert_eq!(cell.version(), 1999);
+    }
+
+    /// A backend's hop is its route's port and its next hop's MAC; an unresolved one has
+    /// none; and a snapshot whose neighbors were replaced without publishing does not
+    /// use the old hops.
+    #[test]
+    fn backend_hops_follow_routes_and_neighbors() {
+        use crate::fixture;
+        let be = ip("10.1.0.10");
+        let far = ip("198.51.100.7");
+        let svc = fixture::spec(
+            0,
+            "web",
+            ip("203.0.113.10"),
+            80,
+            6,
+            Forward::Nat,
+            SchedulerKind::Rr,
+            0,
+            &[(be, 80, 1), (far, 80, 1), (ip("10.1.0.99"), 80, 1)],
+        );
+        let snap = fixture::snapshot(
+            fixture::ports(fixture::WAN_MAC, fixture::LAN_MAC),
+            vec![svc],
+            &[be],
+            251,
+        );
+        let hop = *snap.backend_hop(0).expect("resolved on lan");
+        assert_eq!(
+            (hop.addr, hop.port, hop.via_gateway),
+            (be.into(), fixture::LAN, false)
+        );
+        assert_eq!(hop.mac, fixture::backend_mac(be));
+        let gw = snap.backend_hop(1).expect("through the gateway");
+        assert_eq!(
+            (gw.port, gw.mac, gw.via_gateway),
+            (fixture::WAN, fixture::GATEWAY_MAC, true)
+        );
+        assert!(snap.backend_hop(2).is_none(), "not resolved");
+        let copy = Snapshot {
+            neighbors: Arc::new(Neighbors::default()),
+            ..snap.clone()
+        };
+        assert!(copy.backend_hop(0).is_none(), "made from other neighbors");
+        let cell = SnapshotCell::new(snap.clone());
+        cell.publish(copy);
+        assert!(
+            cell.load().backend_hop(0).is_none(),
+            "published: worked out afresh"
+        );
     }
 }

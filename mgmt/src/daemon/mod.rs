@@ -187,6 +187,8 @@ fn run_with(eal: &Eal, cfg: Config, path: PathBuf) -> Result<()> {
         services: Arc::new(build::services(&cfg, &runtime, &mut reg)),
         ports: Arc::new(port_confs),
         neighbors: Arc::new(Neighbors::default()),
+        // Worked out by the cell, as on every publish.
+        backend_hops: Default::default(),
     };
     let shared = Arc::new(Shared::new(
         SnapshotCell::new(first),
