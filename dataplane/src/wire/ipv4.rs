@@ -379,7 +379,7 @@ mod tests {
             for ident in (0..=0xffffu32).step_by(7).chain([0xfeff, 0xff00, 0xffff]) {
                 let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
                 p.set_ident(ident as u16);
-                p.buffer.as_mut()[field::TTL] = ttl;
+                p.buffer[field::TTL] = ttl;
                 p.fill_checksum();
                 edges += (p.checksum() >= 0xfeff) as u32;
                 assert!(p.decrement_ttl());
