@@ -4,9 +4,12 @@
 //! loop: for each RX queue, receive a burst, process it (`pipeline::process_burst`),
 //! buffer the output per port; hand ARP to the management thread (bounded queue,
 //! try-push); transmit what the management thread queued for a port that has no TX
-//! queue of its own for it; flush every TX buffer. The snapshot is picked up once per
-//! loop and the stop flag checked every 1024 loops.
+//! queue of its own for it. TX buffers are flushed right after the next burst is
+//! received (its mbufs' fields are being fetched meanwhile), or at once when nothing
+//! was. The snapshot is picked up once per loop and the stop flag checked every 1024
+//! loops.
 #![forbid(unsafe_code)]
+use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{rdtsc, Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
 use crate::flow::frag::FragTable;
@@ -126,6 +129,12 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
             }
             busy = true;
             c.rx.add(n as u64);
+            // The new packets' mbuf fields are asked for first; what the last burst left
+            // to send goes out while they arrive (one poll later than at once).
+            for m in burst.as_mut_slice().iter() {
+                m.prefetch_header();
+            }
+            flush(&mut out, &mut q.tx, c);
             let mut resolve = |a: IpAddr, p: u16| {
                 let _ = shared.resolve.push((a, p));
             };
@@ -175,17 +184,26 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
                 }
             }
         }
-        for (p, b) in out.iter_mut().enumerate() {
-            if !b.is_empty() {
-                let (sent, lost) = q.tx[p].tx(b);
-                c.tx.add(sent as u64);
-                c.drops[DropReason::TxFull as usize].add(lost as u64);
-            }
+        if !busy {
+            // Nothing came in: nothing to overlap with, send now.
+            flush(&mut out, &mut q.tx, c);
         }
         let dt = rdtsc().wrapping_sub(t0);
         c.total_cycles.add(dt);
         if busy {
             c.busy_cycles.add(dt);
+        }
+    }
+}
+
+/// Sends every non-empty TX buffer.
+#[inline(always)]
+fn flush(out: &mut [Burst], tx: &mut [TxQueue], c: &WorkerCounters) {
+    for (b, q) in out.iter_mut().zip(tx.iter_mut()) {
+        if !b.is_empty() {
+            let (sent, lost) = q.tx(b);
+            c.tx.add(sent as u64);
+            c.drops[DropReason::TxFull as usize].add(lost as u64);
         }
     }
 }

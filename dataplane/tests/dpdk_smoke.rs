@@ -1,7 +1,7 @@
 //! DPDK smoke tests: real EAL (`--no-huge --no-pci`), real ring and pcap PMDs.
 #![cfg(feature = "dpdk")]
 
-use dataplane::dpdk::{Burst, Port};
+use dataplane::dpdk::{Burst, Mempool, Port};
 use dataplane::wire::builder::{udp_frame, FrameSpec};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,10 @@ fn frames(n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn ring_pair_burst_comes_back_identical() {
-    let (eal, pool) = eal();
+    let (eal, _) = eal();
+    // A pool of its own (no per-lcore cache): the shared one is in use by the other
+    // tests at the same time, so its count of free mbufs would not add up.
+    let pool = &Mempool::new(eal, "ring_smoke_pool", 2047, 0, 2176).expect("mempool");
     let (mut a, mut b) = Port::ring_pair(eal, "smoke", 1, 1024).unwrap();
     let (_arx, mut atx, _) = a.configure(1, 1, 512, pool).unwrap();
     let (mut brx, _btx, _) = b.configure(1, 1, 512, pool).unwrap();
