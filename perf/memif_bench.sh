@@ -35,7 +35,7 @@ neighbors:
   - { address: 10.0.0.11, mac: "$GEN_MAC", port: p0 }
   - { address: 10.0.0.254, mac: "$GEN_MAC", port: p0 }
 api: { listen: "127.0.0.1:0" }
-flows: { capacity: 1048576 }
+flows: { capacity: ${CAPACITY:-1048576} }
 services:
   - { name: bench, vip: 10.0.0.100, port: 80, forward: dr, scheduler: mh, backends: [ { address: 10.0.0.11 } ] }
 YAML
