@@ -127,19 +127,24 @@ pub fn snapshot<A: Into<IpAddr> + Copy>(
             }
         }
     }
+    // Each neighbor on the port its route leaves by (the port whose subnet holds it).
+    let (routes, routes6) = (RouteTable::new(routes), RouteTable6::new(routes6));
     let resolved: Vec<IpAddr> = resolved.iter().map(|&a| a.into()).collect();
     let v4 = resolved.iter().filter_map(|a| match a {
-        IpAddr::V4(a) => Some((*a, backend_mac(*a))),
+        IpAddr::V4(a) => Some((routes.lookup(*a)?.port, *a, backend_mac(*a))),
         IpAddr::V6(_) => None,
     });
     let v6 = resolved.iter().filter_map(|a| match a {
-        IpAddr::V6(a) => Some((*a, backend_mac(*a))),
+        IpAddr::V6(a) => Some((routes6.lookup(*a)?.port, *a, backend_mac(*a))),
         IpAddr::V4(_) => None,
     });
-    let neighbors = Neighbors::dual(
-        v4.chain([(GATEWAY, GATEWAY_MAC)]),
-        v6.chain([(GATEWAY6, GATEWAY_MAC)]),
-    );
+    let gw = routes
+        .lookup(GATEWAY)
+        .map(|r| (r.port, GATEWAY, GATEWAY_MAC));
+    let gw6 = routes6
+        .lookup(GATEWAY6)
+        .map(|r| (r.port, GATEWAY6, GATEWAY_MAC));
+    let neighbors = Neighbors::dual(v4.chain(gw), v6.chain(gw6));
     let services = services
         .into_iter()
         .map(|s| Service::build(s, Default::default(), maglev_m))
@@ -149,8 +154,8 @@ pub fn snapshot<A: Into<IpAddr> + Copy>(
         local: Arc::new(Snapshot::local_index(&ports)),
         ports: Arc::new(ports),
         services: Arc::new(Services::new(services)),
-        routes: Arc::new(RouteTable::new(routes)),
-        routes6: Arc::new(RouteTable6::new(routes6)),
+        routes: Arc::new(routes),
+        routes6: Arc::new(routes6),
         neighbors: Arc::new(neighbors),
         snat: Default::default(),
         backend_hops: Default::default(),

@@ -106,7 +106,7 @@ pub trait Ip: Family + Into<IpAddr> {
     fn set_tunnel_header(outer: &mut [u8], inner: &[u8], src: Self, dst: Self);
     fn find(s: &Services, vip: Self, port: u16, protocol: u8) -> Option<&Service>;
     fn route(snap: &Snapshot, dst: Self) -> Option<Route<Self>>;
-    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr>;
+    fn neighbor(snap: &Snapshot, port: u16, a: Self) -> Option<MacAddr>;
     fn is_local(snap: &Snapshot, a: Self) -> bool;
     fn is_ours(snap: &Snapshot, a: Self) -> bool;
     /// The address ferrovs speaks from on a port.
@@ -218,8 +218,8 @@ impl Ip for Ipv4Addr {
         snap.routes.lookup(dst)
     }
     #[inline(always)]
-    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr> {
-        snap.neighbors.get(a)
+    fn neighbor(snap: &Snapshot, port: u16, a: Self) -> Option<MacAddr> {
+        snap.neighbors.get(port, a)
     }
     #[inline(always)]
     fn is_local(snap: &Snapshot, a: Self) -> bool {
@@ -365,8 +365,8 @@ impl Ip for Ipv6Addr {
         snap.routes6.lookup(dst)
     }
     #[inline(always)]
-    fn neighbor(snap: &Snapshot, a: Self) -> Option<MacAddr> {
-        snap.neighbors.get6(a)
+    fn neighbor(snap: &Snapshot, port: u16, a: Self) -> Option<MacAddr> {
+        snap.neighbors.get6(port, a)
     }
     #[inline(always)]
     fn is_local(snap: &Snapshot, a: Self) -> bool {
@@ -1540,7 +1540,7 @@ fn route_to<'s, A: Ip>(
         .get(route.port as usize)
         .ok_or(DropReason::NoRoute)?;
     let hop = route.via.unwrap_or(dst);
-    match A::neighbor(env.snap, hop) {
+    match A::neighbor(env.snap, route.port, hop) {
         Some(mac) => Ok((route.port, out, Ok(mac))),
         None => {
             resolve(hop.into(), route.port);

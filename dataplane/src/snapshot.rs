@@ -478,41 +478,50 @@ pub fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
     a.to_bits() & mask(len) == b.to_bits() & mask(len)
 }
 
-/// Resolved neighbors: address -> MAC, per family.
+/// Resolved neighbors: (port, address) -> MAC, per family. Keyed by port as well, as a
+/// kernel's neighbor table is by interface: the same address behind two ports is two
+/// neighbors, and what was learned on one port never steers packets out of another.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbors {
+    /// port:16 | IPv4 address:32
     map: FastMap<MacAddr>,
-    /// IPv6: sorted, binary searched.
-    map6: Box<[(Ipv6Addr, MacAddr)]>,
+    /// IPv6: sorted by (port, address), binary searched.
+    map6: Box<[((u16, Ipv6Addr), MacAddr)]>,
 }
 
 impl Neighbors {
-    pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>) -> Neighbors {
+    pub fn new(entries: impl IntoIterator<Item = (u16, Ipv4Addr, MacAddr)>) -> Neighbors {
         Neighbors::dual(entries, [])
     }
-    /// Both families' neighbors.
+    /// Both families' neighbors: (port, address, MAC).
     pub fn dual(
-        v4: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>,
-        v6: impl IntoIterator<Item = (Ipv6Addr, MacAddr)>,
+        v4: impl IntoIterator<Item = (u16, Ipv4Addr, MacAddr)>,
+        v6: impl IntoIterator<Item = (u16, Ipv6Addr, MacAddr)>,
     ) -> Neighbors {
-        let mut map6: Vec<(Ipv6Addr, MacAddr)> = v6.into_iter().collect();
+        let mut map6: Vec<((u16, Ipv6Addr), MacAddr)> =
+            v6.into_iter().map(|(p, a, m)| ((p, a), m)).collect();
         map6.sort_by_key(|e| e.0);
         map6.dedup_by_key(|e| e.0);
         Neighbors {
             map: v4
                 .into_iter()
-                .map(|(a, m)| (a.to_bits() as u64, m))
+                .map(|(p, a, m)| (Neighbors::key(p, a), m))
                 .collect(),
             map6: map6.into(),
         }
     }
+    #[inline(always)]
+    fn key(port: u16, a: Ipv4Addr) -> u64 {
+        ((port as u64) << 32) | a.to_bits() as u64
+    }
+    /// The MAC of `a` on port `port`.
     #[inline]
-    pub fn get(&self, a: Ipv4Addr) -> Option<MacAddr> {
-        self.map.get(a.to_bits() as u64)
+    pub fn get(&self, port: u16, a: Ipv4Addr) -> Option<MacAddr> {
+        self.map.get(Neighbors::key(port, a))
     }
     #[inline]
-    pub fn get6(&self, a: Ipv6Addr) -> Option<MacAddr> {
-        let i = self.map6.binary_search_by_key(&a, |e| e.0).ok()?;
+    pub fn get6(&self, port: u16, a: Ipv6Addr) -> Option<MacAddr> {
+        let i = self.map6.binary_search_by_key(&(port, a), |e| e.0).ok()?;
         Some(self.map6[i].1)
     }
     pub fn len(&self) -> usize {
@@ -571,11 +580,11 @@ impl BackendHops {
             let found = match b.addr {
                 IpAddr::V4(a) => s.routes.lookup(a).and_then(|r| {
                     let hop = r.via.unwrap_or(a);
-                    Some((r.port, s.neighbors.get(hop)?, r.via.is_some()))
+                    Some((r.port, s.neighbors.get(r.port, hop)?, r.via.is_some()))
                 }),
                 IpAddr::V6(a) => s.routes6.lookup(a).and_then(|r| {
                     let hop = r.via.unwrap_or(a);
-                    Some((r.port, s.neighbors.get6(hop)?, r.via.is_some()))
+                    Some((r.port, s.neighbors.get6(r.port, hop)?, r.via.is_some()))
                 }),
             };
             let Some((port, mac, via_gateway)) = found else {

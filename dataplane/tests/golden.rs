@@ -978,6 +978,43 @@ fn syn_on_closed_flow_is_rescheduled() {
 /// number far from the sender's is forwarded (the endpoint judges it) and counted, and
 /// the flow lives; a reset where the sender's numbers stand (the hint follows the data)
 /// ends it.
+/// A neighbor is an address on a port: the backend's address known only on wan (say,
+/// claimed there) does not send its packets anywhere; learned on lan, it does.
+#[test]
+fn neighbors_are_per_port() {
+    let mut rig = Rig::new(64);
+    let be = ip("10.1.0.99");
+    let wrong = MacAddr([2, 0, 0, 0, 0x66, 0x66]);
+    let with = |neighbors: Vec<(u16, Ipv4Addr, MacAddr)>, snap: &Snapshot| {
+        let mut s = Snapshot {
+            neighbors: std::sync::Arc::new(Neighbors::new(neighbors)),
+            ..snap.clone()
+        };
+        s.resolve_backend_hops();
+        s
+    };
+    let base = rig.snap.clone();
+    rig.snap = with(
+        vec![(WAN, be, wrong), (WAN, fixture::GATEWAY, gw_mac())],
+        &base,
+    );
+    let syn = tcp_frame(&client("203.0.113.40", 80, 7, 64), SYN, b"");
+    let (v, out) = rig.run(WAN, &syn);
+    assert_eq!(
+        v,
+        Verdict::Hold {
+            port: LAN,
+            hop: be.into()
+        }
+    );
+    assert_eq!(&out[..6], &[0; 6], "no MAC from the other port's entry");
+    assert_eq!(rig.resolved, vec![(be.into(), LAN)], "asked for on lan");
+    rig.snap = with(vec![(WAN, be, wrong), (LAN, be, be_mac(99))], &base);
+    let (v, out) = rig.run(WAN, &syn);
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(MacAddr(out[..6].try_into().unwrap()), be_mac(99));
+}
+
 #[test]
 fn forged_resets_leave_the_flow_alone() {
     let mut rig = Rig::new(64);

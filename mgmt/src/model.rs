@@ -164,6 +164,8 @@ pub struct NeighborView {
     /// static | learned
     pub state: String,
     pub age_s: u64,
+    /// The port it is reached on (a neighbor is an address on a port).
+    pub port: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

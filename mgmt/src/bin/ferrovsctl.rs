@@ -417,16 +417,17 @@ fn run(c: &Client, cmd: Cmd, output: Output) -> Result<(), String> {
         Cmd::Neighbors => {
             let table = c.json("GET", "/api/v1/neighbors", None)?;
             println!(
-                "{:<16} {:<18} {:<8} {:>6}",
+                "{:<16} {:<18} {:<8} {:>6}  Port",
                 "Address", "MAC", "State", "Age"
             );
             for e in table.as_array().into_iter().flatten() {
                 println!(
-                    "{:<16} {:<18} {:<8} {:>6}",
+                    "{:<16} {:<18} {:<8} {:>6}  {}",
                     e["address"].as_str().unwrap_or(""),
                     e["mac"].as_str().unwrap_or(""),
                     e["state"].as_str().unwrap_or(""),
-                    n(&e["age_s"])
+                    n(&e["age_s"]),
+                    e["port"].as_str().unwrap_or("")
                 );
             }
         }

@@ -111,14 +111,19 @@ impl Daemon {
                 limit,
             } => Reply::json(200, &self.flows(service.as_deref(), offset, limit)),
             Op::Neighbors => {
+                let snap = self.shared.cell.load();
                 let table: Vec<NeighborView> = self
                     .neighbors
                     .iter()
-                    .map(|(a, n)| NeighborView {
+                    .map(|((p, a), n)| NeighborView {
                         address: a.to_string(),
                         mac: n.mac.to_string(),
                         state: if n.is_static { "static" } else { "learned" }.into(),
                         age_s: n.seen.elapsed().as_secs(),
+                        port: snap
+                            .ports
+                            .get(*p as usize)
+                            .map_or_else(|| p.to_string(), |c| c.name.clone()),
                     })
                     .collect();
                 Reply::json(200, &table)

@@ -32,7 +32,6 @@ use dataplane::snapshot::{Neighbors, Snapshot, SnapshotCell};
 use dataplane::worker::{self, Shared};
 use neighbors::{Neighbor, Pending};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -106,8 +105,9 @@ pub struct Daemon {
     probe_targets: Vec<health::Target>,
     /// When the API's view of the health table was last refreshed.
     health_published: Instant,
-    neighbors: HashMap<IpAddr, Neighbor>,
-    pending: HashMap<IpAddr, Pending>,
+    /// By (port, address).
+    neighbors: HashMap<neighbors::NeighborKey, Neighbor>,
+    pending: HashMap<neighbors::NeighborKey, Pending>,
     /// Packets waiting for a next hop's MAC (a few per neighbor, bounded in total).
     held: neighbors::Held,
     /// ARP requests and neighbor solicitations sent this second.

@@ -14,6 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A neighbor is an address on a port (as a kernel's is on an interface): the same
+/// address behind two ports is two entries, and each is learned, resolved and refreshed
+/// on its own port only.
+pub(super) type NeighborKey = (u16, IpAddr);
+
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Neighbor {
     pub(super) mac: MacAddr,
@@ -27,7 +32,6 @@ pub(super) struct Neighbor {
 }
 
 pub(super) struct Pending {
-    port: u16,
     tries: u32,
     last: Instant,
 }
@@ -95,7 +99,7 @@ const HOLD_TTL: Duration = Duration::from_secs(3);
 /// They go out when the neighbor answers (as Linux's `unres_qlen`), else are dropped.
 #[derive(Default)]
 pub(super) struct Held {
-    by_hop: HashMap<IpAddr, Vec<(u16, dataplane::dpdk::Mbuf, Instant)>>,
+    by_hop: HashMap<NeighborKey, Vec<(u16, dataplane::dpdk::Mbuf, Instant)>>,
     total: usize,
     /// Sent once their neighbor answered; dropped (over the bounds, or expired).
     pub(super) sent: u64,
@@ -152,10 +156,15 @@ impl LogBudget {
 
 impl Daemon {
     pub(super) fn load_static_neighbors(&mut self) {
+        let snap = self.shared.cell.load();
         for n in &self.cfg.neighbors {
+            // The config check made sure the port exists.
+            let Some(port) = snap.ports.iter().position(|p| p.name == n.port) else {
+                continue;
+            };
             let mac = n.mac;
             self.neighbors.insert(
-                n.address,
+                (port as u16, n.address),
                 Neighbor {
                     mac,
                     is_static: true,
@@ -167,12 +176,12 @@ impl Daemon {
     }
 
     pub(super) fn neighbor_table(&self) -> Arc<Neighbors> {
-        let v4 = self.neighbors.iter().filter_map(|(a, n)| match a {
-            IpAddr::V4(a) => Some((*a, n.mac)),
+        let v4 = self.neighbors.iter().filter_map(|((p, a), n)| match a {
+            IpAddr::V4(a) => Some((*p, *a, n.mac)),
             IpAddr::V6(_) => None,
         });
-        let v6 = self.neighbors.iter().filter_map(|(a, n)| match a {
-            IpAddr::V6(a) => Some((*a, n.mac)),
+        let v6 = self.neighbors.iter().filter_map(|((p, a), n)| match a {
+            IpAddr::V6(a) => Some((*p, *a, n.mac)),
             IpAddr::V4(_) => None,
         });
         Arc::new(Neighbors::dual(v4, v6))
@@ -271,12 +280,13 @@ impl Daemon {
 
     /// Learns `sender` at `mac` on port `port` (name `port_name` for the log); true if the
     /// table changed. Static entries are never overwritten.
-    fn learn(&mut self, sender: IpAddr, mac: MacAddr, port_name: &str) -> bool {
-        let old = self.neighbors.get(&sender).copied();
+    fn learn(&mut self, sender: IpAddr, mac: MacAddr, port: u16, port_name: &str) -> bool {
+        let key = (port, sender);
+        let old = self.neighbors.get(&key).copied();
         if old.is_none() && self.neighbors.len() >= MAX_NEIGHBORS {
             // Full: only a neighbor ferrovs asked for gets in, in place of the least
             // recently confirmed learned one.
-            if !self.pending.contains_key(&sender) {
+            if !self.pending.contains_key(&key) {
                 return false;
             }
             let oldest = self
@@ -300,9 +310,9 @@ impl Daemon {
                 }
                 changed = true;
             }
-            let wanted = old.is_some_and(|n| n.wanted) || self.pending.contains_key(&sender);
+            let wanted = old.is_some_and(|n| n.wanted) || self.pending.contains_key(&key);
             self.neighbors.insert(
-                sender,
+                key,
                 Neighbor {
                     mac,
                     is_static: false,
@@ -311,8 +321,8 @@ impl Daemon {
                 },
             );
         }
-        self.pending.remove(&sender);
-        self.release_held(sender, mac);
+        self.pending.remove(&key);
+        self.release_held(key, mac);
         changed
     }
 
@@ -323,12 +333,12 @@ impl Daemon {
             let Some((port, hop, m)) = self.shared.hold.pop() else {
                 return;
             };
-            if let Some(n) = self.neighbors.get(&hop).copied() {
+            if let Some(n) = self.neighbors.get(&(port, hop)).copied() {
                 self.send_held(port, m, n.mac);
                 continue;
             }
             let h = &mut self.held;
-            let q = h.by_hop.entry(hop).or_default();
+            let q = h.by_hop.entry((port, hop)).or_default();
             if q.len() >= HOLD_PER_NEIGHBOR || h.total >= HOLD_TOTAL {
                 h.dropped += 1;
                 continue;
@@ -338,8 +348,8 @@ impl Daemon {
         }
     }
 
-    /// Sends what was held for `hop`, now at `mac`.
-    fn release_held(&mut self, hop: IpAddr, mac: MacAddr) {
+    /// Sends what was held for `hop` (a port and address), now at `mac`.
+    fn release_held(&mut self, hop: NeighborKey, mac: MacAddr) {
         let Some(q) = self.held.by_hop.remove(&hop) else {
             return;
         };
@@ -430,9 +440,9 @@ impl Daemon {
             }
             let learnable = !src.is_unspecified()
                 && on_link(src)
-                && (ours || self.pending.contains_key(&IpAddr::V6(src)));
+                && (ours || self.pending.contains_key(&(port, IpAddr::V6(src))));
             if let (true, Some(mac)) = (learnable, ll.filter(|m| !m.is_multicast())) {
-                changed = self.learn(IpAddr::V6(src), mac, &name);
+                changed = self.learn(IpAddr::V6(src), mac, port, &name);
             }
             if ours {
                 let reply = if src.is_unspecified() {
@@ -462,12 +472,12 @@ impl Daemon {
                 tracing::debug!(ip = %target, port = %name, "advertisement for an own address or VIP ignored");
                 return false;
             }
-            let t = IpAddr::V6(target);
+            let t = (port, IpAddr::V6(target));
             let wanted = self.pending.contains_key(&t) || self.neighbors.contains_key(&t);
             if let (true, true, Some(mac)) =
                 (wanted, on_link(target), ll.filter(|m| !m.is_multicast()))
             {
-                changed = self.learn(t, mac, &name);
+                changed = self.learn(t.1, mac, port, &name);
             }
         }
         changed
@@ -497,14 +507,14 @@ impl Daemon {
         }
         let on_link = pc.addresses.iter().any(|&(x, l)| same_subnet(x, sender, l));
         let mut changed = false;
-        let key = IpAddr::V4(sender);
+        let key = (port, IpAddr::V4(sender));
         if on_link
             && (ours || self.pending.contains_key(&key))
             && !sender.is_unspecified()
             && !a.sender_mac().is_multicast()
         {
             let name = pc.name.clone();
-            changed = self.learn(key, a.sender_mac(), &name);
+            changed = self.learn(key.1, a.sender_mac(), port, &name);
         }
         if a.operation() == arp::OP_REQUEST && ours {
             let reply = arp_frame(arp::OP_REPLY, pc.mac, target, a.sender_mac(), a.sender_ip());
@@ -514,16 +524,16 @@ impl Daemon {
     }
 
     pub(super) fn resolve(&mut self, ip: IpAddr, port: u16) {
-        if self.neighbors.contains_key(&ip) {
+        let key = (port, ip);
+        if self.neighbors.contains_key(&key) {
             return;
         }
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&ip) {
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&key) {
             tracing::debug!(%ip, "ARP: {MAX_PENDING} resolutions in progress, not asking");
             return;
         }
         let now = Instant::now();
-        let p = self.pending.entry(ip).or_insert(Pending {
-            port,
+        let p = self.pending.entry(key).or_insert(Pending {
             tries: 0,
             last: now - Duration::from_secs(10),
         });
@@ -564,20 +574,13 @@ impl Daemon {
 
     /// Asks again for learned neighbors close to expiry (their reply refreshes them).
     pub(super) fn refresh_neighbors(&mut self) {
-        let snap = self.shared.cell.load();
         let due: Vec<(IpAddr, u16)> = self
             .neighbors
             .iter()
             .filter(|(_, n)| {
                 n.wanted && !n.is_static && n.seen.elapsed() + NEIGHBOR_REFRESH > NEIGHBOR_TTL
             })
-            .filter_map(|(a, _)| {
-                let port = match a {
-                    IpAddr::V4(x) => snap.routes.lookup(*x)?.port,
-                    IpAddr::V6(x) => snap.routes6.lookup(*x)?.port,
-                };
-                Some((*a, port))
-            })
+            .map(|(&(port, a), _)| (a, port))
             .collect();
         for (ip, port) in due {
             self.arp_request(ip, port);
@@ -601,7 +604,7 @@ impl Daemon {
             .pending
             .iter()
             .filter(|(_, p)| p.tries > 0 && p.tries < ARP_RETRIES)
-            .map(|(ip, p)| (*ip, p.port))
+            .map(|(&(port, ip), _)| (ip, port))
             .collect();
         for (ip, port) in pending {
             self.resolve(ip, port);
