@@ -29,7 +29,20 @@ pub struct Config {
     pub bgp: Option<BgpConf>,
     /// Source NAT for the backends' own outgoing traffic.
     pub snat: Vec<SnatConf>,
+    /// The bound on the neighbor (ARP/NDP) table.
+    pub neighbor_table: NeighborTableConf,
 }
+
+/// `neighbor_table`: how many neighbors (static and learned) the table keeps.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeighborTableConf {
+    /// Default: sized for the ports' connected subnets (see [`Config::neighbor_capacity`]).
+    pub capacity: Option<u32>,
+}
+
+/// The most neighbors `neighbor_table.capacity` may ask for.
+pub const MAX_NEIGHBOR_CAPACITY: u32 = 1 << 20;
 
 /// `snat[]`: packets from `source` leaving through `port` that are not replies of a
 /// service flow get one of `to` and a port of `port_range`.
@@ -521,7 +534,7 @@ pub fn typed<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     }
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "dpdk",
     "ports",
     "exception_path",
@@ -532,6 +545,7 @@ const SECTIONS: [&str; 10] = [
     "services",
     "bgp",
     "snat",
+    "neighbor_table",
 ];
 
 /// Parses YAML text into a typed config; every syntax or type error names its key path.
@@ -665,6 +679,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
     );
     let bgp = take("bgp");
     let snat = take("snat");
+    let neighbor_table = take("neighbor_table");
     if ports.is_none() {
         e.push("ports: missing field `ports` (at least one port is required)".into());
     }
@@ -684,6 +699,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         },
     };
     let (snat, sn_all) = list(snat, "snat", &mut e);
+    let neighbor_table = section(neighbor_table, "neighbor_table", &mut e);
     let c = (p_all && r_all && n_all && s_all && b_all && sn_all).then_some(Config {
         dpdk,
         ports,
@@ -695,6 +711,7 @@ fn read(text: &str) -> (Option<Config>, Vec<String>) {
         services,
         bgp,
         snat,
+        neighbor_table,
     });
     (c, e)
 }
@@ -990,6 +1007,25 @@ pub fn parse_cores(s: &str) -> Option<Vec<usize>> {
 }
 
 impl Config {
+    /// How many neighbors the table keeps: `neighbor_table.capacity`, else sized for the
+    /// connected subnets (every IPv4 host address of each port's subnets, 4,096 per IPv6
+    /// subnet, plus the static entries), at least 1,024 and at most 65,536.
+    pub fn neighbor_capacity(&self) -> usize {
+        if let Some(c) = self.neighbor_table.capacity {
+            return c as usize;
+        }
+        let hosts: u64 = self
+            .ports
+            .iter()
+            .flat_map(|p| p.addresses.iter())
+            .map(|n| match n {
+                IpNet::V4(n) => 1u64 << (32 - n.prefix_len() as u32),
+                IpNet::V6(_) => 4096,
+            })
+            .sum();
+        (hosts + self.neighbors.len() as u64).clamp(1024, 65536) as usize
+    }
+
     /// The port a packet to `a` leaves through (its name, and whether it has a kernel
     /// interface): the one whose subnet holds `a`, else the longest-prefix static route's.
     pub fn facing(&self, a: IpAddr) -> Option<(String, bool)> {
@@ -1153,6 +1189,16 @@ impl Config {
         }
         if self.flows.syn_cookies_above == Some(0) {
             e.push("flows.syn_cookies_above: must be at least 1".into());
+        }
+        match self.neighbor_table.capacity {
+            Some(c) if !(16..=MAX_NEIGHBOR_CAPACITY).contains(&c) => e.push(format!(
+                "neighbor_table.capacity: must be 16..={MAX_NEIGHBOR_CAPACITY}"
+            )),
+            Some(c) if (c as usize) < self.neighbors.len() => e.push(format!(
+                "neighbor_table.capacity: {c} is less than the {} static neighbors",
+                self.neighbors.len()
+            )),
+            _ => {}
         }
         let t = &self.flows.timeouts;
         for (n, v) in [
@@ -1590,6 +1636,32 @@ services: [ { name: web, vip: "203.0.113.10", port: 80, backends: [ { address: "
                     "syn_cookies_above: 0",
                     "flows.syn_cookies_above",
                 ),
+            ],
+        );
+    }
+
+    /// `neighbor_table.capacity`: taken as given, or sized for the subnets (a /16 fills
+    /// the 65,536 ceiling, two /24s stay at the 1,024 floor); out-of-range values and a
+    /// capacity below the static entries are refused by key.
+    #[test]
+    fn neighbor_table_keys() {
+        let base = r#"
+dpdk: { cores: "0-1", hugepages: false, memory_mb: 256 }
+ports: [ { name: wan, device: net_null0, addresses: ["203.0.113.2/24", "10.9.0.1/16"] } ]
+neighbors: [ { address: "203.0.113.1", mac: "02:00:00:00:00:01", port: wan } ]
+neighbor_table: { capacity: 5000 }
+"#;
+        assert_eq!(load(base).unwrap().neighbor_capacity(), 5000);
+        let sized = load(&base.replace("neighbor_table: { capacity: 5000 }\n", "")).unwrap();
+        assert_eq!(sized.neighbor_capacity(), 65536);
+        let small = load(&base.replace(", \"10.9.0.1/16\"", "").replace("5000", "~")).unwrap();
+        assert_eq!(small.neighbor_capacity(), 1024);
+        refused(
+            base,
+            &[
+                ("capacity: 5000", "capacity: 8", "neighbor_table.capacity"),
+                ("capacity: 5000", "capacity: 1", "neighbor_table.capacity"),
+                ("capacity: 5000", "size: 5000", "neighbor_table"),
             ],
         );
     }

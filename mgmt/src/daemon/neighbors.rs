@@ -48,10 +48,10 @@ const ARP_RETRIES: u32 = 5;
 const MAX_PENDING: usize = 4096;
 /// A resolution nobody asked for again in this long is forgotten.
 const PENDING_TTL: Duration = Duration::from_secs(30);
-/// Most neighbors in the table (static ones included): a flood of senders cannot grow it
-/// without bound. At the bound a new sender is learned only if ferrovs asked for it (a
-/// next hop it needs), in place of the least recently confirmed learned entry.
-pub(super) const MAX_NEIGHBORS: usize = 65536;
+// The table holds at most `neighbor_table.capacity` neighbors (static ones included;
+// `Config::neighbor_capacity`): a flood of senders cannot grow it without bound. At the
+// bound a new sender is learned only if ferrovs asked for it (a next hop it needs), in
+// place of the least recently confirmed learned entry.
 /// Most ARP requests and neighbor solicitations ferrovs sends per second, over all
 /// destinations (each destination also backs off on its own).
 const REQUESTS_PER_S: u32 = 1000;
@@ -283,7 +283,7 @@ impl Daemon {
     fn learn(&mut self, sender: IpAddr, mac: MacAddr, port: u16, port_name: &str) -> bool {
         let key = (port, sender);
         let old = self.neighbors.get(&key).copied();
-        if old.is_none() && self.neighbors.len() >= MAX_NEIGHBORS {
+        if old.is_none() && self.neighbors.len() >= self.cfg.neighbor_capacity() {
             // Full: only a neighbor ferrovs asked for gets in, in place of the least
             // recently confirmed learned one.
             if !self.pending.contains_key(&key) {
