@@ -816,6 +816,21 @@ pub fn process_burst<B: PacketBuf>(
                 entries(&frames[j], h);
             }
         }
+        // New nat/fnat flows: their backends are chosen now, for the whole burst, so the
+        // buckets of their backend-side keys are fetched while the packets before them
+        // are forwarded (known only once the backend is, they missed every cache).
+        let mut picks = [None; BURST];
+        let unknown = hashes[..n].iter().flatten().filter(|h| h.hint == 0).count();
+        for i in (0..n).take(if unknown > 0 { n } else { 0 }) {
+            if hashes[i].is_none_or(|h| h.hint != 0) {
+                continue;
+            }
+            picks[i] = match &frames[i] {
+                Ok(Frame::Flow(p)) => look_ahead(env, &pkts[i], p),
+                Ok(Frame::Flow6(p)) => look_ahead(env, &pkts[i], p),
+                _ => None,
+            };
+        }
         for i in 0..n {
             out[i] = dispatch(
                 env,
@@ -825,6 +840,7 @@ pub fn process_burst<B: PacketBuf>(
                 &mut pkts[i],
                 &frames[i],
                 hashes[i],
+                picks[i],
             );
         }
     }
@@ -840,12 +856,13 @@ pub fn process<B: PacketBuf>(
     pkt: &mut B,
 ) -> Verdict {
     let frame = parse_on(env, in_port, pkt);
-    dispatch(env, c, resolve, in_port, pkt, &frame, None)
+    dispatch(env, c, resolve, in_port, pkt, &frame, None, None)
 }
 
 /// Everything after the parse step; counts the drop, if any. `hash` is the flow key's
-/// hash when the burst pass computed it.
+/// hash when the burst pass computed it, `pick` the backend it chose for a new flow.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn dispatch<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -854,6 +871,7 @@ fn dispatch<B: PacketBuf>(
     pkt: &mut B,
     frame: &Result<Frame, DropReason>,
     hash: Option<FlowHash>,
+    pick: Option<Ahead>,
 ) -> Verdict {
     // By reference: a frame is up to 64 bytes, and copies of it cost more than its use.
     let v = match *frame {
@@ -883,7 +901,7 @@ fn dispatch<B: PacketBuf>(
                 let id = DatagramId::v4(k.src, k.dst, k.protocol, ident as u16);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, p, hash)
+            flow(env, c, resolve, in_port, pkt, p, hash, pick)
         }
         Ok(Frame::Fragment {
             l3,
@@ -915,7 +933,7 @@ fn dispatch<B: PacketBuf>(
                 let id = DatagramId::v6(k.src, k.dst, k.protocol, ident);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, p, hash)
+            flow(env, c, resolve, in_port, pkt, p, hash, pick)
         }
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
@@ -952,8 +970,10 @@ fn punt_or<A: Ip>(
     }
 }
 
-/// A TCP or UDP packet: its flow if it has one, else a new one.
+/// A TCP or UDP packet: its flow if it has one, else a new one (with the backend the
+/// burst pass picked, if it did).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -962,6 +982,7 @@ fn flow<A: Ip, B: PacketBuf>(
     pkt: &mut B,
     p: &Parsed<A>,
     hash: Option<FlowHash>,
+    pick: Option<Ahead>,
 ) -> Verdict {
     // Drop Ethernet padding: from here on the frame ends where the IP packet does.
     if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
@@ -971,7 +992,46 @@ fn flow<A: Ip, B: PacketBuf>(
     if let Some(v) = existing_flow(env, c, resolve, in_port, pkt, p, h) {
         return v;
     }
-    new_flow(env, c, resolve, in_port, pkt, p, h)
+    new_flow(env, c, resolve, in_port, pkt, p, h, pick)
+}
+
+/// What the burst pass found out ahead for a SYN that will most likely make a flow (its
+/// key's signature is in neither bucket): its service and, for nat and fnat, the
+/// backend `new_flow` would choose (index in the service's), chosen ahead with the
+/// backend-side key's buckets prefetched.
+#[derive(Debug, Clone, Copy)]
+pub struct Ahead<'s> {
+    service: &'s Service,
+    backend: Option<u16>,
+}
+
+/// See [`Ahead`]. The backend is chosen ahead only where that changes nothing: not for
+/// lc/wlc (their choices follow the flows made before), not while SYN cookies answer,
+/// not for a packet `new_flow` drops before choosing.
+#[inline(always)]
+fn look_ahead<'s, A: Ip, B: PacketBuf>(env: &Env<'s>, pkt: &B, p: &Parsed<A>) -> Option<Ahead<'s>> {
+    let k = &p.key;
+    if !p.is_syn_only() || env.syn_cookies.active {
+        return None;
+    }
+    let svc = A::find(&env.snap.services, k.dst, k.dst_port, k.protocol)?;
+    let mut ahead = Ahead {
+        service: svc,
+        backend: None,
+    };
+    if !svc.forward.translates()
+        || svc.load_aware()
+        || A::hop_limit(&pkt.data()[p.l3 as usize..]) <= 1
+    {
+        return Some(ahead);
+    }
+    ahead.backend = svc.pick(env.conns, src_hash(k.src), flow_hash(k));
+    let b = svc.backends.get(ahead.backend? as usize)?;
+    if let Some(init) = flow_init(svc, p, b, 0) {
+        let flows = A::table(env);
+        flows.prefetch(flows.hash(&init.reverse_key()));
+    }
+    Some(ahead)
 }
 
 /// A later fragment of a datagram: it goes where its first fragment's flow goes (its
@@ -1105,6 +1165,7 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
 /// service, schedule a backend, create the flow (or, when the table cannot take it,
 /// decide statelessly with Maglev).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn new_flow<A: Ip, B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -1113,10 +1174,15 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     pkt: &mut B,
     p: &Parsed<A>,
     h: FlowHash,
+    pick: Option<Ahead>,
 ) -> Verdict {
     use DropReason::*;
     let k = &p.key;
-    let Some(svc) = A::find(&env.snap.services, k.dst, k.dst_port, k.protocol) else {
+    let svc = match pick {
+        Some(a) => Some(a.service),
+        None => A::find(&env.snap.services, k.dst, k.dst_port, k.protocol),
+    };
+    let Some(svc) = svc else {
         return if A::is_ours(env.snap, k.dst) {
             if matches!(k.protocol, IpProtocol::ICMP | IpProtocol::ICMPV6) {
                 // An echo to a local address or VIP: answered (a reply: the kernel's).
@@ -1164,14 +1230,15 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         count(c, &init, p.len(), true);
         return to_backend(env, c, resolve, pkt, p, &init);
     }
-    let Some(mut init) = svc
-        .schedule(env.conns, src_hash(k.src), fh)
-        .and_then(|b| flow_init(svc, p, b, seq))
-    else {
+    let chosen = match pick.and_then(|a| a.backend) {
+        Some(i) => svc.backends.get(i as usize),
+        None => svc.schedule(env.conns, src_hash(k.src), fh),
+    };
+    let Some(mut init) = chosen.and_then(|b| flow_init(svc, p, b, seq)) else {
         return Verdict::Drop(NoBackend);
     };
     let flows = A::table(env);
-    if init.reverse {
+    if init.reverse && pick.is_none_or(|a| a.backend.is_none()) {
         // The backend-side key's buckets are not in any cache: ask for them now, to
         // arrive while the entry is taken and written.
         flows.prefetch(flows.hash(&init.reverse_key()));

@@ -242,7 +242,13 @@ impl Service {
         src_hash: u64,
         flow_hash: u64,
     ) -> Option<&Backend> {
-        let i = self.sched.pick(
+        self.backends
+            .get(self.pick(conns, src_hash, flow_hash)? as usize)
+    }
+    /// [`Service::schedule`]'s choice as an index into `backends`.
+    #[inline]
+    pub fn pick(&self, conns: &ConnCounters, src_hash: u64, flow_hash: u64) -> Option<u16> {
+        self.sched.pick(
             &self.ids,
             &self.weights,
             &self.cursor,
@@ -250,8 +256,13 @@ impl Service {
             &self.maglev,
             src_hash,
             flow_hash,
-        )?;
-        self.backends.get(i as usize)
+        )
+    }
+    /// The scheduler looks at connection counts (lc, wlc): each choice depends on the
+    /// flows made before it, so a burst's choices cannot be made ahead of its inserts.
+    #[inline]
+    pub fn load_aware(&self) -> bool {
+        matches!(self.scheduler, SchedulerKind::Lc | SchedulerKind::Wlc)
     }
 
     /// The stateless (Maglev) choice.
