@@ -98,8 +98,12 @@ pub trait Ip: Family + Into<IpAddr> {
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16);
     /// The address at `end` only (a later fragment: no transport header to rewrite).
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self);
-    /// The key as IPv4, for SYN cookies (IPv4 only).
-    fn cookie_key(k: &FlowKey<Self>) -> Option<FlowKey<Ipv4Addr>>;
+    /// The header without options or extension headers (SYN cookies answer only such
+    /// packets), and what it and TCP's take from the MTU for an MSS.
+    const HEADER_LEN: usize;
+    const MSS_OVERHEAD: u16;
+    /// Rewrites the packet into the bare segment `s` (see `synproxy::rebuild`).
+    fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment<Self>) -> bool;
     /// The sender forbids fragmentation (IPv6: routers never fragment).
     fn dont_frag(l3: &[u8]) -> bool;
     /// Writes the tunnel header into `outer` for `inner` (the packet as it is).
@@ -193,9 +197,10 @@ impl Ip for Ipv4Addr {
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
         Ipv4Packet::new_unchecked(l3).rewrite_addr(end, a);
     }
-    #[inline(always)]
-    fn cookie_key(k: &FlowKey) -> Option<FlowKey> {
-        Some(*k)
+    const HEADER_LEN: usize = ipv4::HEADER_LEN;
+    const MSS_OVERHEAD: u16 = 40;
+    fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment) -> bool {
+        synproxy::rebuild(pkt, l3, s)
     }
     #[inline(always)]
     fn dont_frag(l3: &[u8]) -> bool {
@@ -332,9 +337,10 @@ impl Ip for Ipv6Addr {
     fn rewrite_endpoint(l3: &mut [u8], end: End, a: Self, port: u16) {
         Ipv6Packet::new_unchecked(l3).rewrite_endpoint(end, a, port)
     }
-    #[inline(always)]
-    fn cookie_key(_: &FlowKey<Ipv6Addr>) -> Option<FlowKey> {
-        None
+    const HEADER_LEN: usize = ipv6::HEADER_LEN;
+    const MSS_OVERHEAD: u16 = 60;
+    fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment<Ipv6Addr>) -> bool {
+        synproxy::rebuild6(pkt, l3, s)
     }
     #[inline(always)]
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
@@ -1356,7 +1362,7 @@ fn synproxy_pending<A: Ip, B: PacketBuf>(
         return Some(to_backend(env, c, resolve, pkt, p, &f));
     }
     if synproxy::flags_are(p.tcp_flags, TcpFlags::SYN | TcpFlags::ACK) {
-        let k = A::cookie_key(&p.key)?;
+        let k = p.key;
         let offset = seq.wrapping_sub(f.seq_base);
         if flows.set_synproxy_offset(r, offset, FlowState::Established)
             == Some(FlowState::Established)
@@ -1376,7 +1382,7 @@ fn synproxy_pending<A: Ip, B: PacketBuf>(
             mss: None,
             window: 65535,
         };
-        if !synproxy::rebuild(pkt, p.l3 as usize, &seg) {
+        if !A::rebuild(pkt, p.l3 as usize, &seg) {
             return Some(Verdict::Drop(DropReason::NoHeadroom));
         }
         synproxy::bounce(pkt);
@@ -1392,8 +1398,8 @@ fn synproxy_pending<A: Ip, B: PacketBuf>(
 }
 
 /// Answers a nat/fnat SYN with a SYN-ACK carrying a cookie, in place, out of the port
-/// it came in on; no state. None (the SYN takes the normal path) for IPv6 or IPv4 with
-/// options.
+/// it came in on; no state. None (the SYN takes the normal path) with IPv4 options or
+/// IPv6 extension headers.
 #[cold]
 fn syn_cookie<A: Ip, B: PacketBuf>(
     env: &Env,
@@ -1402,15 +1408,20 @@ fn syn_cookie<A: Ip, B: PacketBuf>(
     pkt: &mut B,
     p: &Parsed<A>,
 ) -> Option<Verdict> {
-    let k = A::cookie_key(&p.key)?;
+    let k = p.key;
     let (l3, l4) = (p.l3 as usize, p.l4 as usize);
-    if l4 - l3 != ipv4::HEADER_LEN {
+    if l4 - l3 != A::HEADER_LEN {
         return None;
     }
     let t = TcpPacket::new_unchecked(&pkt.data()[l4..]);
     let (isn, mss) = (t.seq(), mss_of(&t).unwrap_or(536));
     let cookie = synproxy::make(env.syn_cookies.secret, &k, isn, mss, env.now);
-    let ours = env.snap.ports.get(in_port as usize)?.mtu.saturating_sub(40);
+    let ours = env
+        .snap
+        .ports
+        .get(in_port as usize)?
+        .mtu
+        .saturating_sub(A::MSS_OVERHEAD);
     let seg = Segment {
         src: k.dst,
         dst: k.src,
@@ -1422,7 +1433,7 @@ fn syn_cookie<A: Ip, B: PacketBuf>(
         mss: Some(ours),
         window: 65535,
     };
-    if !synproxy::rebuild(pkt, l3, &seg) {
+    if !A::rebuild(pkt, l3, &seg) {
         return Some(Verdict::Drop(DropReason::NoHeadroom));
     }
     synproxy::bounce(pkt);
@@ -1433,8 +1444,8 @@ fn syn_cookie<A: Ip, B: PacketBuf>(
 /// A client's ACK with no flow that returns a valid cookie: (its ISN, the cookie).
 #[cold]
 fn cookie_ack<A: Ip, B: PacketBuf>(env: &Env, pkt: &B, p: &Parsed<A>) -> Option<(u32, u32)> {
-    let k = A::cookie_key(&p.key)?;
-    if !synproxy::flags_are(p.tcp_flags, TcpFlags::ACK) || p.l4 - p.l3 != ipv4::HEADER_LEN as u16 {
+    let k = p.key;
+    if !synproxy::flags_are(p.tcp_flags, TcpFlags::ACK) || (p.l4 - p.l3) as usize != A::HEADER_LEN {
         return None;
     }
     let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
@@ -1452,7 +1463,7 @@ fn syn_to_backend<A: Ip, B: PacketBuf>(
     f: &FlowInit<A>,
     isn: u32,
 ) -> Option<Verdict> {
-    let k = A::cookie_key(&p.key)?;
+    let k = p.key;
     let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
     let seg = Segment {
         src: k.src,
@@ -1465,7 +1476,7 @@ fn syn_to_backend<A: Ip, B: PacketBuf>(
         mss: Some(synproxy::MSS[((f.seq_base >> 25) & 3) as usize]),
         window: t.window(),
     };
-    if !synproxy::rebuild(pkt, p.l3 as usize, &seg) {
+    if !A::rebuild(pkt, p.l3 as usize, &seg) {
         return Some(Verdict::Drop(DropReason::NoHeadroom));
     }
     None

@@ -2365,3 +2365,140 @@ fn syn_cookies_proxy_the_handshake() {
     );
     assert_eq!(rig.flows.len(), 2);
 }
+
+/// An IPv6 TCP frame's fields, its checksum checked: (src, dst, sport, dport, seq, ack,
+/// SYN, ACK, MSS, payload length).
+#[allow(clippy::type_complexity)]
+fn tcp6_fields(
+    f: &[u8],
+) -> (
+    Ipv6Addr,
+    Ipv6Addr,
+    u16,
+    u16,
+    u32,
+    u32,
+    bool,
+    bool,
+    Option<u16>,
+    usize,
+) {
+    let ip = etherparse::Ipv6HeaderSlice::from_slice(&f[14..])
+        .unwrap()
+        .to_header();
+    assert_eq!(ip.next_header, etherparse::IpNumber::TCP);
+    let l4 = 14 + 40;
+    let ts = etherparse::TcpHeaderSlice::from_slice(&f[l4..]).unwrap();
+    let t = ts.to_header();
+    let payload = &f[l4 + ts.slice().len()..l4 + ip.payload_length as usize];
+    assert_eq!(
+        t.calc_checksum_ipv6(&ip, payload).unwrap(),
+        t.checksum,
+        "TCP checksum"
+    );
+    let mss = t.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    });
+    (
+        Ipv6Addr::from(ip.source),
+        Ipv6Addr::from(ip.destination),
+        t.source_port,
+        t.destination_port,
+        t.sequence_number,
+        t.acknowledgment_number,
+        t.syn,
+        t.ack,
+        mss,
+        payload.len(),
+    )
+}
+
+/// SYN cookies over IPv6 (nat): the SYN-ACK with a cookie (MSS: wan's MTU - 60), no
+/// state; the ACK makes the flow and becomes the SYN to the backend; the backend's
+/// SYN-ACK is answered; data both ways in each side's numbers.
+#[test]
+fn ipv6_syn_cookies_proxy_the_handshake() {
+    use etherparse::TcpOptionElement::MaximumSegmentSize;
+    use frames::tcp6_frame_with;
+    let mut rig = Rig::new(64);
+    rig.cookies = dataplane::synproxy::SynCookies {
+        active: true,
+        secret: 0x6eed,
+    };
+    let (client_ip, vip) = (ip6("2001:db8:99::1"), ip6("2001:db8:1::10"));
+    let s = client6("2001:db8:1::10", 44600, 64);
+    let syn = tcp6_frame_with(&s, SYN, 5000, None, &[MaximumSegmentSize(1440)], b"");
+    let (v, out) = rig.run(WAN, &syn);
+    assert_eq!(v, Verdict::Tx(WAN), "the SYN-ACK goes back");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&gw_mac().0[..], &wan_mac().0[..])
+    );
+    let (src, dst, sp, dp, cookie, ack, is_syn, is_ack, mss, _) = tcp6_fields(&out);
+    assert_eq!((src, dst, sp, dp, ack), (vip, client_ip, 80, 44600, 5001));
+    assert!(is_syn && is_ack);
+    assert_eq!(mss, Some(1440), "wan's MTU - 60");
+    assert_eq!(rig.flows6.len(), 0, "no state for a SYN");
+
+    let bad = tcp6_frame_with(&s, ACK, 5001, Some(cookie ^ 0x80), &[], b"");
+    assert_eq!(rig.run(WAN, &bad).0, Verdict::Drop(DropReason::NoFlow));
+
+    let third = tcp6_frame_with(&s, ACK, 5001, Some(cookie.wrapping_add(1)), &[], b"");
+    let (v, out) = rig.run(WAN, &third);
+    assert_eq!(v, Verdict::Tx(LAN));
+    let (src, be, sp, dp, seq, _, is_syn, is_ack, mss, len) = tcp6_fields(&out);
+    assert_eq!(
+        (src, sp, dp, seq, mss, len),
+        (client_ip, 44600, 8080, 5000, Some(1440), 0)
+    );
+    assert!(is_syn && !is_ack);
+    assert!(be == be6(10) || be == be6(11), "{be}");
+    assert_eq!(rig.flows6.len(), 1);
+    assert_eq!(rig.c.syn_cookies_valid.get(), 1);
+
+    let r = FrameSpec6 {
+        src_mac: be6_mac(if be == be6(10) { 10 } else { 11 }),
+        dst_mac: lan_mac(),
+        src_ip: be,
+        dst_ip: client_ip,
+        src_port: 8080,
+        dst_port: 44600,
+        hop_limit: 64,
+    };
+    let synack = tcp6_frame_with(
+        &r,
+        SYNACK,
+        70_000,
+        Some(5001),
+        &[MaximumSegmentSize(1440)],
+        b"",
+    );
+    let (v, out) = rig.run(LAN, &synack);
+    assert_eq!(v, Verdict::Tx(LAN), "the ACK goes back to the backend");
+    let (src, dst, _, _, seq, ack, is_syn, is_ack, _, _) = tcp6_fields(&out);
+    assert_eq!((src, dst, seq, ack), (client_ip, be, 5001, 70_001));
+    assert!(is_ack && !is_syn);
+    assert_eq!(rig.c.syn_proxied.get(), 1);
+
+    let down = tcp6_frame_with(&r, ACK | PSH, 70_001, Some(5004), &[], b"200 OK");
+    let (v, out) = rig.run(LAN, &down);
+    assert_eq!(v, Verdict::Tx(WAN));
+    let (src, dst, sp, _, seq, ack, _, _, _, len) = tcp6_fields(&out);
+    assert_eq!(
+        (src, dst, sp, seq, ack, len),
+        (vip, client_ip, 80, cookie.wrapping_add(1), 5004, 6)
+    );
+    let up = tcp6_frame_with(
+        &s,
+        ACK | PSH,
+        5001,
+        Some(cookie.wrapping_add(7)),
+        &[],
+        b"GET",
+    );
+    let (v, out) = rig.run(WAN, &up);
+    assert_eq!(v, Verdict::Tx(LAN));
+    let (_, dst, _, dp, seq, ack, _, _, _, len) = tcp6_fields(&out);
+    assert_eq!((dst, dp, seq, ack, len), (be, 8080, 5001, 70_007, 3));
+}

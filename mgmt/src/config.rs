@@ -238,8 +238,8 @@ pub struct FlowsConf {
     /// `capacity`, at least 1024.
     pub capacity_ipv6: Option<u32>,
     pub timeouts: TimeoutsConf,
-    /// SYN cookies for nat and fnat services (IPv4): `auto` (on while more than
-    /// `syn_cookies_above` half-open IPv4 flows are in the table), `always` or `never`.
+    /// SYN cookies for nat and fnat services: `auto` (on while more than
+    /// `syn_cookies_above` half-open flows are in the tables), `always` or `never`.
     pub syn_cookies: SynCookiesMode,
     /// Half-open flows above which `auto` turns cookies on (off again below half of it);
     /// default: 1/16 of `capacity`, at least 256.

@@ -20,7 +20,7 @@ impl Daemon {
     fn decide_syn_cookies(&mut self) {
         let f = &self.cfg.flows;
         let on = self.shared.syn_cookies_on.load(Relaxed);
-        let half_open = self.shared.flows.half_open();
+        let half_open = self.shared.flows.half_open() + self.shared.flows6.half_open();
         let above = f.syn_cookies_above() as usize;
         let want = match f.syn_cookies {
             config::SynCookiesMode::Always => true,
