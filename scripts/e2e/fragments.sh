@@ -4,8 +4,9 @@
 # 1. UDP datagrams of 100 to 20,000 bytes to a nat VIP: the client's kernel fragments
 #    them, ferrovs sends each fragment after its first one's flow, a backend's kernel
 #    reassembles and echoes, the backend's fragments come back the same way: every
-#    answer arrives byte-exact. Fragments sent last-first (an out-of-order datagram)
-#    are dropped and counted, and the service goes on.
+#    answer arrives byte-exact; the same over IPv6 (fragment headers) to an IPv6 VIP.
+#    Fragments sent last-first (an out-of-order datagram) are dropped and counted, and
+#    the service goes on.
 # 2. Path MTU: ferrovs's lan port has MTU 1200 (the backends' links 1500). A 4 MB upload
 #    from the client (1500-byte segments with DF) makes ferrovs answer ICMP
 #    "fragmentation needed"; the client's kernel lowers its path MTU to the VIP to 1200
@@ -32,6 +33,7 @@ trap cleanup EXIT INT TERM
 fail() { echo "e2e fragments: FAILED: $*"; $CTL -o json stats 2>/dev/null | jget '{k: v for k, v in d["drops"].items() if v}'; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
 
 nat_topology_up
+nat_topology_v6
 for n in 1 2 3; do
   ip netns exec fdbe$n$S python3 $HERE/udpecho.py server 5353 > /dev/null 2>&1 & PIDS+=($!)
   ip netns exec fdbe$n$S python3 $HERE/sha256server.py 8000 > /dev/null 2>&1 & PIDS+=($!)
@@ -41,10 +43,12 @@ config() { # $1 = lan MTU
   cat > $T/ferrovs.yaml <<YAML
 dpdk: { cores: "0-1", memory_mb: 256, hugepages: false, file_prefix: "ferrovs-frag-$S" }
 ports:
-  - { name: wan, device: "net_pcap0,iface=$WAN,phy_mac=1", addresses: ["10.0.0.1/24"] }
-  - { name: lan, device: "net_pcap1,iface=$LAN,phy_mac=1", addresses: ["10.1.0.1/24"], mtu: $1 }
+  - { name: wan, device: "net_pcap0,iface=$WAN,phy_mac=1", addresses: ["10.0.0.1/24", "2001:db8::1/64"] }
+  - { name: lan, device: "net_pcap1,iface=$LAN,phy_mac=1", addresses: ["10.1.0.1/24", "fd00:1::1/64"], mtu: $1 }
 api: { listen: "$API" }
+flows: { capacity: 65536, capacity_ipv6: 65536 }
 services:
+  - { name: dns6, vip: "2001:db8::10", port: 53, protocol: udp, scheduler: rr, backends: [ { address: "fd00:1::11", port: 5353 }, { address: "fd00:1::12", port: 5353 }, { address: "fd00:1::13", port: 5353 } ] }
   - { name: dns, vip: 10.0.0.10, port: 53, protocol: udp, scheduler: rr, backends: [ { address: 10.1.0.11, port: 5353 }, { address: 10.1.0.12, port: 5353 }, { address: 10.1.0.13, port: 5353 } ] }
   - { name: up, vip: 10.0.0.10, port: 8000, scheduler: rr, backends: [ { address: 10.1.0.11 }, { address: 10.1.0.12 }, { address: 10.1.0.13 } ] }
 YAML
@@ -57,6 +61,9 @@ start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 r=$(ip netns exec $CLI python3 $HERE/udpecho.py client 10.0.0.10 53 300 100,1473,3000,8000,20000)
 echo "udp echo through nat: $r"
 [ "$(echo "$r" | jget 'd["ok"]')" = 300 ] || fail "fragmented datagrams did not all come back byte-exact"
+r6=$(ip netns exec $CLI python3 $HERE/udpecho.py client 2001:db8::10 53 300 100,1453,3000,8000,20000)
+echo "udp echo through nat over IPv6: $r6"
+[ "$(echo "$r6" | jget 'd["ok"]')" = 300 ] || fail "fragmented IPv6 datagrams did not all come back byte-exact"
 before=$(drop fragment)
 lbmac=$(ip netns exec $CLI ip neigh show 10.0.0.10 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
 ip netns exec $CLI python3 - c0$S $lbmac <<'PY'

@@ -32,10 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e ipv6 ($STEP): FAILED: $*"; for f in $T/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
-v6() { # namespace, interface, address/len: an IPv6 address without DAD, no router adverts
-  ip netns exec $1 sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
-  ip netns exec $1 ip -6 addr add $3 dev $2 nodad
-}
+v6() { v6addr "$@"; } # namespace, interface, address/len (scripts/lib/nat-topology.sh)
 check_shares() { # json of a load run, total, label prefix of backend n's answer
   local ok errors got want diff
   ok=$(echo "$1" | jget 'd["ok"]'); errors=$(echo "$1" | jget 'd["errors"]')
@@ -51,12 +48,7 @@ check_shares() { # json of a load run, total, label prefix of backend n's answer
 # --- nat, two-arm, dual-stack
 STEP=nat
 nat_topology_up
-v6 $CLI c0$S 2001:db8::50/64
-ip netns exec $CLI ip -6 route add default via 2001:db8::1
-for n in 1 2 3; do
-  v6 fdbe$n$S e$n$S fd00:1::1$n/64
-  ip netns exec fdbe$n$S ip -6 route add default via fd00:1::1
-done
+nat_topology_v6
 API=127.0.0.1:$((22000 + S % 20000)); export FERROVS_API=http://$API
 cat > $T/nat.yaml <<YAML
 dpdk: { cores: "0-1", memory_mb: 256, hugepages: false, file_prefix: "ferrovs-v6nat-$S" }

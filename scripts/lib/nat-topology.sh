@@ -3,7 +3,9 @@
 #   client ns 10.0.0.50 --veth-- $WAN (host) | load balancer | $LAN (host) --veth-- bridge
 #   -- 3 backend namespaces 10.1.0.11-13 running nginx ("hello from backend N"), default
 #   route via 10.1.0.1. $WAN and $LAN are left in the host for the load balancer to use.
-# nat_topology_up creates it; nat_topology_down (trap it) removes it and $T.
+# nat_topology_up creates it; nat_topology_down (trap it) removes it and $T;
+# nat_topology_v6 adds IPv6 beside it (client 2001:db8::50/64, backends fd00:1::11-13/64,
+# default routes via the load balancer's 2001:db8::1 and fd00:1::1).
 source scripts/lib/nginx.sh
 S=$$; T=$(mktemp -d /tmp/ferrovs-nat.XXXX)
 CLI=fdcli$S; BR=fdbr$S; WAN=fdw$S; LAN=fdl$S
@@ -37,4 +39,19 @@ nat_topology_up() {
     start_nginx $ns $T/be$n "hello from backend $n (10.1.0.1$n)"
   done
   for i in $WAN $LAN; do ip link set $i up; ethtool -K $i rx off tx off gro off >/dev/null 2>&1 || true; done
+}
+
+# An IPv6 address without DAD, no router adverts: v6addr NAMESPACE INTERFACE ADDRESS/LEN
+v6addr() {
+  ip netns exec $1 sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+  ip netns exec $1 ip -6 addr add $3 dev $2 nodad
+}
+
+nat_topology_v6() {
+  v6addr $CLI c0$S 2001:db8::50/64
+  ip netns exec $CLI ip -6 route add default via 2001:db8::1
+  for n in 1 2 3; do
+    v6addr fdbe$n$S e$n$S fd00:1::1$n/64
+    ip netns exec fdbe$n$S ip -6 route add default via fd00:1::1
+  done
 }
