@@ -29,6 +29,7 @@ pub mod hugemem;
 pub mod pcap;
 pub mod pipeline;
 pub mod sched;
+pub mod slots;
 pub mod snapshot;
 pub mod synproxy;
 pub mod wire;

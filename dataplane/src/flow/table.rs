@@ -601,7 +601,7 @@ use layout::{gen_of, state_of, with_state};
 /// others only when its own is empty), so inserts and removes on different cores do not
 /// contend on one line (one shared stack serialized new flows across cores: measured
 /// flat at ~1 M inserts+removes/s from 1 to 16 threads).
-const FREE_SHARDS: usize = 64;
+const FREE_SHARDS: usize = crate::slots::THREAD_SLOTS;
 
 /// One shard: a tagged Treiber stack of free entries and the flows its threads made
 /// minus those they removed (the table's count is the sum).
@@ -613,13 +613,7 @@ struct Shard {
     live: core::sync::atomic::AtomicIsize,
 }
 
-/// The calling thread's shard: threads get shards round-robin, on first use.
-#[inline(always)]
-fn my_shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static SHARD: usize = NEXT.fetch_add(1, Relaxed) % FREE_SHARDS);
-    SHARD.with(|s| *s)
-}
+use crate::slots::thread_slot as my_shard;
 
 /// The shared flow table. `Sync`: every method takes `&self`.
 pub struct FlowTable<A: Family = Ipv4Addr> {

@@ -92,10 +92,26 @@ impl ConnCounters {
     }
 }
 
-/// Per-service scheduler position, shared by workers and kept across snapshots.
-/// Packed as `index:32 | current_weight:32` (wrr) or `index:32` (rr).
+/// Per-service scheduler position, kept across snapshots: one per worker thread (as DPVS
+/// keeps its schedulers per lcore), each on a cache line of its own, so a choice takes
+/// no locked instruction and no line another core writes; each worker goes round its
+/// own sequence. Each packs `index:32 | current_weight:32` (wrr) or `index:32` (rr).
+#[derive(Debug)]
+pub struct Cursor(Box<[CursorSlot]>);
+
+#[repr(align(64))]
 #[derive(Debug, Default)]
-pub struct Cursor(AtomicU64);
+struct CursorSlot(AtomicU64);
+
+impl Default for Cursor {
+    fn default() -> Cursor {
+        Cursor(
+            (0..crate::slots::THREAD_SLOTS)
+                .map(|_| CursorSlot::default())
+                .collect(),
+        )
+    }
+}
 
 /// Precomputed per-snapshot scheduler data.
 #[derive(Debug, Clone)]
@@ -156,55 +172,55 @@ impl Sched {
         }
         match self {
             Sched::Rr => {
-                let mut out = None;
-                let _ = cursor.0.fetch_update(Relaxed, Relaxed, |c| {
-                    let start = (c as u32 as usize) % n;
-                    for k in 1..=n {
-                        let i = (start + k) % n;
-                        if weights[i] > 0 {
-                            out = Some(i as u16);
-                            return Some(i as u64);
-                        }
+                // This thread's own position: a plain load and store, no division but
+                // for a position a smaller backend list left behind.
+                let slot = cursor.mine();
+                let c = slot.load(Relaxed) as u32 as usize;
+                let mut i = if c < n { c } else { c % n };
+                for _ in 0..n {
+                    i += 1;
+                    if i == n {
+                        i = 0;
                     }
-                    out = None;
-                    None
-                });
-                out
+                    if weights[i] > 0 {
+                        slot.store(i as u64, Relaxed);
+                        return Some(i as u16);
+                    }
+                }
+                None
             }
             Sched::Wrr { gcd, max } => {
                 if *max == 0 {
                     return None;
                 }
-                let mut out = None;
-                let _ = cursor.0.fetch_update(Relaxed, Relaxed, |c| {
-                    // IPVS's ip_vs_wrr_schedule: walk the list; on wrapping, lower the
-                    // current weight by gcd (back to max below zero); pick the first
-                    // backend whose weight >= current weight.
-                    // The cursor holds (index + 1): 0 is "before the head", as IPVS starts.
-                    let pos = (c >> 32) as usize;
-                    let mut i = if pos == 0 {
-                        n - 1
-                    } else {
-                        (pos - 1).min(n - 1)
-                    };
-                    let mut cw = c as u32 as i64;
-                    for _ in 0..(n + 1) * 2 {
-                        i = (i + 1) % n;
-                        if i == 0 {
-                            cw -= *gcd as i64;
-                            if cw <= 0 {
-                                cw = *max as i64;
-                            }
-                        }
-                        if weights[i] as i64 >= cw && weights[i] > 0 {
-                            out = Some(i as u16);
-                            return Some((((i + 1) as u64) << 32) | cw as u64);
+                // IPVS's ip_vs_wrr_schedule: walk the list; on wrapping, lower the
+                // current weight by gcd (back to max below zero); pick the first backend
+                // whose weight >= current weight. The position holds (index + 1): 0 is
+                // "before the head", as IPVS starts.
+                let slot = cursor.mine();
+                let c = slot.load(Relaxed);
+                let pos = (c >> 32) as usize;
+                let mut i = if pos == 0 {
+                    n - 1
+                } else {
+                    (pos - 1).min(n - 1)
+                };
+                let mut cw = c as u32 as i64;
+                for _ in 0..(n + 1) * 2 {
+                    i += 1;
+                    if i == n {
+                        i = 0;
+                        cw -= *gcd as i64;
+                        if cw <= 0 {
+                            cw = *max as i64;
                         }
                     }
-                    out = None;
-                    None
-                });
-                out
+                    if weights[i] as i64 >= cw && weights[i] > 0 {
+                        slot.store((((i + 1) as u64) << 32) | cw as u64, Relaxed);
+                        return Some(i as u16);
+                    }
+                }
+                None
             }
             Sched::Lc | Sched::Wlc => {
                 let weighted = matches!(self, Sched::Wlc);
@@ -244,13 +260,19 @@ impl Sched {
 }
 
 impl Cursor {
-    /// Carries a position over to a new backend list of `n` backends (rr/wrr keep going
-    /// from where they were instead of restarting at the first backend).
+    #[inline(always)]
+    fn mine(&self) -> &AtomicU64 {
+        &self.0[crate::slots::thread_slot() % self.0.len()].0
+    }
+    /// Carries the positions over to a new backend list of `n` backends (rr/wrr keep
+    /// going from where they were instead of restarting at the first backend).
     pub fn clamp(&self, n: usize) {
-        let _ = self.0.fetch_update(Relaxed, Relaxed, |c| {
-            let pos = (c >> 32) as usize;
-            (pos > n).then_some(((n as u64) << 32) | (c & 0xffff_ffff))
-        });
+        for s in self.0.iter() {
+            let _ = s.0.fetch_update(Relaxed, Relaxed, |c| {
+                let pos = (c >> 32) as usize;
+                (pos > n).then_some(((n as u64) << 32) | (c & 0xffff_ffff))
+            });
+        }
     }
 }
 
@@ -410,8 +432,42 @@ mod tests {
     #[test]
     fn cursor_survives_shrinking() {
         let cur = Cursor::default();
-        cur.0.store(5 << 32 | 3, Relaxed);
+        cur.mine().store(5 << 32 | 3, Relaxed);
+        cur.0[cur.0.len() - 1].0.store(9 << 32 | 1, Relaxed);
         cur.clamp(3);
-        assert_eq!(cur.0.load(Relaxed), 3 << 32 | 3);
+        assert_eq!(cur.mine().load(Relaxed), 3 << 32 | 3);
+        assert_eq!(
+            cur.0[cur.0.len() - 1].0.load(Relaxed),
+            3 << 32 | 1,
+            "every worker's"
+        );
+    }
+
+    /// Each thread goes round its own sequence: two threads picking from one service
+    /// each see the whole rotation, and neither's picks disturb the other's.
+    #[test]
+    fn each_thread_has_its_own_rotation() {
+        let weights = [1u32, 1, 1];
+        let ids = [0u32, 1, 2];
+        let s = Sched::new(SchedulerKind::Rr, &weights);
+        let (cur, cnt, mg) = (
+            Cursor::default(),
+            ConnCounters::default(),
+            Maglev::build(&[], 7),
+        );
+        let picks = |n: usize| -> Vec<u16> {
+            (0..n)
+                .map(|_| s.pick(&ids, &weights, &cur, &cnt, &mg, 0, 0).unwrap())
+                .collect()
+        };
+        let here = picks(2);
+        let there = std::thread::scope(|sc| sc.spawn(|| picks(3)).join().unwrap());
+        assert_eq!(
+            there,
+            vec![1, 2, 0],
+            "a thread of its own starts its own rotation"
+        );
+        assert_eq!(here, vec![1, 2]);
+        assert_eq!(picks(1), vec![0], "and this one's goes on where it was");
     }
 }
