@@ -2,6 +2,12 @@
 //! joined by DPDK ring ports (zero copy), or a MAC-swap forwarder in the worker's place
 //! as the ceiling. Reports Mpps through the worker and cycles per packet from the
 //! worker's own TSC busy-cycle accounting, once, as text and JSON.
+//!
+//! `--workers N` (N > 1, for machines with 2N + 1 cores): N workers on cores 1..=N, one
+//! flow table and snapshot, each on its own queue pair of the ring ports, fed by N
+//! generators on cores N+1..=2N, generator g sending flows g, g + N, g + 2N, ... (as RSS
+//! would spread them). Reports the total and the per-worker rate (`perf/scale.sh
+//! harness`).
 use anyhow::{bail, Result};
 use clap::Parser;
 use dataplane::counters::{DropReason, WorkerCounters};
@@ -46,6 +52,9 @@ struct Args {
     /// no flow made).
     #[arg(long)]
     syn_cookies: bool,
+    /// Workers (each with its own generator); more than one needs 2N + 1 cores.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -176,12 +185,28 @@ fn main() -> Result<()> {
         "flooded" => (false, true),
         t => bail!("--traffic {t}: established, syn or flooded"),
     };
+    let nw = a.workers.max(1);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // FERROVS_BENCH_OVERSUBSCRIBE=1 runs the layout on fewer cores (threads pinned modulo
+    // the cores there are): a check that the multi-worker path works, not a measurement.
+    let oversubscribe = std::env::var_os("FERROVS_BENCH_OVERSUBSCRIBE").is_some();
+    if nw > 1 && 2 * nw + 1 > cores && !oversubscribe {
+        bail!(
+            "--workers {nw} needs {} cores (a worker and a generator each, and one more); this machine has {cores}",
+            2 * nw + 1
+        );
+    }
+    // (worker core, generator core) of worker w: the one-worker layout is the historic one.
+    let core_of = move |w: usize| {
+        let (wc, gc) = if nw == 1 { (1, 0) } else { (1 + w, 1 + nw + w) };
+        (wc % cores, gc % cores)
+    };
     let free_huge: u64 =
         std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-    let huge = free_huge >= 256;
+    let huge = free_huge >= 256 * nw as u64;
     let prefix = format!("ferrovs-bench-{}", std::process::id());
     let mut eal_args = vec![
         "-l",
@@ -192,179 +217,200 @@ fn main() -> Result<()> {
         "*:warning",
         "--no-pci",
     ];
+    // 512 MB, and room for each further worker's mbufs and rings.
+    let mem = (512 + 256 * (nw - 1)).to_string();
     eal_args.extend(if huge {
-        ["-m", "512", "--in-memory"]
+        ["-m", &mem, "--in-memory"]
     } else {
-        ["--no-huge", "-m", "512"]
+        ["--no-huge", "-m", &mem]
     });
     let eal = Eal::init(&eal_args)?;
     // Shared by the generator and the ports; dropped last, after every thread and port.
-    let pool = Arc::new(Mempool::new(&eal, "bench", 32767, 512, 2176)?);
-    let (mut gen_port, mut lb_port) = Port::ring_pair(&eal, "bench", 1, 4096)?;
-    let (mut grx, mut gtx, _) = gen_port.configure(1, 1, 1024, &pool)?;
-    let (mut lrx, mut ltx, _) = lb_port.configure(1, 1, 1024, &pool)?;
+    let pool = Arc::new(Mempool::new(
+        &eal,
+        "bench",
+        (32768 + 16384 * (nw - 1) - 1) as u32,
+        512,
+        2176,
+    )?);
+    let q = nw as u16;
+    let (mut gen_port, mut lb_port) = Port::ring_pair(&eal, "bench", q, 4096)?;
+    let (mut grx, mut gtx, _) = gen_port.configure(q, q, 1024, &pool)?;
+    let (mut lrx, mut ltx, _) = lb_port.configure(q, q, 1024, &pool)?;
     gen_port.start()?;
     lb_port.start()?;
     let lb_mac = lb_port.mac();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(WorkerCounters::default());
+    let counters: Vec<Arc<WorkerCounters>> = (0..nw).map(|_| Default::default()).collect();
     let mut shared_opt = None;
-    let fwd_handle = if let Some(fwd) = forward {
-        let ports = vec![PortConf {
-            name: "p0".into(),
-            mac: lb_mac,
-            addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
-            addresses6: vec![(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 64)],
-            mtu: 1500,
-            kernel: false,
-        }];
-        let bes: Vec<(IpAddr, u16, u32)> = (0..4u8)
-            .map(|i| {
-                let a: IpAddr = if v6 {
-                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + i as u16).into()
-                } else {
-                    Ipv4Addr::new(10, 0, 0, 11 + i).into()
-                };
-                (a, 80, 1)
-            })
-            .collect();
-        let addrs: Vec<IpAddr> = bes.iter().map(|b| b.0).collect();
-        let vip: IpAddr = if v6 { VIP6.into() } else { VIP.into() };
-        let mut svc = fixture::spec(0, "bench", vip, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
-        // New flows are never ended here: give them room (64 local addresses, 4M ports per
-        // backend) so that the benchmark measures creation, not exhaustion.
-        let nlocals = if syn { 64 } else { FNAT_LOCALS };
-        let locals: Vec<IpAddr> = (0..nlocals)
-            .map(|k| -> IpAddr {
-                if v6 {
-                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200 + k as u16).into()
-                } else {
-                    Ipv4Addr::new(10, 0, 1, k as u8).into()
-                }
-            })
-            .collect();
-        if fwd == Forward::Fnat {
-            svc.local_addresses = locals.clone();
-            svc.proxy = a.proxy;
-        }
-        let backends = svc.backends.clone();
-        let snap = fixture::snapshot(
-            ports,
-            vec![svc],
-            &addrs,
-            dataplane::sched::maglev::DEFAULT_M,
-        );
-        let capacity = if syn {
-            12_000_000
-        } else {
-            a.flows as usize + 65536
-        };
-        let (cap4, cap6) = if v6 {
-            (1024, capacity)
-        } else {
-            (capacity, 1024)
-        };
-        let shared = Arc::new(Shared::new(
-            SnapshotCell::new(snap),
-            cap4,
-            cap6,
-            Timeouts::default(),
-            1,
-        ));
-        shared
-            .syn_cookies_on
-            .store(a.syn_cookies, std::sync::atomic::Ordering::Relaxed);
-        if !syn {
-            let t = Instant::now();
-            for i in 0..a.flows {
-                let b = &backends[(i % 4) as usize];
-                let r = match b.addr {
-                    IpAddr::V4(be) => shared
-                        .flows
-                        .insert(
-                            &established(
-                                client(i).0,
-                                VIP,
-                                be,
-                                i,
-                                b.id,
-                                fwd,
-                                local4(&locals, i),
-                                a.proxy,
-                            ),
-                            0,
-                        )
-                        .map(|_| ()),
-                    IpAddr::V6(be) => shared
-                        .flows6
-                        .insert(
-                            &established(
-                                client6(i).0,
-                                VIP6,
-                                be,
-                                i,
-                                b.id,
-                                fwd,
-                                local6(&locals, i),
-                                a.proxy,
-                            ),
-                            0,
-                        )
-                        .map(|_| ()),
-                };
-                r.map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
-            }
-            eprintln!(
-                "prefilled {} flows in {:.1}s",
-                shared.flows.len() + shared.flows6.len(),
-                t.elapsed().as_secs_f64()
-            );
-        }
-        shared_opt = Some(shared.clone());
-        let q = WorkerQueues {
-            rx: vec![(0, lrx.remove(0))],
-            tx: vec![ltx.remove(0)],
-            sends_for_mgmt: false,
-        };
-        let c = counters.clone();
-        std::thread::Builder::new()
-            .name("worker".into())
-            .spawn(move || {
-                dpdk::register_thread(Some(1)).expect("register worker");
-                worker::run(&shared, q, &c);
-                dpdk::unregister_thread();
-            })?
-    } else {
-        // The ceiling: receive, swap MACs, transmit; accounted like the worker.
-        let (mut rx, mut tx, c, stop) =
-            (lrx.remove(0), ltx.remove(0), counters.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("worker".into())
-            .spawn(move || {
-                dpdk::register_thread(Some(1)).expect("register forwarder");
-                let mut loops = 0u64;
-                while !(loops & 1023 == 0 && stop.load(Relaxed)) {
-                    loops += 1;
-                    let t0 = rdtsc();
-                    let mut b = Burst::default();
-                    let n = rx.rx(&mut b);
-                    if n > 0 {
-                        for m in b.as_mut_slice() {
-                            let d = m.data_mut();
-                            let mut dst = [0u8; 6];
-                            dst.copy_from_slice(&d[0..6]);
-                            d.copy_within(6..12, 0);
-                            d[6..12].copy_from_slice(&dst);
-                        }
-                        c.rx.add(n as u64);
-                        c.tx.add(tx.tx(&mut b).0 as u64);
-                        c.busy_cycles.add(rdtsc().wrapping_sub(t0));
+    let fwd_handle =
+        if let Some(fwd) = forward {
+            let ports = vec![PortConf {
+                name: "p0".into(),
+                mac: lb_mac,
+                addresses: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+                addresses6: vec![(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 64)],
+                mtu: 1500,
+                kernel: false,
+            }];
+            let bes: Vec<(IpAddr, u16, u32)> = (0..4u8)
+                .map(|i| {
+                    let a: IpAddr = if v6 {
+                        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + i as u16).into()
+                    } else {
+                        Ipv4Addr::new(10, 0, 0, 11 + i).into()
+                    };
+                    (a, 80, 1)
+                })
+                .collect();
+            let addrs: Vec<IpAddr> = bes.iter().map(|b| b.0).collect();
+            let vip: IpAddr = if v6 { VIP6.into() } else { VIP.into() };
+            let mut svc = fixture::spec(0, "bench", vip, 80, 6, fwd, SchedulerKind::Rr, 0, &bes);
+            // New flows are never ended here: give them room (64 local addresses, 4M ports per
+            // backend) so that the benchmark measures creation, not exhaustion.
+            let nlocals = if syn { 64 } else { FNAT_LOCALS };
+            let locals: Vec<IpAddr> = (0..nlocals)
+                .map(|k| -> IpAddr {
+                    if v6 {
+                        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200 + k as u16).into()
+                    } else {
+                        Ipv4Addr::new(10, 0, 1, k as u8).into()
                     }
+                })
+                .collect();
+            if fwd == Forward::Fnat {
+                svc.local_addresses = locals.clone();
+                svc.proxy = a.proxy;
+            }
+            let backends = svc.backends.clone();
+            let snap = fixture::snapshot(
+                ports,
+                vec![svc],
+                &addrs,
+                dataplane::sched::maglev::DEFAULT_M,
+            );
+            let capacity = if syn {
+                12_000_000
+            } else {
+                a.flows as usize + 65536
+            };
+            let (cap4, cap6) = if v6 {
+                (1024, capacity)
+            } else {
+                (capacity, 1024)
+            };
+            let shared = Arc::new(Shared::new(
+                SnapshotCell::new(snap),
+                cap4,
+                cap6,
+                Timeouts::default(),
+                1,
+            ));
+            shared
+                .syn_cookies_on
+                .store(a.syn_cookies, std::sync::atomic::Ordering::Relaxed);
+            if !syn {
+                let t = Instant::now();
+                for i in 0..a.flows {
+                    let b = &backends[(i % 4) as usize];
+                    let r = match b.addr {
+                        IpAddr::V4(be) => shared
+                            .flows
+                            .insert(
+                                &established(
+                                    client(i).0,
+                                    VIP,
+                                    be,
+                                    i,
+                                    b.id,
+                                    fwd,
+                                    local4(&locals, i),
+                                    a.proxy,
+                                ),
+                                0,
+                            )
+                            .map(|_| ()),
+                        IpAddr::V6(be) => shared
+                            .flows6
+                            .insert(
+                                &established(
+                                    client6(i).0,
+                                    VIP6,
+                                    be,
+                                    i,
+                                    b.id,
+                                    fwd,
+                                    local6(&locals, i),
+                                    a.proxy,
+                                ),
+                                0,
+                            )
+                            .map(|_| ()),
+                    };
+                    r.map_err(|e| anyhow::anyhow!("prefill: {e}"))?;
                 }
-                dpdk::unregister_thread();
-            })?
-    };
+                eprintln!(
+                    "prefilled {} flows in {:.1}s",
+                    shared.flows.len() + shared.flows6.len(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            shared_opt = Some(shared.clone());
+            let mut handles = Vec::new();
+            for (w, c) in counters.iter().enumerate() {
+                let q = WorkerQueues {
+                    rx: vec![(0, lrx.remove(0))],
+                    tx: vec![ltx.remove(0)],
+                    sends_for_mgmt: false,
+                };
+                let (c, shared) = (c.clone(), shared.clone());
+                handles.push(std::thread::Builder::new().name("worker".into()).spawn(
+                    move || {
+                        dpdk::register_thread(Some(core_of(w).0)).expect("register worker");
+                        worker::run(&shared, q, &c);
+                        dpdk::unregister_thread();
+                    },
+                )?);
+            }
+            handles
+        } else {
+            if nw > 1 {
+                bail!("--mode macswap runs one forwarder");
+            }
+            // The ceiling: receive, swap MACs, transmit; accounted like the worker.
+            let (mut rx, mut tx, c, stop) = (
+                lrx.remove(0),
+                ltx.remove(0),
+                counters[0].clone(),
+                stop.clone(),
+            );
+            vec![std::thread::Builder::new()
+                .name("worker".into())
+                .spawn(move || {
+                    dpdk::register_thread(Some(1)).expect("register forwarder");
+                    let mut loops = 0u64;
+                    while !(loops & 1023 == 0 && stop.load(Relaxed)) {
+                        loops += 1;
+                        let t0 = rdtsc();
+                        let mut b = Burst::default();
+                        let n = rx.rx(&mut b);
+                        if n > 0 {
+                            for m in b.as_mut_slice() {
+                                let d = m.data_mut();
+                                let mut dst = [0u8; 6];
+                                dst.copy_from_slice(&d[0..6]);
+                                d.copy_within(6..12, 0);
+                                d[6..12].copy_from_slice(&dst);
+                            }
+                            c.rx.add(n as u64);
+                            c.tx.add(tx.tx(&mut b).0 as u64);
+                            c.busy_cycles.add(rdtsc().wrapping_sub(t0));
+                        }
+                    }
+                    dpdk::unregister_thread();
+                })?]
+        };
 
     // Generator on core 0: fill bursts from templates (established) or fresh tuples (syn).
     let mk = if v6 { frame6 } else { frame };
@@ -375,78 +421,92 @@ fn main() -> Result<()> {
     };
     let syn_template = mk(lb_mac, 0, TcpFlags::SYN);
     let (gen_sent, gen_back) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (gs, gb, gstop, gpool) = (
-        gen_sent.clone(),
-        gen_back.clone(),
-        stop.clone(),
-        pool.clone(),
-    );
     let flows = a.flows.max(1);
-    let gen = std::thread::Builder::new()
-        .name("generator".into())
-        .spawn(move || {
-            dpdk::register_thread(Some(0)).expect("register generator");
-            let (mut k, mut loops) = (0u32, 0u64);
-            while !(loops & 255 == 0 && gstop.load(Relaxed)) {
-                loops += 1;
-                let mut b = Burst::default();
-                if gpool.alloc_burst(&mut b) > 0 {
-                    for m in b.as_mut_slice() {
-                        // flooded: odd packets are the flood's SYNs, from clients past the
-                        // established ones (2^31 + k).
-                        let flood = flooded && k & 1 == 1;
-                        let t = if syn {
-                            &templates[0]
-                        } else if flood {
-                            &syn_template
-                        } else if flooded {
-                            &templates[((k >> 1) % flows) as usize]
-                        } else {
-                            &templates[(k % flows) as usize]
-                        };
-                        let d = m.append(t.len()).expect("room");
-                        d.copy_from_slice(t);
-                        let tuple = if flood { k | 0x8000_0000 } else { k };
-                        if (syn || flood) && v6 {
-                            // A fresh 5-tuple per packet (checksums are not checked on this path).
-                            let (ip, port) = client6(tuple);
-                            d[22..38].copy_from_slice(&ip.octets());
-                            d[54..56].copy_from_slice(&port.to_be_bytes());
-                        } else if syn || flood {
-                            let (ip, port) = client(tuple);
-                            d[26..30].copy_from_slice(&ip.octets());
-                            d[34..36].copy_from_slice(&port.to_be_bytes());
+    let templates = Arc::new(templates);
+    let syn_template = Arc::new(syn_template);
+    let mut gens = Vec::new();
+    for g in 0..nw {
+        let (gs, gb, gstop, gpool) = (
+            gen_sent.clone(),
+            gen_back.clone(),
+            stop.clone(),
+            pool.clone(),
+        );
+        let (templates, syn_template) = (templates.clone(), syn_template.clone());
+        let (mut gtx, mut grx) = (gtx.remove(0), grx.remove(0));
+        let gen = std::thread::Builder::new()
+            .name("generator".into())
+            .spawn(move || {
+                dpdk::register_thread(Some(core_of(g).1)).expect("register generator");
+                // Generator g sends flows g, g + N, ...; one generator, every flow.
+                let (mut k, mut loops) = (g as u32, 0u64);
+                while !(loops & 255 == 0 && gstop.load(Relaxed)) {
+                    loops += 1;
+                    let mut b = Burst::default();
+                    if gpool.alloc_burst(&mut b) > 0 {
+                        for m in b.as_mut_slice() {
+                            // flooded: odd packets are the flood's SYNs, from clients past the
+                            // established ones (2^31 + k).
+                            let flood = flooded && k & 1 == 1;
+                            let t = if syn {
+                                &templates[0]
+                            } else if flood {
+                                &syn_template
+                            } else if flooded {
+                                &templates[((k >> 1) % flows) as usize]
+                            } else {
+                                &templates[(k % flows) as usize]
+                            };
+                            let d = m.append(t.len()).expect("room");
+                            d.copy_from_slice(t);
+                            let tuple = if flood { k | 0x8000_0000 } else { k };
+                            if (syn || flood) && v6 {
+                                // A fresh 5-tuple per packet (checksums are not checked on this path).
+                                let (ip, port) = client6(tuple);
+                                d[22..38].copy_from_slice(&ip.octets());
+                                d[54..56].copy_from_slice(&port.to_be_bytes());
+                            } else if syn || flood {
+                                let (ip, port) = client(tuple);
+                                d[26..30].copy_from_slice(&ip.octets());
+                                d[34..36].copy_from_slice(&port.to_be_bytes());
+                            }
+                            k = k.wrapping_add(nw as u32);
                         }
-                        k = k.wrapping_add(1);
+                        gs.fetch_add(gtx.tx(&mut b).0 as u64, Relaxed);
                     }
-                    gs.fetch_add(gtx[0].tx(&mut b).0 as u64, Relaxed);
-                }
-                // Drain what came back (several bursts, so the return ring never fills).
-                for _ in 0..4 {
-                    let mut r = Burst::default();
-                    let n = grx[0].rx(&mut r);
-                    gb.fetch_add(n as u64, Relaxed);
-                    if n == 0 {
-                        break;
+                    // Drain what came back (several bursts, so the return ring never fills).
+                    for _ in 0..4 {
+                        let mut r = Burst::default();
+                        let n = grx.rx(&mut r);
+                        gb.fetch_add(n as u64, Relaxed);
+                        if n == 0 {
+                            break;
+                        }
                     }
                 }
-            }
-            dpdk::unregister_thread();
-        })?;
+                dpdk::unregister_thread();
+            })?;
+        gens.push(gen);
+    }
 
     std::thread::sleep(Duration::from_millis(500));
-    let snap = |c: &WorkerCounters| {
-        (
-            c.rx.get(),
-            c.tx.get(),
-            c.busy_cycles.get(),
-            c.drops_total(),
-            c.new_flows.get(),
-            c.table_full.get(),
-            c.early_drops.get(),
-        )
+    // Every worker's counters, summed.
+    let snap = |cs: &[Arc<WorkerCounters>]| {
+        cs.iter().fold((0, 0, 0, 0, 0, 0, 0), |t, c| {
+            (
+                t.0 + c.rx.get(),
+                t.1 + c.tx.get(),
+                t.2 + c.busy_cycles.get(),
+                t.3 + c.drops_total(),
+                t.4 + c.new_flows.get(),
+                t.5 + c.table_full.get(),
+                t.6 + c.early_drops.get(),
+            )
+        })
     };
-    let reasons = |c: &WorkerCounters| DropReason::ALL.map(|r| c.drops[r as usize].get());
+    let reasons = |cs: &[Arc<WorkerCounters>]| {
+        DropReason::ALL.map(|r| cs.iter().map(|c| c.drops[r as usize].get()).sum::<u64>())
+    };
     let (t0, s0, b0, r0) = (
         Instant::now(),
         snap(&counters),
@@ -470,26 +530,37 @@ fn main() -> Result<()> {
     if let Some(s) = &shared_opt {
         s.stop.store(true, Relaxed);
     }
-    gen.join().ok();
-    fwd_handle.join().ok();
+    for g in gens {
+        g.join().ok();
+    }
+    for h in fwd_handle {
+        h.join().ok();
+    }
 
     let (rx, tx, busy) = (s1.0 - s0.0, s1.1 - s0.1, s1.2 - s0.2);
-    let mpps = tx as f64 / dt / 1e6;
+    // Per worker core (the whole, with one worker).
+    let total_mpps = tx as f64 / dt / 1e6;
+    let mpps = total_mpps / nw as f64;
     let cpp = if rx > 0 { busy as f64 / rx as f64 } else { 0.0 };
     let hz = eal.tsc_hz() as f64;
     let label = format!(
-        "{}{}{}{} {} {}",
+        "{}{}{}{}{} {} {}",
         a.mode,
         if a.proxy { "+proxy" } else { "" },
         if a.syn_cookies { "+cookies" } else { "" },
         if v6 { " ipv6" } else { "" },
+        if nw > 1 {
+            format!(" x{nw} workers ({total_mpps:.2} Mpps in all)")
+        } else {
+            String::new()
+        },
         human(a.flows),
         a.traffic
     );
     println!(
         "{label}: {mpps:.2} Mpps/core, {cpp:.0} cycles/packet ({:.0} ns), worker busy {:.0}%, drops {} {}, back at generator {:.2} Mpps, {} memory",
         cpp / hz * 1e9,
-        busy as f64 / (dt * hz) * 100.0,
+        busy as f64 / (dt * hz * nw as f64) * 100.0,
         s1.3 - s0.3,
         serde_json::Value::Object(drops.clone()),
         (b1 - b0) as f64 / dt / 1e6,
@@ -499,7 +570,7 @@ fn main() -> Result<()> {
         "mode": a.mode, "family": a.family, "flows": a.flows, "traffic": a.traffic, "seconds": dt, "mpps": mpps,
         "cycles_per_packet": cpp, "tsc_hz": hz, "worker_rx": rx, "worker_tx": tx, "drops": drops,
         "new_flows": s1.4 - s0.4, "table_full": s1.5 - s0.5, "early_drops": s1.6 - s0.6,
-        "hugepages": huge,
+        "hugepages": huge, "workers": nw, "mpps_total": total_mpps,
         "generator_sent": gen_sent.load(Relaxed),
     });
     println!("JSON {json}");
