@@ -1,5 +1,5 @@
 //! One definition for each closed set of names (drop reasons, schedulers, forwarding
-//! modes, flow states, protocols): [`named_enum!`] makes the enum, its wire names, the
+//! modes, flow states, protocols): `named_enum!` makes the enum, its wire names, the
 //! list of all values, parsing and display from one list, as VPP's `foreach_lb_error`
 //! does. Adding a reason or a mode is one line.
 #![forbid(unsafe_code)]

@@ -4,7 +4,7 @@
 //!    (for TCP/UDP a [`Parsed`]: offsets, flow key, flags, lengths) or a drop reason;
 //! 2. [`existing_flow`]: a packet of a known flow keeps its backend (state tracking);
 //! 3. [`new_flow`]: service lookup, scheduler, flow insert (or the stateless decision);
-//! 4. the forwarding mode's rewrite: [`to_backend`] (nat, dr, tun) or [`to_client`]
+//! 4. the forwarding mode's rewrite: `to_backend` (nat, dr, tun) or `to_client`
 //!    (nat replies), then the next hop.
 //!
 //! [`process`] runs them for one packet; [`process_burst`] parses a whole burst first,
