@@ -3,6 +3,7 @@
 from random addresses of SRC_NET/16 and random ports to DST_IP:DPORT, to DST_MAC) sent
 on IFACE through an AF_PACKET socket for SECONDS, at RATE frames/s (0: as fast as one
 core allows). Prints one JSON line: frames sent, seconds, pps. Bounded by its deadline.
+An IPv6 DST_IP floods over IPv6, from random addresses of 2001:db8:ffff::/48.
 
   synflood.py IFACE DST_MAC DST_IP DPORT SECONDS [RATE=0] [SRC_NET=198.18]
 """
@@ -24,6 +25,13 @@ def frame(dst_mac, src_mac, src, dst, sport, dport):
     ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
     return dst_mac + src_mac + b"\x08\x00" + ip + tcp
 
+def frame6(dst_mac, src_mac, src, dst, sport, dport):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, random.getrandbits(32), 0, 5 << 4, 0x02, 65535, 0, 0)
+    ph = src + dst + struct.pack("!IxxxB", len(tcp), 6)
+    tcp = tcp[:16] + struct.pack("!H", csum(ph + tcp)) + tcp[18:]
+    ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, src, dst)
+    return dst_mac + src_mac + b"\x86\xdd" + ip + tcp
+
 def main():
     iface, dst_mac, dst_ip, dport, secs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
     rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
@@ -31,9 +39,15 @@ def main():
     a, b = (int(x) for x in net.split("."))
     dmac = bytes(int(x, 16) for x in dst_mac.split(":"))
     smac = bytes([2, 0x66, 0, 0, 0, 1])
-    dst = socket.inet_aton(dst_ip)
-    frames = [frame(dmac, smac, bytes([a, b, random.randrange(256), random.randrange(1, 255)]), dst,
-                    random.randrange(1024, 65535), dport) for _ in range(8192)]
+    if ":" in dst_ip:
+        dst = socket.inet_pton(socket.AF_INET6, dst_ip)
+        base = socket.inet_pton(socket.AF_INET6, "2001:db8:ffff::")[:6]
+        frames = [frame6(dmac, smac, base + os.urandom(10), dst, random.randrange(1024, 65535), dport)
+                  for _ in range(8192)]
+    else:
+        dst = socket.inet_aton(dst_ip)
+        frames = [frame(dmac, smac, bytes([a, b, random.randrange(256), random.randrange(1, 255)]), dst,
+                        random.randrange(1024, 65535), dport) for _ in range(8192)]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)

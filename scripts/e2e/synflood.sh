@@ -8,6 +8,8 @@
 # translated); with it, a new SYN makes room. Asserts: >= 95% of the new connections
 # during the flood succeed, every long-lived connection completes, and new connections
 # work again within 1 s of the flood's end. Prints the injected rate and the counters.
+# Then the same over IPv6 (an IPv6 VIP, a flood from random IPv6 sources, 8 s): SYN
+# cookies answer it, and >= 95% of the new IPv6 connections during it succeed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" -eq 0 ] || { echo "e2e synflood: needs root"; exit 1; }
@@ -26,15 +28,17 @@ trap cleanup EXIT INT TERM
 fail() { echo "e2e synflood: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
 
 nat_topology_up
+nat_topology_v6
 API=127.0.0.1:$((26000 + S % 20000)); export FERROVS_API=http://$API
 cat > $T/ferrovs.yaml <<YAML
 dpdk: { cores: "0-1", memory_mb: 256, hugepages: false, file_prefix: "ferrovs-flood-$S" }
 ports:
-  - { name: wan, device: "net_af_packet0,iface=$WAN", addresses: ["10.0.0.1/24"] }
-  - { name: lan, device: "net_af_packet1,iface=$LAN", addresses: ["10.1.0.1/24"] }
-flows: { capacity: 8192 }
+  - { name: wan, device: "net_af_packet0,iface=$WAN", addresses: ["10.0.0.1/24", "2001:db8::1/64"] }
+  - { name: lan, device: "net_af_packet1,iface=$LAN", addresses: ["10.1.0.1/24", "fd00:1::1/64"] }
+flows: { capacity: 8192, capacity_ipv6: 8192 }
 api: { listen: "$API" }
 services:
+  - { name: web6, vip: "2001:db8::10", port: 80, scheduler: rr, backends: [ { address: "fd00:1::11" }, { address: "fd00:1::12" }, { address: "fd00:1::13" } ] }
   - { name: web, vip: 10.0.0.10, port: 80, scheduler: rr, backends: [ { address: 10.1.0.11 }, { address: 10.1.0.12 }, { address: 10.1.0.13 } ] }
 YAML
 start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
@@ -51,7 +55,8 @@ t1=$(date +%s.%N)
 wait $SP; wait $HP
 echo "flood: $(cat $T/flood.json) (random sources in 198.18.0.0/16 -> 10.0.0.10:80)"
 $CTL -o json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["totals"]; print("ferrovs:", {"new_flows": t["new_flows"], "early_drops": t["early_drops"], "table_full": t["table_full"], "syn_cookies_sent": t["syn_cookies_sent"], "syn_cookies_valid": t["syn_cookies_valid"], "syn_proxied": t["syn_proxied"], "flows_active": d["flows"]["active"], "dropped": {k: v for k, v in d["drops"].items() if v}})'
-python3 - $T/steady.json $t0 $t1 <<'PY' || fail "legitimate connections during the flood: see above"
+during_flood() { # steadyload log, flood start, flood end: >= 95% during it, all from 1 s after
+python3 - $1 $2 $3 <<'PY'
 import json, sys
 log = json.load(open(sys.argv[1])); t0, t1 = float(sys.argv[2]), float(sys.argv[3])
 during = [who for t, who in log if t0 + 0.5 < t < t1]
@@ -62,7 +67,28 @@ print(f"new connections during the flood: {ok} of {len(during)} succeeded ({100 
 assert during and ok >= 0.95 * len(during), "fewer than 95% of new connections succeeded during the flood"
 assert after and all(after), "new connections failed more than 1 s after the flood"
 PY
+}
+during_flood $T/steady.json $t0 $t1 || fail "legitimate connections during the flood: see above"
 r=$(cat $T/hold.json | sed 's/, "client_ports": \[[^]]*\]//'); echo "long-lived connections across the flood: $r"
 [ "$(echo "$r" | jget 'd["completed"]')" = 20 ] || fail "long-lived connections broke during the flood: $r"
+
+# IPv6: the same kind of flood from random IPv6 sources, against the IPv6 VIP.
+sleep 2
+ip netns exec $CLI python3 $HERE/httpload.py 2001:db8::10 80 6 3 30 > /dev/null || fail "no IPv6 service before the flood"
+vipmac6=$(ip netns exec $CLI ip -6 neigh show 2001:db8::10 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
+[ -n "$vipmac6" ] || fail "no MAC for the IPv6 VIP"
+totals() { $CTL -o json stats | jget "d['totals']['$1']"; }
+sent0=$(totals syn_cookies_sent); valid0=$(totals syn_cookies_valid)
+ip netns exec $CLI python3 $HERE/steadyload.py 2001:db8::10 80 12 2 > $T/steady6.json & SP=$!
+sleep 2
+t0=$(date +%s.%N)
+ip netns exec $CLI python3 $HERE/synflood.py c0$S $vipmac6 2001:db8::10 80 8 ${FLOOD_PPS:-20000} > $T/flood6.json
+t1=$(date +%s.%N)
+wait $SP
+sent=$(( $(totals syn_cookies_sent) - sent0 )); valid=$(( $(totals syn_cookies_valid) - valid0 ))
+echo "IPv6 flood: $(cat $T/flood6.json) (random sources in 2001:db8:ffff::/48 -> [2001:db8::10]:80); cookie SYN-ACKs $sent, handshakes through a cookie $valid"
+during_flood $T/steady6.json $t0 $t1 || fail "legitimate IPv6 connections during the flood: see above"
+[ "$sent" -gt 1000 ] || fail "SYN cookies did not answer the IPv6 flood"
+[ "$valid" -gt 0 ] || fail "no IPv6 connection came through a cookie"
 kill -TERM $FPID; wait $FPID || true
 echo "e2e synflood: PASSED"
