@@ -155,6 +155,19 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
 
 #[test]
 fn racing_creators_end_with_one_flow_and_one_backend() {
+    race(|t, f| t.insert(f, 0));
+}
+
+/// The same race through `insert_missed` (the pipeline's insert after its own lookup
+/// missed: no lookup before publishing, the check after it must catch the others).
+#[test]
+fn racing_creators_after_a_miss_end_with_one_flow_and_one_backend() {
+    race(|t, f| t.insert_missed(f, 0, t.hash(&f.forward_key())));
+}
+
+type InsertFn = fn(&FlowTable, &FlowInit) -> Result<Inserted, InsertError>;
+
+fn race(insert: InsertFn) {
     const THREADS: usize = 4;
     let table = Arc::new(FlowTable::new(1 << 12));
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -166,7 +179,7 @@ fn racing_creators_end_with_one_flow_and_one_backend() {
                 let (table, barrier) = (table.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    table.insert(&flow(rounds, 9, t as u32), 0)
+                    insert(&table, &flow(rounds, 9, t as u32))
                 })
             })
             // Collect first: spawning lazily inside the join chain would deadlock the barrier.
