@@ -39,7 +39,9 @@
 //!   A full table or two full buckets fail fast with `Full`; nothing is ever evicted.
 //! * An entry is PENDING from its write until all its slots are published: visible to
 //!   lookups (so racing inserts see it) but not removable, so a remover can never miss a
-//!   slot that is being published.
+//!   slot that is being published. An insert that finds the flow still PENDING does not
+//!   return it as `Existing` (its creator may yet withdraw it, its backend-side key
+//!   taken): it looks again, so every `Existing` is the flow that stays.
 //! * **Remove** CASes word 0 from (gen, live state) to (gen + 1, Free): exactly one remover
 //!   wins. The winner clears the entry's slots (CAS slot -> 0), makes `gen` even and
 //!   pushes the entry on its own shard's free stack.
@@ -922,7 +924,15 @@ impl<A: Family> FlowTable<A> {
         for _ in 0..MAX_INSERT_ROUNDS {
             if !std::mem::take(&mut missed) {
                 if let Some(r) = self.lookup_hashed(&fk, fh) {
-                    return Ok(Inserted::Existing(r));
+                    if r.meta & PENDING == 0 {
+                        return Ok(Inserted::Existing(r));
+                    }
+                    // Another worker is still publishing this flow and may yet withdraw
+                    // it (its backend-side key taken): not a flow to join. Look again.
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                    continue;
                 }
             }
             let idx = self.pop_free().ok_or(InsertError::Full)?;
