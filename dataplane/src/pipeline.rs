@@ -764,9 +764,11 @@ fn parse_on<B: PacketBuf>(env: &Env, in_port: u16, pkt: &B) -> Result<Frame, Dro
     parse(port.mac, pkt.data())
 }
 
-/// Processes a burst: pass 1 parses every packet, hashes its flow key and prefetches its
-/// flow buckets; pass 2 prefetches the flow entries those buckets point to; pass 3 runs
-/// the rest of the path on each. `out` must be at least as long as `pkts`.
+/// Processes a burst: pass 1 parses every packet (its mbuf and first bytes prefetched
+/// ahead), hashes its flow key and prefetches its flow buckets; pass 2 prefetches the
+/// flow entries those buckets point to; pass 3 looks ahead for the SYNs that will make
+/// flows (`look_ahead`); pass 4 runs the rest of the path on each. `out` must be at
+/// least as long as `pkts`.
 pub fn process_burst<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -825,17 +827,18 @@ pub fn process_burst<B: PacketBuf>(
         // New nat/fnat flows: their backends are chosen now, for the whole burst, so the
         // buckets of their backend-side keys are fetched while the packets before them
         // are forwarded (known only once the backend is, they missed every cache).
-        let mut picks = [None; BURST];
-        let unknown = hashes[..n].iter().flatten().filter(|h| h.hint == 0).count();
-        for i in (0..n).take(if unknown > 0 { n } else { 0 }) {
-            if hashes[i].is_none_or(|h| h.hint != 0) {
-                continue;
+        let mut ahead = [None; BURST];
+        if hashes[..n].iter().flatten().any(|h| h.hint == 0) {
+            for i in 0..n {
+                if hashes[i].is_none_or(|h| h.hint != 0) {
+                    continue;
+                }
+                ahead[i] = match &frames[i] {
+                    Ok(Frame::Flow(p)) => look_ahead(env, &pkts[i], p),
+                    Ok(Frame::Flow6(p)) => look_ahead(env, &pkts[i], p),
+                    _ => None,
+                };
             }
-            picks[i] = match &frames[i] {
-                Ok(Frame::Flow(p)) => look_ahead(env, &pkts[i], p),
-                Ok(Frame::Flow6(p)) => look_ahead(env, &pkts[i], p),
-                _ => None,
-            };
         }
         for i in 0..n {
             out[i] = dispatch(
@@ -846,7 +849,7 @@ pub fn process_burst<B: PacketBuf>(
                 &mut pkts[i],
                 &frames[i],
                 hashes[i],
-                picks[i],
+                ahead[i],
             );
         }
     }
@@ -866,7 +869,7 @@ pub fn process<B: PacketBuf>(
 }
 
 /// Everything after the parse step; counts the drop, if any. `hash` is the flow key's
-/// hash when the burst pass computed it, `pick` the backend it chose for a new flow.
+/// hash when the burst pass computed it, `ahead` what it found out for a new flow.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn dispatch<B: PacketBuf>(
@@ -877,7 +880,7 @@ fn dispatch<B: PacketBuf>(
     pkt: &mut B,
     frame: &Result<Frame, DropReason>,
     hash: Option<FlowHash>,
-    pick: Option<Ahead>,
+    ahead: Option<Ahead>,
 ) -> Verdict {
     // By reference: a frame is up to 64 bytes, and copies of it cost more than its use.
     let v = match *frame {
@@ -907,7 +910,7 @@ fn dispatch<B: PacketBuf>(
                 let id = DatagramId::v4(k.src, k.dst, k.protocol, ident as u16);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, p, hash, pick)
+            flow(env, c, resolve, in_port, pkt, p, hash, ahead)
         }
         Ok(Frame::Fragment {
             l3,
@@ -939,7 +942,7 @@ fn dispatch<B: PacketBuf>(
                 let id = DatagramId::v6(k.src, k.dst, k.protocol, ident);
                 env.frags.remember(&id, k.src_port, k.dst_port, env.now);
             }
-            flow(env, c, resolve, in_port, pkt, p, hash, pick)
+            flow(env, c, resolve, in_port, pkt, p, hash, ahead)
         }
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
@@ -976,8 +979,8 @@ fn punt_or<A: Ip>(
     }
 }
 
-/// A TCP or UDP packet: its flow if it has one, else a new one (with the backend the
-/// burst pass picked, if it did).
+/// A TCP or UDP packet: its flow if it has one, else a new one (with what the burst
+/// pass found out ahead, if it did).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn flow<A: Ip, B: PacketBuf>(
@@ -988,7 +991,7 @@ fn flow<A: Ip, B: PacketBuf>(
     pkt: &mut B,
     p: &Parsed<A>,
     hash: Option<FlowHash>,
-    pick: Option<Ahead>,
+    ahead: Option<Ahead>,
 ) -> Verdict {
     // Drop Ethernet padding: from here on the frame ends where the IP packet does.
     if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
@@ -998,7 +1001,7 @@ fn flow<A: Ip, B: PacketBuf>(
     if let Some(v) = existing_flow(env, c, resolve, in_port, pkt, p, h) {
         return v;
     }
-    new_flow(env, c, resolve, in_port, pkt, p, h, pick)
+    new_flow(env, c, resolve, in_port, pkt, p, h, ahead)
 }
 
 /// What the burst pass found out ahead for a SYN that will most likely make a flow (its
@@ -1180,11 +1183,11 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
     pkt: &mut B,
     p: &Parsed<A>,
     h: FlowHash,
-    pick: Option<Ahead>,
+    ahead: Option<Ahead>,
 ) -> Verdict {
     use DropReason::*;
     let k = &p.key;
-    let svc = match pick {
+    let svc = match ahead {
         Some(a) => Some(a.service),
         None => A::find(&env.snap.services, k.dst, k.dst_port, k.protocol),
     };
@@ -1236,7 +1239,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         count(c, &init, p.len(), true);
         return to_backend(env, c, resolve, pkt, p, &init);
     }
-    let chosen = match pick.and_then(|a| a.backend) {
+    let chosen = match ahead.and_then(|a| a.backend) {
         Some(i) => svc.backends.get(i as usize),
         None => svc.schedule(env.conns, src_hash(k.src), fh),
     };
@@ -1244,7 +1247,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
         return Verdict::Drop(NoBackend);
     };
     let flows = A::table(env);
-    if init.reverse && pick.is_none_or(|a| a.backend.is_none()) {
+    if init.reverse && ahead.is_none_or(|a| a.backend.is_none()) {
         // The backend-side key's buckets are not in any cache: ask for them now, to
         // arrive while the entry is taken and written.
         flows.prefetch(flows.hash(&init.reverse_key()));
