@@ -2212,10 +2212,7 @@ fn tcp_fields(
         t.checksum,
         "TCP checksum"
     );
-    let mss = t.options_iterator().find_map(|o| match o {
-        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
-        _ => None,
-    });
+    let mss = mss_of(&t);
     (
         Ipv4Addr::from(ip.source),
         Ipv4Addr::from(ip.destination),
@@ -2229,6 +2226,14 @@ fn tcp_fields(
         mss,
         payload.len(),
     )
+}
+
+/// A TCP header's MSS option, if it has one.
+fn mss_of(t: &etherparse::TcpHeader) -> Option<u16> {
+    t.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    })
 }
 
 /// Under a flood (cookies on), a nat SYN gets a SYN-ACK with a cookie and no state; the
@@ -2396,10 +2401,7 @@ fn tcp6_fields(
         t.checksum,
         "TCP checksum"
     );
-    let mss = t.options_iterator().find_map(|o| match o {
-        Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
-        _ => None,
-    });
+    let mss = mss_of(&t);
     (
         Ipv6Addr::from(ip.source),
         Ipv6Addr::from(ip.destination),

@@ -212,7 +212,32 @@ pub fn tcp_frame_with(
     options: &[etherparse::TcpOptionElement],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut t = ip(s).tcp(s.src_port, s.dst_port, seq, 65535);
+    let t = ip(s).tcp(s.src_port, s.dst_port, seq, 65535);
+    let t = tcp_with(t, flags, ack, options);
+    write(t.size(payload.len()), |o| t.write(o, payload))
+}
+
+/// IPv6 TCP with chosen numbers and options.
+pub fn tcp6_frame_with(
+    s: &FrameSpec6,
+    flags: u8,
+    seq: u32,
+    ack: Option<u32>,
+    options: &[etherparse::TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let t = ip6(s).tcp(s.src_port, s.dst_port, seq, 65535);
+    let t = tcp_with(t, flags, ack, options);
+    write(t.size(payload.len()), |o| t.write(o, payload))
+}
+
+/// The flags (FIN, SYN, RST, PSH), acknowledgement and options of a TCP header.
+fn tcp_with(
+    mut t: PacketBuilderStep<etherparse::TcpHeader>,
+    flags: u8,
+    ack: Option<u32>,
+    options: &[etherparse::TcpOptionElement],
+) -> PacketBuilderStep<etherparse::TcpHeader> {
     if flags & 0x01 != 0 {
         t = t.fin();
     }
@@ -228,34 +253,7 @@ pub fn tcp_frame_with(
     if let Some(a) = ack {
         t = t.ack(a);
     }
-    let t = t.options(options).unwrap();
-    write(t.size(payload.len()), |o| t.write(o, payload))
-}
-
-/// IPv6 TCP with chosen numbers and options.
-pub fn tcp6_frame_with(
-    s: &FrameSpec6,
-    flags: u8,
-    seq: u32,
-    ack: Option<u32>,
-    options: &[etherparse::TcpOptionElement],
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut t = ip6(s).tcp(s.src_port, s.dst_port, seq, 65535);
-    if flags & 0x02 != 0 {
-        t = t.syn();
-    }
-    if flags & 0x04 != 0 {
-        t = t.rst();
-    }
-    if flags & 0x08 != 0 {
-        t = t.psh();
-    }
-    if let Some(a) = ack {
-        t = t.ack(a);
-    }
-    let t = t.options(options).unwrap();
-    write(t.size(payload.len()), |o| t.write(o, payload))
+    t.options(options).unwrap()
 }
 
 /// An ICMP "port unreachable" from `src` to `dst` (TTL `ttl`) quoting `quote` (an IPv4
