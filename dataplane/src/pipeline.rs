@@ -764,11 +764,12 @@ fn parse_on<B: PacketBuf>(env: &Env, in_port: u16, pkt: &B) -> Result<Frame, Dro
     parse(port.mac, pkt.data())
 }
 
-/// Processes a burst: pass 1 parses every packet (its mbuf and first bytes prefetched
-/// ahead), hashes its flow key and prefetches its flow buckets; pass 2 prefetches the
-/// flow entries those buckets point to; pass 3 looks ahead for the SYNs that will make
-/// flows (`look_ahead`); pass 4 runs the rest of the path on each. `out` must be at
-/// least as long as `pkts`.
+/// Processes a burst: pass 1 parses every packet (its first bytes prefetched ahead; the
+/// caller prefetches the buffers' fields on receipt, `PacketBuf::prefetch_header`),
+/// hashes its flow key and prefetches its flow buckets; pass 2 prefetches the flow
+/// entries those buckets point to; pass 3 looks ahead for the SYNs that will make flows
+/// (`look_ahead`); pass 4 runs the rest of the path on each. `out` must be at least as
+/// long as `pkts`.
 pub fn process_burst<B: PacketBuf>(
     env: &Env,
     c: &WorkerCounters,
@@ -786,12 +787,9 @@ pub fn process_burst<B: PacketBuf>(
             Ok(Frame::Flow6(_)) => env.flows6.prefetch_entries(h),
             _ => env.flows.prefetch_entries(h),
         };
-        // The buffers' fields, then their first bytes a few packets ahead of the parse
-        // (from a NIC they are in the last-level cache at best; from another core's
-        // ring, in its cache).
-        for p in pkts[..n].iter() {
-            p.prefetch_header();
-        }
+        // The packets' first bytes a few packets ahead of the parse (from a NIC they are
+        // in the last-level cache at best; from another core's ring, in its cache). The
+        // buffers' own fields were asked for by the worker as the burst arrived.
         for p in pkts[..n.min(DATA_AHEAD)].iter() {
             p.prefetch_data();
         }

@@ -625,6 +625,16 @@ impl BackendHops {
             Arc::as_ptr(&s.ports) as usize,
         ]
     }
+    /// Whether these hops were worked out from `s`'s tables. Field by field (checked per
+    /// packet: no array of `s`'s pointers built on the stack to compare).
+    #[inline(always)]
+    fn made_from(&self, s: &Snapshot) -> bool {
+        let f = &self.from;
+        f[0] == Arc::as_ptr(&s.routes) as usize
+            && f[1] == Arc::as_ptr(&s.routes6) as usize
+            && f[2] == Arc::as_ptr(&s.neighbors) as usize
+            && f[3] == Arc::as_ptr(&s.ports) as usize
+    }
 }
 
 impl Snapshot {
@@ -632,7 +642,7 @@ impl Snapshot {
     #[inline(always)]
     pub fn backend_hop(&self, id: u32) -> Option<&BackendHop> {
         let h = &self.backend_hops;
-        if h.from != BackendHops::identity(self) {
+        if !h.made_from(self) {
             return None;
         }
         h.by_id.get(id as usize)?.as_ref()

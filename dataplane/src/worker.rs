@@ -154,9 +154,7 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
                             continue;
                         };
                         if b.is_full() {
-                            let (sent, lost) = q.tx[p as usize].tx(b);
-                            c.tx.add(sent as u64);
-                            c.drops[DropReason::TxFull as usize].add(lost as u64);
+                            send(b, &mut q.tx[p as usize], c);
                         }
                         let _ = b.push(m);
                     }
@@ -201,9 +199,15 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
 fn flush(out: &mut [Burst], tx: &mut [TxQueue], c: &WorkerCounters) {
     for (b, q) in out.iter_mut().zip(tx.iter_mut()) {
         if !b.is_empty() {
-            let (sent, lost) = q.tx(b);
-            c.tx.add(sent as u64);
-            c.drops[DropReason::TxFull as usize].add(lost as u64);
+            send(b, q, c);
         }
     }
+}
+
+/// Sends a TX buffer, counting what went and what the device did not take.
+#[inline(always)]
+fn send(b: &mut Burst, q: &mut TxQueue, c: &WorkerCounters) {
+    let (sent, lost) = q.tx(b);
+    c.tx.add(sent as u64);
+    c.drops[DropReason::TxFull as usize].add(lost as u64);
 }

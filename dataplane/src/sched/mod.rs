@@ -11,6 +11,7 @@ pub mod maglev;
 pub use maglev::Maglev;
 
 use crate::flow::FlowState;
+use crate::slots::{thread_slot, THREAD_SLOTS};
 use crate::snapshot::MAX_BACKENDS;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
@@ -97,7 +98,7 @@ impl ConnCounters {
 /// no locked instruction and no line another core writes; each worker goes round its
 /// own sequence. Each packs `index:32 | current_weight:32` (wrr) or `index:32` (rr).
 #[derive(Debug)]
-pub struct Cursor(Box<[CursorSlot]>);
+pub struct Cursor(Box<[CursorSlot; THREAD_SLOTS]>);
 
 #[repr(align(64))]
 #[derive(Debug, Default)]
@@ -105,11 +106,7 @@ struct CursorSlot(AtomicU64);
 
 impl Default for Cursor {
     fn default() -> Cursor {
-        Cursor(
-            (0..crate::slots::THREAD_SLOTS)
-                .map(|_| CursorSlot::default())
-                .collect(),
-        )
+        Cursor(Box::new(core::array::from_fn(|_| CursorSlot::default())))
     }
 }
 
@@ -262,7 +259,8 @@ impl Sched {
 impl Cursor {
     #[inline(always)]
     fn mine(&self) -> &AtomicU64 {
-        &self.0[crate::slots::thread_slot() % self.0.len()].0
+        // A slot index is below THREAD_SLOTS: indexing the array needs no division.
+        &self.0[thread_slot()].0
     }
     /// Carries the positions over to a new backend list of `n` backends (rr/wrr keep
     /// going from where they were instead of restarting at the first backend).
