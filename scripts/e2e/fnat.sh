@@ -13,30 +13,25 @@
 #     fnat + PROXY flows arrive byte-exact (the upload server reads the header first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e fnat: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
-source scripts/lib/nat-topology.sh
 source scripts/lib/ferrovs.sh
-PIDS=()
+e2e_begin fnat
+source scripts/lib/nat-topology.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill_pids
   nat_topology_down
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e fnat: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
 
 nat_topology_up
-ip netns exec $CLI sh -c "sysctl -qw net.ipv6.conf.all.accept_ra=0 && ip -6 addr add 2001:db8::50/64 dev c0$S nodad"
+v6addr $CLI c0$S 2001:db8::50/64
 head -c 10485760 /dev/urandom > $T/big.bin; chmod 755 $T; chmod 644 $T/big.bin # nginx workers run as nobody
 want=$(sha256sum $T/big.bin | cut -d' ' -f1)
 for n in 1 2 3; do
   ns=fdbe$n$S
   # No way back to the client: only the connected subnets.
   ip netns exec $ns ip route del default
-  ip netns exec $ns sh -c "sysctl -qw net.ipv6.conf.all.accept_ra=0 && ip -6 addr add fd00:1::1$n/64 dev e$n$S nodad"
+  v6addr $ns e$n$S fd00:1::1$n/64
   kill "$(cat $T/be$n/nginx.pid)"
   cat > $T/be$n/nginx.conf <<NGX
 worker_processes 1; daemon on; pid $T/be$n/nginx.pid; error_log $T/be$n/error.log;

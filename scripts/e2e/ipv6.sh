@@ -14,20 +14,14 @@
 #     which): 1000 requests over IPv6, shares within 3%.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e ipv6: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
-source scripts/lib/nat-topology.sh
 source scripts/lib/ferrovs.sh
-PIDS=(); NSS=(); LINKS=()
+e2e_begin ipv6
+source scripts/lib/nat-topology.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill_pids
   sleep 0.2
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  for ns in "${NSS[@]}"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; ip netns del "$ns" 2>/dev/null || true; done
-  for l in "${LINKS[@]}"; do ip link del "$l" 2>/dev/null || true; done
+  remove_nss_links
   nat_topology_down
 }
 trap cleanup EXIT INT TERM

@@ -13,29 +13,23 @@
 # tun uses the kernel's ipip where it exists, else a userspace decapsulator; it says which.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e one-arm: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
+source scripts/lib/ferrovs.sh
+e2e_begin one-arm
 source scripts/lib/one-arm-topology.sh
 source scripts/lib/health.sh
 HC_INTERVAL_MS=500; HC_TIMEOUT_MS=300; HC_RISE=2; HC_FALL=3
 S=$$; T=$(mktemp -d /tmp/ferrovs-e2e.XXXX)
 VIP=10.2.0.100
-PIDS=(); NSS=(); LINKS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for ns in "${NSS[@]}"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; ip netns del "$ns" 2>/dev/null || true; done
-  for l in "${LINKS[@]}"; do ip link del "$l" 2>/dev/null || true; done
+  kill_pids
+  remove_nss_links
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e one-arm ($MODE): FAILED: $*"; $CTL stats 2>/dev/null | jget "d[\"drops\"]"; [ -f "$T/ferrovs.log" ] && tail -20 "$T/ferrovs.log"; exit 1; }
-jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
 load() { ip netns exec $CLI python3 $HERE/httpload.py $VIP 80 "$1" "${2:-20}" 90; }
 
-start_ferrovs() { # $1 = mode
+start_one_arm() { # $1 = mode: its config, then the daemon (scripts/lib/ferrovs.sh)
   API=127.0.0.1:$((21000 + S % 20000)); export FERROVS_API=http://$API
   cat > $T/ferrovs.yaml <<YAML
 dpdk: { cores: "0-1", memory_mb: 256, hugepages: false, file_prefix: "ferrovs-e2e-$1-$S" }
@@ -56,10 +50,7 @@ services:
       - { address: 10.2.0.13, weight: 3 }
 YAML
   NSS+=(fx$1$S)
-  $BIN --config $T/ferrovs.yaml 2> $T/ferrovs.log &
-  FPID=$!; PIDS+=($FPID)
-  for _ in $(seq 100); do grep -q "ferrovs running" $T/ferrovs.log && break; sleep 0.1; done
-  grep -q "ferrovs running" $T/ferrovs.log || fail "ferrovs did not start"
+  start_ferrovs $T/ferrovs.yaml $T/ferrovs.log
 }
 
 check_shares() { # $1 = json of a load run, $2 = total
@@ -77,7 +68,7 @@ check_shares() { # $1 = json of a load run, $2 = total
 run_mode() {
   MODE=$1; TUNPATH="-"
   one_arm_topology $MODE
-  start_ferrovs $MODE
+  start_one_arm $MODE
   # Warm up ARP both ways, then the measured run.
   load 12 3 > /dev/null
   r=$(load 1000 20); echo "$MODE 1000 requests: $r"

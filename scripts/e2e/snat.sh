@@ -10,24 +10,20 @@
 # MAC is known yet, completes without waiting for a SYN retransmission.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e snat: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
-source scripts/lib/nat-topology.sh
 source scripts/lib/ferrovs.sh
-PIDS=()
+e2e_begin snat
+source scripts/lib/nat-topology.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill_pids
   nat_topology_down
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e snat: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
 
 nat_topology_up
-ip netns exec $CLI sh -c "sysctl -qw net.ipv6.conf.all.accept_ra=0 && ip -6 addr add 2001:db8::50/64 dev c0$S nodad"
-ip netns exec fdbe1$S sh -c "sysctl -qw net.ipv6.conf.all.accept_ra=0 && ip -6 addr add fd00:1::11/64 dev e1$S nodad && ip -6 route add default via fd00:1::1"
+v6addr $CLI c0$S 2001:db8::50/64
+v6addr fdbe1$S e1$S fd00:1::11/64
+ip netns exec fdbe1$S ip -6 route add default via fd00:1::1
 ip netns exec $CLI python3 $HERE/echoaddr.py 8000 > /dev/null 2>&1 &
 PIDS+=($!)
 API=127.0.0.1:$((25000 + S % 20000)); export FERROVS_API=http://$API

@@ -13,16 +13,11 @@
 #   by less than 64 MB, its log by at most a few lines a second, and the service works.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e spoof: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
-source scripts/lib/nat-topology.sh
 source scripts/lib/ferrovs.sh
-PIDS=()
+e2e_begin spoof
+source scripts/lib/nat-topology.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill_pids
   nat_topology_down
 }
 trap cleanup EXIT INT TERM

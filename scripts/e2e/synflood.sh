@@ -12,16 +12,11 @@
 # cookies answer it, and >= 95% of the new IPv6 connections during it succeed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e synflood: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
-source scripts/lib/nat-topology.sh
 source scripts/lib/ferrovs.sh
-PIDS=()
+e2e_begin synflood
+source scripts/lib/nat-topology.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill_pids
   nat_topology_down
 }
 trap cleanup EXIT INT TERM

@@ -10,24 +10,18 @@
 # connections work again within 1 s of the flood's end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ "$(id -u)" -eq 0 ] || { echo "e2e synflood dr: needs root"; exit 1; }
-export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-cargo build --release -p mgmt --bin ferrovs --bin ferrovsctl 2>&1 | tail -1
-BIN=$PWD/target/release/ferrovs; CTL=$PWD/target/release/ferrovsctl
-HERE=$PWD/scripts/e2e
+source scripts/lib/ferrovs.sh
+e2e_begin "synflood dr"
 S=$$; T=$(mktemp -d /tmp/ferrovs-flood-dr.XXXX)
 VIP=10.2.0.100
-PIDS=(); NSS=(); LINKS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for ns in "${NSS[@]}"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; ip netns del "$ns" 2>/dev/null || true; done
-  for l in "${LINKS[@]}"; do ip link del "$l" 2>/dev/null || true; done
+  kill_pids
+  remove_nss_links
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 fail() { echo "e2e synflood dr: FAILED: $*"; [ -f $T/ferrovs.log ] && tail -15 $T/ferrovs.log; exit 1; }
 source scripts/lib/one-arm-topology.sh
-source scripts/lib/ferrovs.sh
 
 one_arm_topology dr
 API=127.0.0.1:$((29000 + S % 20000)); export FERROVS_API=http://$API
