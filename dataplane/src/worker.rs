@@ -14,7 +14,7 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{rdtsc, Burst, Mbuf, RxQueue, TxQueue, BURST_SIZE};
 use crate::flow::frag::FragTable;
 use crate::flow::{FlowTable, Timeouts};
-use crate::pipeline::{process_burst, Env, Verdict};
+use crate::pipeline::{process_burst, take_held_hop, Env, Verdict};
 use crate::sched::ConnCounters;
 use crate::snapshot::{SnapshotCell, SnapshotReader};
 use crate::synproxy::SynCookies;
@@ -163,7 +163,12 @@ pub fn run(shared: &Shared, mut q: WorkerQueues, c: &WorkerCounters) {
                             c.drop(DropReason::MgmtQueueFull);
                         }
                     }
-                    Verdict::Hold { port, hop } => {
+                    Verdict::Hold { port } => {
+                        let mut m = m;
+                        let Some(hop) = take_held_hop(&mut m) else {
+                            c.drop(DropReason::NoHeadroom);
+                            continue;
+                        };
                         if shared.hold.push((port, hop, m)).is_ok() {
                             c.held.inc();
                         } else {

@@ -6,7 +6,7 @@ use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::fixture::{self, LAN, WAN};
 use dataplane::flow::frag::FragTable;
 use dataplane::flow::{FlowState, FlowTable};
-use dataplane::pipeline::{process, process_burst, Env, Verdict};
+use dataplane::pipeline::{process, process_burst, take_held_hop, Env, Verdict};
 use dataplane::sched::{ConnCounters, SchedulerKind};
 use dataplane::snapshot::*;
 use dataplane::wire::{checksum, IpProtocol, MacAddr, TcpFlags};
@@ -228,6 +228,8 @@ struct Rig {
     cookies: dataplane::synproxy::SynCookies,
     c: WorkerCounters,
     resolved: Vec<(IpAddr, u16)>,
+    /// The next hops of the packets held (`Verdict::Hold`), in order.
+    held: Vec<IpAddr>,
 }
 
 impl Rig {
@@ -241,6 +243,7 @@ impl Rig {
             cookies: Default::default(),
             c: WorkerCounters::default(),
             resolved: vec![],
+            held: vec![],
         }
     }
     fn run(&mut self, port: u16, frame: &[u8]) -> (Verdict, Vec<u8>) {
@@ -262,6 +265,10 @@ impl Rig {
             port,
             &mut b,
         );
+        if let Verdict::Hold { .. } = v {
+            self.held
+                .push(take_held_hop(&mut b).expect("a held packet carries its hop"));
+        }
         (v, b.data().to_vec())
     }
 }
@@ -845,10 +852,7 @@ fn drops_by_reason() {
             name: "unresolved backend",
             port: WAN,
             input: tcp_frame(&client("203.0.113.40", 80, 1, 64), SYN, b""),
-            verdict: Verdict::Hold {
-                port: LAN,
-                hop: ip("10.1.0.99").into(),
-            },
+            verdict: Verdict::Hold { port: LAN },
             output: Some(tcp_frame(
                 &FrameSpec {
                     dst_mac: MacAddr::ZERO,
@@ -865,6 +869,11 @@ fn drops_by_reason() {
         rig.resolved,
         vec![(ip("10.1.0.99").into(), LAN)],
         "resolution asked for the backend"
+    );
+    assert_eq!(
+        rig.held,
+        vec![IpAddr::from(ip("10.1.0.99"))],
+        "held for the backend"
     );
     assert_eq!(rig.c.drops_total(), n);
     for r in [
@@ -1000,13 +1009,8 @@ fn neighbors_are_per_port() {
     );
     let syn = tcp_frame(&client("203.0.113.40", 80, 7, 64), SYN, b"");
     let (v, out) = rig.run(WAN, &syn);
-    assert_eq!(
-        v,
-        Verdict::Hold {
-            port: LAN,
-            hop: be.into()
-        }
-    );
+    assert_eq!(v, Verdict::Hold { port: LAN });
+    assert_eq!(rig.held, vec![IpAddr::from(be)], "held for the backend");
     assert_eq!(&out[..6], &[0; 6], "no MAC from the other port's entry");
     assert_eq!(rig.resolved, vec![(be.into(), LAN)], "asked for on lan");
     rig.snap = with(vec![(WAN, be, wrong), (LAN, be, be_mac(99))], &base);
