@@ -37,11 +37,12 @@ macro_rules! named_enum {
             /// The value numbered `v` (its `as u8`), if any.
             #[inline(always)]
             pub const fn from_u8(v: u8) -> Option<$name> {
-                if (v as usize) < Self::COUNT {
-                    Some(Self::ALL[v as usize])
-                } else {
-                    None
-                }
+                // One comparison per value, which the compiler folds into a range check
+                // (`v` is the value's own number): indexing `ALL` read a table per call.
+                $( if v == $name::$variant as u8 {
+                    return Some($name::$variant);
+                } )+
+                None
             }
             /// "a, b or c": the allowed names, for error messages.
             pub fn allowed() -> String {

@@ -1148,16 +1148,17 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     // The flow's fields are read in place, never copied whole: a copy of a struct
     // written a byte at a time stalls on store forwarding (10% of a packet's cycles).
     let from_client = r.dir == Direction::Forward;
+    let f = r.init();
     let expected = if from_client {
-        r.info.init.client_if
+        f.client_if
     } else {
-        r.info.init.backend_if
+        f.backend_if
     };
     if expected != ANY_PORT && expected as u16 != in_port {
         return Some(Verdict::Drop(DropReason::WrongPort));
     }
-    let (backend_id, translates) = (r.info.init.backend_id, r.info.init.mode.translates());
-    if r.info.init.synproxy && r.info.init.state == FlowState::SynSent && p.is_tcp() {
+    let (backend_id, translates) = (f.backend_id, f.mode.translates());
+    if f.synproxy && f.state == FlowState::SynSent && p.is_tcp() {
         if let Some(v) = synproxy_pending(env, c, resolve, in_port, pkt, p, &mut r, from_client) {
             return Some(v);
         }
@@ -1201,7 +1202,8 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
         }
     }
     flows.touch(&r, env.now);
-    let init = &r.info.init;
+    // Decoded again: the SYN proxy's step and the state change above move its fields.
+    let init = &r.init();
     count(c, init, p.len(), from_client);
     Some(if from_client {
         to_backend(env, c, resolve, pkt, p, init)
@@ -1322,7 +1324,7 @@ pub fn new_flow<A: Ip, B: PacketBuf>(
                     flows.advance_seq_hint(&r, Direction::Forward, seq.wrapping_add(1));
                 }
             }
-            Ok(Inserted::Existing(r)) => init = r.info.init,
+            Ok(Inserted::Existing(r)) => init = r.init(),
             // Under pressure a half-open flow makes room (a SYN flood must not starve
             // new legitimate flows); once per packet.
             Err(InsertError::Full) if !dropped_early && (p.is_syn_only() || cookie.is_some()) => {
@@ -1389,7 +1391,7 @@ fn synproxy_pending<A: Ip, B: PacketBuf>(
     from_client: bool,
 ) -> Option<Verdict> {
     let flows = A::table(env);
-    let f = r.info.init;
+    let f = r.init();
     let t = TcpPacket::new_unchecked(&pkt.data()[p.l4 as usize..]);
     let (seq, ack) = (t.seq(), t.ack_number());
     let rst = p.tcp_flags & TcpFlags::RST != 0;
@@ -1758,7 +1760,7 @@ fn to_backend<A: Ip, B: PacketBuf>(
             let ip = &mut pkt.data_mut()[l3..];
             rewrite(ip, p, End::Dst, f.backend, f.backend_port);
             rewrite(ip, p, End::Src, f.local, f.local_port);
-            if f.proxy && !proxy_to_backend(pkt, p, f) {
+            if f.proxy && !proxy_to_backend(pkt, p, *f) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
         }
@@ -1776,16 +1778,29 @@ fn to_backend<A: Ip, B: PacketBuf>(
         Forward::Nat | Forward::Fnat => {}
         Forward::Dr => {}
         Forward::Tun => {
-            if !pkt.prepend(th) {
+            if !encapsulate(pkt, A::primary(out), f.backend) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
-            let d = pkt.data_mut();
-            d.copy_within(th..th + ETH, 0);
-            let (head, inner) = d.split_at_mut(ETH + th);
-            A::set_tunnel_header(&mut head[ETH..], inner, A::primary(out), f.backend);
         }
     }
     send_or_hold(pkt, port, out.mac, mac)
+}
+
+/// tun: puts the packet's IP header inside an outer one from `src` to `backend`, the
+/// Ethernet header moved in front; false without the headroom.
+#[inline(always)]
+fn encapsulate<A: Ip, B: PacketBuf>(pkt: &mut B, src: A, backend: A) -> bool {
+    let th = A::TUNNEL_HEADER;
+    if !pkt.prepend(th) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    // A fixed-size move, not `copy_within` (which, left out of line, is a memmove call).
+    let eth: [u8; ETH] = d[th..th + ETH].try_into().expect("ETH bytes");
+    d[..ETH].copy_from_slice(&eth);
+    let (head, inner) = d.split_at_mut(ETH + th);
+    A::set_tunnel_header(&mut head[ETH..], inner, src, backend);
+    true
 }
 
 /// A packet larger than its egress port's MTU (less what the rewrite adds): the sender
@@ -2073,8 +2088,9 @@ fn unshifted(x: u32, base: u32, n: u32) -> u32 {
 /// fnat with PROXY, client -> backend (after the address rewrite): the segment that
 /// carries the client's first data byte (`seq_base`; again on a retransmission) gets the
 /// PROXY v2 header before its payload; every later sequence number moves by the header's
-/// length. False if there is no headroom for the header.
-fn proxy_to_backend<A: Ip, B: PacketBuf>(pkt: &mut B, p: &Parsed<A>, f: &FlowInit<A>) -> bool {
+/// length. False if there is no headroom for the header. The flow by value: a reference
+/// would keep the caller's decoded flow in memory on every packet's path.
+fn proxy_to_backend<A: Ip, B: PacketBuf>(pkt: &mut B, p: &Parsed<A>, f: FlowInit<A>) -> bool {
     let n = A::PROXY_LEN;
     let (l3, l4) = (p.l3 as usize, p.l4 as usize);
     let d = pkt.data_mut();
@@ -2227,7 +2243,7 @@ fn snat<A: Ip, B: PacketBuf>(
                 c.new_flows.inc();
                 c.snat.connections.inc();
             }
-            Ok(Inserted::Existing(r)) => init = r.info.init,
+            Ok(Inserted::Existing(r)) => init = r.init(),
             Err(InsertError::Full | InsertError::Contended) => {
                 c.table_full.inc();
                 return Verdict::Drop(NoFlow);
@@ -2300,7 +2316,7 @@ fn error_of_flow<A: Ip, B: PacketBuf>(
             _ => Verdict::Drop(DropReason::NotOurs),
         };
     };
-    let f = r.info.init;
+    let f = r.init();
     let fnat = f.mode == Forward::Fnat;
     if (endu - l3u) < msg + 8 + at + 4 {
         return Verdict::Drop(DropReason::Malformed);
@@ -2367,15 +2383,8 @@ fn forward_error<A: Ip, B: PacketBuf>(
     if !A::decrement_hop_limit(&mut pkt.data_mut()[l3..]) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    if f.mode == Forward::Tun {
-        let th = A::TUNNEL_HEADER;
-        if !pkt.prepend(th) {
-            return Verdict::Drop(DropReason::NoHeadroom);
-        }
-        let d = pkt.data_mut();
-        d.copy_within(th..th + ETH, 0);
-        let (head, inner) = d.split_at_mut(ETH + th);
-        A::set_tunnel_header(&mut head[ETH..], inner, A::primary(out), backend);
+    if f.mode == Forward::Tun && !encapsulate(pkt, A::primary(out), backend) {
+        return Verdict::Drop(DropReason::NoHeadroom);
     }
     c.icmp_relayed.inc();
     EthernetFrame::new_unchecked(pkt.data_mut()).set_addrs(out.mac, mac);

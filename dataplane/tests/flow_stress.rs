@@ -64,7 +64,7 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
                         0 | 1 => match table.insert(&f, 0) {
                             Ok(Inserted::New(_)) => created += 1,
                             Ok(Inserted::Existing(e)) => {
-                                assert_eq!(e.info.init.forward_key(), f.forward_key())
+                                assert_eq!(e.init().forward_key(), f.forward_key())
                             }
                             Err(InsertError::Full) => full += 1,
                             Err(e) => {
@@ -78,7 +78,7 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
                         2 => {
                             if let Some(mut e) = table.lookup(&f.reverse_key()) {
                                 assert_eq!(
-                                    e.info.init.forward_key(),
+                                    e.init().forward_key(),
                                     f.forward_key(),
                                     "reverse lookup found the wrong flow"
                                 );
@@ -87,7 +87,7 @@ fn concurrent_insert_lookup_remove_keeps_invariants() {
                         }
                         _ => {
                             if let Some(e) = table.lookup(&f.forward_key()) {
-                                assert_eq!(e.info.init.reverse_key(), f.reverse_key());
+                                assert_eq!(e.init().reverse_key(), f.reverse_key());
                                 if table.remove(&e).is_some() {
                                     removed += 1;
                                 }
@@ -197,7 +197,8 @@ fn race(insert: InsertFn) {
             for r in &results {
                 if let Ok(Inserted::Existing(e) | Inserted::New(e)) = r {
                     assert_eq!(
-                        e.info.init.backend_id, l.info.init.backend_id,
+                        e.init().backend_id,
+                        l.init().backend_id,
                         "one backend choice"
                     );
                 }

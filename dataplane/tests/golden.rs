@@ -705,7 +705,7 @@ fn nat_too_big_tells_the_sender() {
         dst: ip("203.0.113.10"),
         dst_port: 80,
     };
-    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    let be = rig.flows.lookup(&key).unwrap().init().backend;
     // A 1501-byte packet from the client with DF.
     let frame = tcp_frame(&s, ACK, &vec![1u8; 1501 - 40]);
     let (v, out) = rig.run(WAN, &frame);
@@ -1032,7 +1032,7 @@ fn forged_resets_leave_the_flow_alone() {
     };
     // The handshake: client seq 1000, backend seq 1000 (etherparse's tcp_frame).
     assert_eq!(rig.run(WAN, &tcp_frame(&s, SYN, b"")).0, Verdict::Tx(LAN));
-    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    let be = rig.flows.lookup(&key).unwrap().init().backend;
     let reply = FrameSpec {
         src_mac: be_mac(be.octets()[3]),
         dst_mac: lan_mac(),
@@ -1118,7 +1118,7 @@ fn full_table_drops_half_open_first_then_falls_back_to_maglev() {
     assert!(rig.flows.lookup(&key(45000)).is_none() && rig.flows.lookup(&key(45001)).is_some());
     assert_eq!(rig.c.table_full.get(), 0);
     // b completes its handshake: established, it stays.
-    let be = rig.flows.lookup(&key(45001)).unwrap().info.init.backend;
+    let be = rig.flows.lookup(&key(45001)).unwrap().init().backend;
     let synack = FrameSpec {
         src_mac: be_mac(be.octets()[3]),
         dst_mac: lan_mac(),
@@ -1489,7 +1489,7 @@ fn ipv6_modes() {
         dst: syn.dst_ip,
         dst_port: 80,
     });
-    assert_eq!(nat.map(|r| r.info.init.backend), Some(be6(want_be)));
+    assert_eq!(nat.map(|r| r.init().backend), Some(be6(want_be)));
 
     // Too big for lan's MTU (1500) once tunnelled: "packet too big" to the client, from
     // the address of the port facing it (wan), quoting the packet.
@@ -1540,7 +1540,7 @@ fn fnat_both_ways() {
         dst: syn.dst_ip,
         dst_port: 80,
     };
-    let f = rig.flows.lookup(&key).expect("flow").info.init;
+    let f = rig.flows.lookup(&key).expect("flow").init();
     assert_eq!(f.local, ip("10.1.0.2"));
     assert!((1024..=1025).contains(&f.local_port));
     let to_be = FrameSpec {
@@ -1618,7 +1618,7 @@ fn fnat_both_ways() {
         dst: syn6.dst_ip,
         dst_port: 80,
     };
-    let f6 = rig.flows6.lookup(&key6).expect("flow6").info.init;
+    let f6 = rig.flows6.lookup(&key6).expect("flow6").init();
     assert_eq!(f6.local, ip6("fd00:1::2"));
     let to_be6 = FrameSpec6 {
         src_mac: lan_mac(),
@@ -1859,7 +1859,7 @@ fn snat_out_and_back() {
         dst: out_spec.dst_ip,
         dst_port: 443,
     };
-    let f = rig.flows.lookup(&key).expect("snat flow").info.init;
+    let f = rig.flows.lookup(&key).expect("snat flow").init();
     assert_eq!(f.local, ip("203.0.113.2"));
     assert!((40000..=40001).contains(&f.local_port));
     let leaving = FrameSpec {
@@ -2064,7 +2064,7 @@ fn icmp_errors_follow_the_flow() {
         dst: syn.dst_ip,
         dst_port: 80,
     };
-    let be = rig.flows.lookup(&key).unwrap().info.init.backend;
+    let be = rig.flows.lookup(&key).unwrap().init().backend;
     let be_last = be.octets()[3];
     // The quoted packets: an IPv4 header and 8 bytes of TCP.
     let quote = |src: &str, sport: u16, dst: &str, dport: u16| {

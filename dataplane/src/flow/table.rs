@@ -223,24 +223,52 @@ pub struct FlowInfo<A = Ipv4Addr> {
     pub last_seen: u32,
 }
 
-/// A handle to a live flow found by a lookup: a snapshot of its fields plus what is
-/// needed to update it (entry index and generation).
+/// A handle to a live flow found by a lookup: its words as read at one instant (decoded
+/// on demand: a packet uses a few of the fields, and a decoded copy, written a byte at a
+/// time and then moved whole, stalled on store forwarding) plus what is needed to update
+/// it (entry index and generation).
 #[derive(Debug, Clone, Copy)]
-pub struct FlowRef<A = Ipv4Addr> {
+pub struct FlowRef<A: Family = Ipv4Addr> {
     pub idx: u32,
     meta: u64,
     pub dir: Direction,
-    pub info: FlowInfo<A>,
+    words: A::Words,
+    /// last_seen:32 | created:32
+    times: u64,
 }
 
-impl<A> FlowRef<A> {
+impl<A: Family> FlowRef<A> {
+    #[inline(always)]
     pub fn state(&self) -> FlowState {
-        self.info.state
+        state_of(self.meta)
+    }
+    /// The flow's fields (its state included).
+    #[inline(always)]
+    pub fn init(&self) -> FlowInit<A> {
+        A::unpack(self.meta, self.words)
+    }
+    #[inline(always)]
+    pub fn last_seen(&self) -> u32 {
+        (self.times >> 32) as u32
+    }
+    pub fn info(&self) -> FlowInfo<A> {
+        info_of(self.meta, self.words, self.times)
+    }
+}
+
+/// A flow's fields from its words.
+#[inline(always)]
+fn info_of<A: Family>(meta: u64, words: A::Words, times: u64) -> FlowInfo<A> {
+    FlowInfo {
+        init: A::unpack(meta, words),
+        state: state_of(meta),
+        created: times as u32,
+        last_seen: (times >> 32) as u32,
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted<A = Ipv4Addr> {
+pub enum Inserted<A: Family = Ipv4Addr> {
     /// This call created the flow.
     New(FlowRef<A>),
     /// The flow already existed (another worker created it first): use it.
@@ -257,12 +285,12 @@ pub enum InsertError {
     Contended,
 }
 
-impl<A> PartialEq for FlowRef<A> {
+impl<A: Family> PartialEq for FlowRef<A> {
     fn eq(&self, o: &Self) -> bool {
         self.idx == o.idx && self.meta == o.meta && self.dir == o.dir
     }
 }
-impl<A> Eq for FlowRef<A> {}
+impl<A: Family> Eq for FlowRef<A> {}
 
 /// An IPv4 flow: one cache line.
 #[repr(C, align(64))]
@@ -321,7 +349,7 @@ pub trait Family: IpAddress {
     type Entry: Default + ZeroValid + Send + Sync;
     /// The flow words of an entry, loaded between the seqlock's two reads.
     #[doc(hidden)]
-    type Words: Copy;
+    type Words: Copy + core::fmt::Debug;
     #[doc(hidden)]
     fn meta(e: &Self::Entry) -> &AtomicU64;
     #[doc(hidden)]
@@ -332,12 +360,26 @@ pub trait Family: IpAddress {
     fn seq_hints(e: &Self::Entry) -> &[AtomicU32; 2];
     #[doc(hidden)]
     fn seq_base(e: &Self::Entry) -> &AtomicU32;
-    /// Stores `f`'s words (Relaxed: the seqlock orders them) and returns its meta word
-    /// for generation `gen`, marked PENDING (not stored: the caller publishes it).
+    /// `f`'s words, as [`Family::load`] reads them back.
     #[doc(hidden)]
-    fn store(e: &Self::Entry, f: &FlowInit<Self>, gen: u32) -> u64;
+    fn words(f: &FlowInit<Self>) -> Self::Words;
+    #[doc(hidden)]
+    fn store_words(e: &Self::Entry, w: &Self::Words);
+    /// Words whose `seq_base` is `v`.
+    #[doc(hidden)]
+    fn set_seq_base(w: &mut Self::Words, v: u32);
     #[doc(hidden)]
     fn load(e: &Self::Entry) -> Self::Words;
+    /// Whether the flow of `meta` and `w` has key `k` on side `dir`.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn key_matches(meta: u64, w: &Self::Words, dir: Direction, k: &FlowKey<Self>) -> bool {
+        let f = Self::unpack(meta, *w);
+        *k == match dir {
+            Direction::Forward => f.forward_key(),
+            Direction::Reverse => f.reverse_key(),
+        }
+    }
     #[doc(hidden)]
     fn unpack(meta: u64, w: Self::Words) -> FlowInit<Self>;
 }
@@ -366,15 +408,44 @@ impl Family for Ipv4Addr {
         &e.seq_base
     }
     #[inline(always)]
-    fn store(e: &Entry4, f: &FlowInit, gen: u32) -> u64 {
-        let w = layout::pack(f, gen);
-        e.addrs.store(w.addrs, Relaxed);
-        e.ports.store(w.ports, Relaxed);
-        e.backend.store(w.backend, Relaxed);
-        e.local.store(w.local, Relaxed);
-        e.seq_base.store(f.seq_base, Relaxed);
-        store_hints(&e.seq_hints, f);
-        w.meta
+    fn words(f: &FlowInit) -> Self::Words {
+        let w = layout::pack(f, 0);
+        (w.addrs, w.ports, w.backend, w.local, f.seq_base as u64)
+    }
+    #[inline(always)]
+    fn store_words(e: &Entry4, &(addrs, ports, backend, local, seq_base): &Self::Words) {
+        e.addrs.store(addrs, Relaxed);
+        e.ports.store(ports, Relaxed);
+        e.backend.store(backend, Relaxed);
+        e.local.store(local, Relaxed);
+        e.seq_base.store(seq_base as u32, Relaxed);
+    }
+    #[inline(always)]
+    fn set_seq_base(w: &mut Self::Words, v: u32) {
+        w.4 = v as u64;
+    }
+    /// On the words as stored, without decoding the flow: the forward key's addresses
+    /// are the `addrs` word and its ports two halves of the `ports` word.
+    #[inline(always)]
+    fn key_matches(meta: u64, w: &Self::Words, dir: Direction, k: &FlowKey) -> bool {
+        let &(addrs, ports, backend, local, _) = w;
+        let (ka, kb) = k.words();
+        let protocol = (meta >> 8) & 0xff;
+        match dir {
+            Direction::Forward => {
+                addrs == ka && ((ports >> 16) & 0xffff_ffff_0000) | protocol == kb
+            }
+            Direction::Reverse => {
+                // backend:backend_port -> client:client_port (fnat: local:local_port)
+                let (dst, dst_port) = if (meta >> 16) & 0xff == Forward::Fnat as u64 {
+                    (local >> 32, (local >> 16) & 0xffff)
+                } else {
+                    (addrs >> 32, ports >> 48)
+                };
+                (backend & !0xffff_ffff) | dst == ka
+                    && ((ports & 0xffff_0000) << 16) | (dst_port << 16) | protocol == kb
+            }
+        }
     }
     #[inline(always)]
     fn load(e: &Entry4) -> (u64, u64, u64, u64, u64) {
@@ -427,26 +498,33 @@ impl Family for Ipv6Addr {
         &e.seq_base
     }
     #[inline(always)]
-    fn store(e: &Entry6, f: &FlowInit<Ipv6Addr>, gen: u32) -> u64 {
-        for (i, a) in [f.client, f.vip, f.backend, f.local]
+    fn words(f: &FlowInit<Ipv6Addr>) -> Self::Words {
+        let mut a = [0; 8];
+        for (i, addr) in [f.client, f.vip, f.backend, f.local]
             .into_iter()
             .enumerate()
         {
-            let b = a.to_bits();
-            e.addrs[2 * i].store((b >> 64) as u64, Relaxed);
-            e.addrs[2 * i + 1].store(b as u64, Relaxed);
+            let b = addr.to_bits();
+            (a[2 * i], a[2 * i + 1]) = ((b >> 64) as u64, b as u64);
         }
-        e.ports.store(layout::ports(f), Relaxed);
-        e.backend_id.store(
-            ((f.client_if as u64) << 56)
-                | ((f.backend_if as u64) << 48)
-                | ((f.local_port as u64) << 32)
-                | f.backend_id as u64,
-            Relaxed,
-        );
-        e.seq_base.store(f.seq_base, Relaxed);
-        store_hints(&e.seq_hints, f);
-        layout::meta(f, gen)
+        let id = ((f.client_if as u64) << 56)
+            | ((f.backend_if as u64) << 48)
+            | ((f.local_port as u64) << 32)
+            | f.backend_id as u64;
+        (a, layout::ports(f), id, f.seq_base as u64)
+    }
+    #[inline(always)]
+    fn store_words(e: &Entry6, (a, ports, id, seq_base): &Self::Words) {
+        for (w, v) in e.addrs.iter().zip(a) {
+            w.store(*v, Relaxed);
+        }
+        e.ports.store(*ports, Relaxed);
+        e.backend_id.store(*id, Relaxed);
+        e.seq_base.store(*seq_base as u32, Relaxed);
+    }
+    #[inline(always)]
+    fn set_seq_base(w: &mut Self::Words, v: u32) {
+        w.3 = v as u64;
     }
     #[inline(always)]
     fn load(e: &Entry6) -> ([u64; 8], u64, u64, u64) {
@@ -833,20 +911,17 @@ impl<A: Family> FlowTable<A> {
             Direction::Forward
         };
         let idx = (v & IDX_MASK) as u32;
-        match self.read(idx) {
+        match self.read_words(idx) {
             // A slot left by an earlier incarnation of this entry: not this flow.
-            Some((meta, _)) if slot_value(sig, gen_of(meta), dir, idx) != v => Slot::Other,
-            Some((meta, info)) => {
-                let key = match dir {
-                    Direction::Forward => info.init.forward_key(),
-                    Direction::Reverse => info.init.reverse_key(),
-                };
-                if key == *k {
+            Some((meta, ..)) if slot_value(sig, gen_of(meta), dir, idx) != v => Slot::Other,
+            Some((meta, words, times)) => {
+                if A::key_matches(meta, &words, dir, k) {
                     Slot::Found(FlowRef {
                         idx,
                         meta,
                         dir,
-                        info,
+                        words,
+                        times,
                     })
                 } else {
                     Slot::Other
@@ -860,6 +935,13 @@ impl<A: Family> FlowTable<A> {
     /// Reads entry `idx` consistently (seqlock), or None if it is free or being written.
     #[inline(always)]
     fn read(&self, idx: u32) -> Option<(u64, FlowInfo<A>)> {
+        let (meta, words, times) = self.read_words(idx)?;
+        Some((meta, info_of(meta, words, times)))
+    }
+
+    /// [`FlowTable::read`], undecoded: the meta word, the flow words and the times word.
+    #[inline(always)]
+    fn read_words(&self, idx: u32) -> Option<(u64, A::Words, u64)> {
         let e = &self.entries[idx as usize];
         let m1 = A::meta(e).load(Acquire);
         if gen_of(m1) & 1 == 1 || state_of(m1) == FlowState::Free {
@@ -872,16 +954,7 @@ impl<A: Family> FlowTable<A> {
         if gen_of(m1) != gen_of(m2) || state_of(m2) == FlowState::Free {
             return None;
         }
-        let init = A::unpack(m2, words);
-        Some((
-            m2,
-            FlowInfo {
-                init,
-                state: state_of(m2),
-                created: times as u32,
-                last_seen: (times >> 32) as u32,
-            },
-        ))
+        Some((m2, words, times))
     }
 
     /// Creates a flow, or finds the one a racing worker created first.
@@ -936,7 +1009,7 @@ impl<A: Family> FlowTable<A> {
                 }
             }
             let idx = self.pop_free().ok_or(InsertError::Full)?;
-            let meta = self.write_entry(idx, init, now);
+            let (meta, words) = self.write_entry(idx, init, now);
             self.free[my_shard()].live.fetch_add(1, Relaxed);
             match self.publish(&fk, fh, idx, gen_of(meta), Direction::Forward) {
                 Publish::Done(pos, fv) => {
@@ -964,18 +1037,12 @@ impl<A: Family> FlowTable<A> {
                     // The entry's words are `init`'s and stay so; its state may already
                     // have moved (another worker saw the flow): the meta word says.
                     let meta = self.commit(idx, meta);
-                    let state = state_of(meta);
-                    let info = FlowInfo {
-                        init: FlowInit { state, ..*init },
-                        state,
-                        created: now,
-                        last_seen: now,
-                    };
                     return Ok(Inserted::New(FlowRef {
                         idx,
                         meta,
                         dir: Direction::Forward,
-                        info,
+                        words,
+                        times: ((now as u64) << 32) | now as u64,
                     }));
                 }
                 Publish::Full => {
@@ -990,17 +1057,25 @@ impl<A: Family> FlowTable<A> {
         Err(InsertError::Contended)
     }
 
-    /// Writes a fresh entry (exclusively ours: just popped) and returns its meta word.
-    fn write_entry(&self, idx: u32, f: &FlowInit<A>, now: u32) -> u64 {
+    /// Writes a fresh entry (exclusively ours: just popped) and returns its meta word,
+    /// marked PENDING (the caller publishes the flow), and its flow words. Inlined: its
+    /// result returned through memory was read back wider than it was written (a
+    /// store-forwarding stall, 3% of a new flow's cycles).
+    #[inline(always)]
+    fn write_entry(&self, idx: u32, f: &FlowInit<A>, now: u32) -> (u64, A::Words) {
         let e = &self.entries[idx as usize];
         let g = gen_of(A::meta(e).load(Relaxed));
         let odd = g.wrapping_add(1) | 1;
         A::meta(e).store((odd as u64) << 32, Relaxed);
         fence(Release);
-        let meta = A::store(e, f, odd.wrapping_add(1));
+        // The flow's words Relaxed: the seqlock orders them.
+        let words = A::words(f);
+        A::store_words(e, &words);
+        store_hints(A::seq_hints(e), f);
+        let meta = layout::meta(f, odd.wrapping_add(1));
         A::times(e).store(((now as u64) << 32) | now as u64, Relaxed);
         A::meta(e).store(meta, Release);
-        meta
+        (meta, words)
     }
 
     /// Clears PENDING once every slot of the flow is published. Nobody else can free
@@ -1095,7 +1170,7 @@ impl<A: Family> FlowTable<A> {
     /// only if the flow is still the one `r` refers to. Returns the state now in force.
     #[inline]
     pub fn set_state(&self, r: &mut FlowRef<A>, new: FlowState) -> Option<FlowState> {
-        if new == r.info.state {
+        if new == r.state() {
             return Some(new);
         }
         let e = &self.entries[r.idx as usize];
@@ -1103,13 +1178,11 @@ impl<A: Family> FlowTable<A> {
         match A::meta(e).compare_exchange(r.meta, want, AcqRel, Acquire) {
             Ok(_) => {
                 r.meta = want;
-                r.info.state = new;
                 Some(new)
             }
             Err(cur) if gen_of(cur) == gen_of(r.meta) && state_of(cur) != FlowState::Free => {
                 // Another worker changed the state first; take theirs.
                 r.meta = cur;
-                r.info.state = state_of(cur);
                 None
             }
             Err(_) => None,
@@ -1119,7 +1192,7 @@ impl<A: Family> FlowTable<A> {
     /// Stores `now` as the flow's last-seen time if it moved by a second or more.
     #[inline(always)]
     pub fn touch(&self, r: &FlowRef<A>, now: u32) {
-        if now.wrapping_sub(r.info.last_seen) >= 1 {
+        if now.wrapping_sub(r.last_seen()) >= 1 {
             let e = &self.entries[r.idx as usize];
             let t = A::times(e).load(Relaxed);
             if ((t >> 32) as u32) < now && gen_of(A::meta(e).load(Relaxed)) == gen_of(r.meta) {
@@ -1171,7 +1244,7 @@ impl<A: Family> FlowTable<A> {
         A::seq_base(e).store(offset, Relaxed);
         let s = self.set_state(r, new);
         if s == Some(new) {
-            r.info.init.seq_base = offset;
+            A::set_seq_base(&mut r.words, offset);
         }
         s
     }
@@ -1394,14 +1467,14 @@ impl<A: Family> FlowTable<A> {
     }
 }
 
-enum Scan<A> {
+enum Scan<A: Family> {
     Found(FlowRef<A>),
     Missing,
     Retry,
 }
 
 /// What one slot holds for a lookup.
-enum Slot<A> {
+enum Slot<A: Family> {
     Found(FlowRef<A>),
     /// Its entry is being written or freed: look again.
     Busy,
@@ -1479,8 +1552,8 @@ mod tests {
         assert_eq!(t.len(), 1);
         let fwd = t.lookup(&f.forward_key()).unwrap();
         assert_eq!((fwd.idx, fwd.dir), (r.idx, Direction::Forward));
-        assert_eq!(fwd.info.init, f);
-        assert_eq!((fwd.info.created, fwd.info.last_seen), (100, 100));
+        assert_eq!(fwd.init(), f);
+        assert_eq!((fwd.info().created, fwd.last_seen()), (100, 100));
         let rev = t.lookup(&f.reverse_key()).unwrap();
         assert_eq!((rev.idx, rev.dir), (r.idx, Direction::Reverse));
         // Other tuples miss.
@@ -1512,7 +1585,7 @@ mod tests {
         match t.insert(&other_backend, 1) {
             Ok(Inserted::Existing(r)) => {
                 assert_eq!(r.idx, a.idx);
-                assert_eq!(r.info.init.backend_id, 7, "the first backend choice stands");
+                assert_eq!(r.init().backend_id, 7, "the first backend choice stands");
             }
             other => panic!("{other:?}"),
         }
@@ -1591,7 +1664,6 @@ mod tests {
         // A handle with an old view loses the race and learns the current state.
         let mut old = r;
         old.meta = with_state(old.meta, FlowState::SynSent);
-        old.info.state = FlowState::SynSent;
         assert_eq!(t.set_state(&mut old, FlowState::Closing), None);
         assert_eq!(old.state(), FlowState::Established);
     }
@@ -1601,9 +1673,9 @@ mod tests {
         let t = FlowTable::new(4);
         let r = new_ref(t.insert(&nat(1), 10));
         t.touch(&r, 10);
-        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().info.last_seen, 10);
+        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().last_seen(), 10);
         t.touch(&r, 12);
-        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().info.last_seen, 12);
+        assert_eq!(t.lookup(&nat(1).forward_key()).unwrap().last_seen(), 12);
     }
 
     #[test]
@@ -1790,6 +1862,58 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The IPv4 lookup compares keys on the stored words: it must agree with the
+        /// comparison on the decoded flow, for the flow's own keys and for keys that differ
+        /// from them in any field.
+        #[test]
+        fn word_key_match_agrees_with_decoded(
+            addrs in proptest::array::uniform4(proptest::prelude::any::<u32>()),
+            ports in proptest::array::uniform4(proptest::prelude::any::<u16>()),
+            protocol in proptest::prelude::any::<u8>(),
+            mode in 0..4u8, ids in proptest::prelude::any::<(u32, u16)>(),
+            field in 0..6usize, flip in 1..u32::MAX,
+        ) {
+            let f = FlowInit {
+                protocol,
+                client: Ipv4Addr::from_bits(addrs[0]),
+                client_port: ports[0],
+                vip: Ipv4Addr::from_bits(addrs[1]),
+                vport: ports[1],
+                backend: Ipv4Addr::from_bits(addrs[2]),
+                backend_port: ports[2],
+                local: Ipv4Addr::from_bits(addrs[3]),
+                local_port: ports[3],
+                service: ids.1,
+                backend_id: ids.0,
+                mode: Forward::from_u8(mode).unwrap(),
+                ..nat(1)
+            };
+            let (meta, w) = (layout::meta(&f, 2), Ipv4Addr::words(&f));
+            for dir in [Direction::Forward, Direction::Reverse] {
+                let own = match dir {
+                    Direction::Forward => f.forward_key(),
+                    Direction::Reverse => f.reverse_key(),
+                };
+                let mut other = own;
+                match field {
+                    0 => other.protocol ^= flip as u8 | 1,
+                    1 => other.src = Ipv4Addr::from_bits(other.src.to_bits() ^ flip),
+                    2 => other.dst = Ipv4Addr::from_bits(other.dst.to_bits() ^ flip),
+                    3 => other.src_port ^= flip as u16 | 1,
+                    4 => other.dst_port ^= flip as u16 | 1,
+                    _ => other = FlowKey { src: own.dst, dst: own.src, ..own },
+                }
+                proptest::prop_assert!(Ipv4Addr::key_matches(meta, &w, dir, &own));
+                proptest::prop_assert_eq!(
+                    Ipv4Addr::key_matches(meta, &w, dir, &other),
+                    other == own,
+                    "{:?} {:?}", dir, other
+                );
+            }
+        }
+    }
+
     /// Under pressure a half-open flow makes room; an established one never does.
     #[test]
     fn early_drop_takes_half_open_flows_only() {
@@ -1871,7 +1995,7 @@ mod tests {
         let Ok(Inserted::New(r)) = t.insert(&f, 5) else {
             panic!("insert")
         };
-        assert_eq!(t.lookup(&f.forward_key()).unwrap().info.init, f);
+        assert_eq!(t.lookup(&f.forward_key()).unwrap().init(), f);
         let rev = t.lookup(&f.reverse_key()).unwrap();
         assert_eq!((rev.idx, rev.dir), (r.idx, Direction::Reverse));
         for other in [
