@@ -27,8 +27,8 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::frag::{DatagramId, FragTable};
 use crate::flow::table::Family;
 use crate::flow::{
-    seq_plausible, Direction, FlowHash, FlowInit, FlowKey, FlowRef, FlowState, FlowTable,
-    InsertError, Inserted, ANY_PORT,
+    seq_plausible, Direction, FlowFields, FlowHash, FlowInit, FlowKey, FlowRef, FlowState,
+    FlowTable, InsertError, Inserted, ANY_PORT,
 };
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
@@ -1148,17 +1148,16 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
     // The flow's fields are read in place, never copied whole: a copy of a struct
     // written a byte at a time stalls on store forwarding (10% of a packet's cycles).
     let from_client = r.dir == Direction::Forward;
-    let f = r.init();
     let expected = if from_client {
-        f.client_if
+        r.client_if()
     } else {
-        f.backend_if
+        r.backend_if()
     };
     if expected != ANY_PORT && expected as u16 != in_port {
         return Some(Verdict::Drop(DropReason::WrongPort));
     }
-    let (backend_id, translates) = (f.backend_id, f.mode.translates());
-    if f.synproxy && f.state == FlowState::SynSent && p.is_tcp() {
+    let (backend_id, translates) = (r.backend_id(), r.mode().translates());
+    if r.synproxy() && r.state() == FlowState::SynSent && p.is_tcp() {
         if let Some(v) = synproxy_pending(env, c, resolve, in_port, pkt, p, &mut r, from_client) {
             return Some(v);
         }
@@ -1202,13 +1201,11 @@ pub fn existing_flow<A: Ip, B: PacketBuf>(
         }
     }
     flows.touch(&r, env.now);
-    // Decoded again: the SYN proxy's step and the state change above move its fields.
-    let init = &r.init();
-    count(c, init, p.len(), from_client);
+    count(c, &r, p.len(), from_client);
     Some(if from_client {
-        to_backend(env, c, resolve, pkt, p, init)
+        to_backend(env, c, resolve, pkt, p, &r)
     } else {
-        to_client(env, c, resolve, pkt, p, init)
+        to_client(env, c, resolve, pkt, p, &r)
     })
 }
 
@@ -1619,13 +1616,13 @@ fn flow_init<A: Ip>(svc: &Service, p: &Parsed<A>, b: &Backend, seq: u32) -> Opti
 
 /// Counts a packet of flow `f` for its service and backend (`inbound`: client -> backend).
 #[inline(always)]
-fn count<A>(c: &WorkerCounters, f: &FlowInit<A>, len: u64, inbound: bool) {
-    if f.service == SNAT_SERVICE {
+fn count<A>(c: &WorkerCounters, f: &impl FlowFields<A>, len: u64, inbound: bool) {
+    if f.service() == SNAT_SERVICE {
         c.snat.record(len, inbound);
         return;
     }
-    c.services[f.service as usize % c.services.len()].record(len, inbound);
-    c.backends[f.backend_id as usize % c.backends.len()].record(len, inbound);
+    c.services[f.service() as usize % c.services.len()].record(len, inbound);
+    c.backends[f.backend_id() as usize % c.backends.len()].record(len, inbound);
 }
 
 /// The egress port and next-hop MAC toward `dst`: the longest-prefix route, whose next
@@ -1706,11 +1703,11 @@ fn send_or_hold<A: Ip, B: PacketBuf>(
 #[inline(always)]
 fn backend_hop<'s, A: Ip>(
     env: &Env<'s>,
-    f: &FlowInit<A>,
+    f: &impl FlowFields<A>,
     dr: bool,
 ) -> Option<(u16, &'s PortConf, Result<MacAddr, A>)> {
-    let h = env.snap.backend_hop(f.backend_id)?;
-    if A::from_ip(h.addr) != Some(f.backend) || (dr && h.via_gateway) {
+    let h = env.snap.backend_hop(f.backend_id())?;
+    if A::from_ip(h.addr) != Some(f.backend()) || (dr && h.via_gateway) {
         return None;
     }
     Some((h.port, env.snap.ports.get(h.port as usize)?, Ok(h.mac)))
@@ -1724,61 +1721,61 @@ fn to_backend<A: Ip, B: PacketBuf>(
     resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
     p: &Parsed<A>,
-    f: &FlowInit<A>,
+    f: &impl FlowFields<A>,
 ) -> Verdict {
-    let dr = f.mode == Forward::Dr;
+    let dr = f.mode() == Forward::Dr;
     let (port, out, mac) = match backend_hop(env, f, dr) {
         Some(x) => x,
-        None => match route_to(env, resolve, f.backend, dr) {
+        None => match route_to(env, resolve, f.backend(), dr) {
             Ok(x) => x,
             Err(r) => return Verdict::Drop(r),
         },
     };
     let l3 = p.l3 as usize;
     let th = A::TUNNEL_HEADER;
-    let grows = if f.mode == Forward::Tun { th } else { 0 };
+    let grows = if f.mode() == Forward::Tun { th } else { 0 };
     if pkt.data().len() - l3 + grows > out.mtu as usize {
         return too_big(env, c, resolve, pkt, p, out.mtu - grows as u16);
     }
     if !A::decrement_hop_limit(&mut pkt.data_mut()[l3..]) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    match f.mode {
+    match f.mode() {
         Forward::Nat => rewrite(
             &mut pkt.data_mut()[l3..],
             p,
             End::Dst,
-            f.backend,
-            f.backend_port,
+            f.backend(),
+            f.backend_port(),
         ),
         Forward::Fnat => {
-            if f.proxy && p.frag != FragPart::Whole {
+            if f.proxy() && p.frag != FragPart::Whole {
                 // PROXY inserts bytes and shifts sequence numbers: a fragmented segment
                 // (the header in the first fragment only) cannot be.
                 return Verdict::Drop(DropReason::Fragment);
             }
             let ip = &mut pkt.data_mut()[l3..];
-            rewrite(ip, p, End::Dst, f.backend, f.backend_port);
-            rewrite(ip, p, End::Src, f.local, f.local_port);
-            if f.proxy && !proxy_to_backend(pkt, p, *f) {
+            rewrite(ip, p, End::Dst, f.backend(), f.backend_port());
+            rewrite(ip, p, End::Src, f.local(), f.local_port());
+            if f.proxy() && !proxy_to_backend(pkt, p, f) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
         }
         Forward::Dr | Forward::Tun => {}
     }
-    if f.synproxy && f.state != FlowState::SynSent && p.frag != FragPart::Later {
+    if f.synproxy() && f.state() != FlowState::SynSent && p.frag != FragPart::Later {
         // The client acknowledges the cookie's numbers; the backend, its own.
         if p.tcp_flags & TcpFlags::ACK != 0 {
             let mut t = TcpPacket::new_unchecked(&mut pkt.data_mut()[p.l4 as usize..]);
             let a = t.ack_number();
-            t.set_ack_csum(a.wrapping_add(f.seq_base));
+            t.set_ack_csum(a.wrapping_add(f.seq_base()));
         }
     }
-    match f.mode {
+    match f.mode() {
         Forward::Nat | Forward::Fnat => {}
         Forward::Dr => {}
         Forward::Tun => {
-            if !encapsulate(pkt, A::primary(out), f.backend) {
+            if !encapsulate(pkt, A::primary(out), f.backend()) {
                 return Verdict::Drop(DropReason::NoHeadroom);
             }
         }
@@ -1843,9 +1840,9 @@ fn to_client<A: Ip, B: PacketBuf>(
     resolve: &mut impl FnMut(IpAddr, u16),
     pkt: &mut B,
     p: &Parsed<A>,
-    f: &FlowInit<A>,
+    f: &impl FlowFields<A>,
 ) -> Verdict {
-    let (port, out, mac) = match route_to(env, resolve, f.client, false) {
+    let (port, out, mac) = match route_to(env, resolve, f.client(), false) {
         Ok(x) => x,
         Err(r) => return Verdict::Drop(r),
     };
@@ -1857,20 +1854,20 @@ fn to_client<A: Ip, B: PacketBuf>(
     if !A::decrement_hop_limit(l3) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    if f.proxy && p.frag != FragPart::Whole {
+    if f.proxy() && p.frag != FragPart::Whole {
         return Verdict::Drop(DropReason::Fragment);
     }
-    if f.synproxy && f.state != FlowState::SynSent && p.frag != FragPart::Later {
+    if f.synproxy() && f.state() != FlowState::SynSent && p.frag != FragPart::Later {
         // The backend's numbers, as the client knows them (from its cookie).
         let mut t = TcpPacket::new_unchecked(&mut l3[(p.l4 - p.l3) as usize..]);
         let s = t.seq();
-        t.set_seq_csum(s.wrapping_sub(f.seq_base));
+        t.set_seq_csum(s.wrapping_sub(f.seq_base()));
     }
-    rewrite(l3, p, End::Src, f.vip, f.vport);
-    if f.mode == Forward::Fnat {
-        rewrite(l3, p, End::Dst, f.client, f.client_port);
-        if f.proxy {
-            proxy_to_client::<A>(&mut l3[(p.l4 - p.l3) as usize..], f.seq_base);
+    rewrite(l3, p, End::Src, f.vip(), f.vport());
+    if f.mode() == Forward::Fnat {
+        rewrite(l3, p, End::Dst, f.client(), f.client_port());
+        if f.proxy() {
+            proxy_to_client::<A>(&mut l3[(p.l4 - p.l3) as usize..], f.seq_base());
         }
     }
     send_or_hold(pkt, port, out.mac, mac)
@@ -2088,17 +2085,20 @@ fn unshifted(x: u32, base: u32, n: u32) -> u32 {
 /// fnat with PROXY, client -> backend (after the address rewrite): the segment that
 /// carries the client's first data byte (`seq_base`; again on a retransmission) gets the
 /// PROXY v2 header before its payload; every later sequence number moves by the header's
-/// length. False if there is no headroom for the header. The flow by value: a reference
-/// would keep the caller's decoded flow in memory on every packet's path.
-fn proxy_to_backend<A: Ip, B: PacketBuf>(pkt: &mut B, p: &Parsed<A>, f: FlowInit<A>) -> bool {
+/// length. False if there is no headroom for the header.
+fn proxy_to_backend<A: Ip, B: PacketBuf>(
+    pkt: &mut B,
+    p: &Parsed<A>,
+    f: &impl FlowFields<A>,
+) -> bool {
     let n = A::PROXY_LEN;
     let (l3, l4) = (p.l3 as usize, p.l4 as usize);
     let d = pkt.data_mut();
     let t = TcpPacket::new_unchecked(&d[l4..]);
     let (seq, hl, syn) = (t.seq(), t.header_len(), t.flags().syn());
     let payload = d.len() - l4 - hl;
-    if seq != f.seq_base || payload == 0 || syn {
-        TcpPacket::new_unchecked(&mut d[l4..]).set_seq_csum(shifted(seq, f.seq_base, n as u32));
+    if seq != f.seq_base() || payload == 0 || syn {
+        TcpPacket::new_unchecked(&mut d[l4..]).set_seq_csum(shifted(seq, f.seq_base(), n as u32));
         return true;
     }
     // The first data: headers move `n` bytes to the front, the header goes between.
@@ -2110,10 +2110,10 @@ fn proxy_to_backend<A: Ip, B: PacketBuf>(pkt: &mut B, p: &Parsed<A>, f: FlowInit
     d.copy_within(n..n + head, 0);
     A::write_proxy(
         &mut d[head..head + n],
-        f.client,
-        f.client_port,
-        f.vip,
-        f.vport,
+        f.client(),
+        f.client_port(),
+        f.vip(),
+        f.vport(),
     );
     A::grew(&mut d[l3..], n);
     true

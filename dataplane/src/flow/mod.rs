@@ -7,6 +7,6 @@ pub mod table;
 
 pub use state::{FlowState, Timeouts};
 pub use table::{
-    seq_plausible, Direction, FlowHash, FlowInfo, FlowInit, FlowKey, FlowRef, FlowTable,
-    InsertError, Inserted, ANY_PORT, BYTES_PER_FLOW,
+    seq_plausible, Direction, FlowFields, FlowHash, FlowInfo, FlowInit, FlowKey, FlowRef,
+    FlowTable, InsertError, Inserted, ANY_PORT, BYTES_PER_FLOW,
 };

@@ -242,28 +242,167 @@ impl<A: Family> FlowRef<A> {
     pub fn state(&self) -> FlowState {
         state_of(self.meta)
     }
-    /// The flow's fields (its state included).
+    /// Every field of the flow, decoded (its state included).
     #[inline(always)]
     pub fn init(&self) -> FlowInit<A> {
-        A::unpack(self.meta, self.words)
+        FlowInit {
+            protocol: self.protocol(),
+            client: self.client(),
+            client_port: self.client_port(),
+            vip: self.vip(),
+            vport: self.vport(),
+            backend: self.backend(),
+            backend_port: self.backend_port(),
+            service: self.service(),
+            backend_id: self.backend_id(),
+            mode: self.mode(),
+            reverse: self.meta & 1 != 0,
+            state: self.state(),
+            local: self.local(),
+            local_port: self.local_port(),
+            proxy: self.proxy(),
+            synproxy: self.synproxy(),
+            seq_base: self.seq_base(),
+            client_if: self.client_if(),
+            backend_if: self.backend_if(),
+        }
     }
     #[inline(always)]
     pub fn last_seen(&self) -> u32 {
         (self.times >> 32) as u32
     }
     pub fn info(&self) -> FlowInfo<A> {
-        info_of(self.meta, self.words, self.times)
+        FlowInfo {
+            init: self.init(),
+            state: self.state(),
+            created: self.times as u32,
+            last_seen: self.last_seen(),
+        }
+    }
+    /// A handle on words read from entry `idx`.
+    #[inline(always)]
+    fn of(idx: u32, meta: u64, dir: Direction, words: A::Words, times: u64) -> Self {
+        FlowRef {
+            idx,
+            meta,
+            dir,
+            words,
+            times,
+        }
     }
 }
 
-/// A flow's fields from its words.
-#[inline(always)]
-fn info_of<A: Family>(meta: u64, words: A::Words, times: u64) -> FlowInfo<A> {
-    FlowInfo {
-        init: A::unpack(meta, words),
-        state: state_of(meta),
-        created: times as u32,
-        last_seen: (times >> 32) as u32,
+/// The fields of a flow that forwarding reads: a new flow's [`FlowInit`], or a found
+/// flow's [`FlowRef`], which decodes each from the entry's words where it is used (a
+/// copy with every field decoded kept a dozen values alive along the packet's path,
+/// spilled to the stack: 35 instructions per packet).
+pub trait FlowFields<A> {
+    fn protocol(&self) -> u8;
+    fn client(&self) -> A;
+    fn client_port(&self) -> u16;
+    fn vip(&self) -> A;
+    fn vport(&self) -> u16;
+    fn backend(&self) -> A;
+    fn backend_port(&self) -> u16;
+    fn service(&self) -> u16;
+    fn backend_id(&self) -> u32;
+    fn mode(&self) -> Forward;
+    fn state(&self) -> FlowState;
+    fn local(&self) -> A;
+    fn local_port(&self) -> u16;
+    fn proxy(&self) -> bool;
+    fn synproxy(&self) -> bool;
+    fn seq_base(&self) -> u32;
+    fn client_if(&self) -> u8;
+    fn backend_if(&self) -> u8;
+}
+
+/// `FlowFields` of a struct whose fields have the methods' names.
+macro_rules! fields_of_struct {
+    ($($f:ident: $t:ty),+) => {
+        $( #[inline(always)] fn $f(&self) -> $t { self.$f } )+
+    };
+}
+
+impl<A: Copy> FlowFields<A> for FlowInit<A> {
+    fields_of_struct!(protocol: u8, client: A, client_port: u16, vip: A, vport: u16,
+        backend: A, backend_port: u16, service: u16, backend_id: u32, mode: Forward,
+        state: FlowState, local: A, local_port: u16, proxy: bool, synproxy: bool,
+        seq_base: u32, client_if: u8, backend_if: u8);
+}
+
+impl<A: Family> FlowFields<A> for FlowRef<A> {
+    #[inline(always)]
+    fn protocol(&self) -> u8 {
+        (self.meta >> 8) as u8
+    }
+    #[inline(always)]
+    fn client(&self) -> A {
+        A::client(&self.words)
+    }
+    #[inline(always)]
+    fn client_port(&self) -> u16 {
+        (A::ports(&self.words) >> 48) as u16
+    }
+    #[inline(always)]
+    fn vip(&self) -> A {
+        A::vip(&self.words)
+    }
+    #[inline(always)]
+    fn vport(&self) -> u16 {
+        (A::ports(&self.words) >> 32) as u16
+    }
+    #[inline(always)]
+    fn backend(&self) -> A {
+        A::backend(&self.words)
+    }
+    #[inline(always)]
+    fn backend_port(&self) -> u16 {
+        (A::ports(&self.words) >> 16) as u16
+    }
+    #[inline(always)]
+    fn service(&self) -> u16 {
+        A::ports(&self.words) as u16
+    }
+    #[inline(always)]
+    fn backend_id(&self) -> u32 {
+        A::backend_id(&self.words)
+    }
+    #[inline(always)]
+    fn mode(&self) -> Forward {
+        Forward::from_u8((self.meta >> 16) as u8).unwrap_or(Forward::Nat)
+    }
+    #[inline(always)]
+    fn state(&self) -> FlowState {
+        state_of(self.meta)
+    }
+    #[inline(always)]
+    fn local(&self) -> A {
+        A::local(&self.words)
+    }
+    #[inline(always)]
+    fn local_port(&self) -> u16 {
+        A::local_port(&self.words)
+    }
+    #[inline(always)]
+    fn proxy(&self) -> bool {
+        self.meta & PROXY != 0
+    }
+    #[inline(always)]
+    fn synproxy(&self) -> bool {
+        self.meta & SYNPROXY != 0
+    }
+    #[inline(always)]
+    fn seq_base(&self) -> u32 {
+        A::seq_base_of(&self.words)
+    }
+    #[inline(always)]
+    fn client_if(&self) -> u8 {
+        A::ifs(&self.words).0
+    }
+    #[inline(always)]
+    fn backend_if(&self) -> u8 {
+        A::ifs(&self.words).1
     }
 }
 
@@ -374,14 +513,33 @@ pub trait Family: IpAddress {
     #[doc(hidden)]
     #[inline(always)]
     fn key_matches(meta: u64, w: &Self::Words, dir: Direction, k: &FlowKey<Self>) -> bool {
-        let f = Self::unpack(meta, *w);
+        let f = FlowRef::<Self>::of(0, meta, dir, *w, 0).init();
         *k == match dir {
             Direction::Forward => f.forward_key(),
             Direction::Reverse => f.reverse_key(),
         }
     }
+    /// The fields of the words (the others are in the meta word: see [`FlowFields`]).
     #[doc(hidden)]
-    fn unpack(meta: u64, w: Self::Words) -> FlowInit<Self>;
+    fn client(w: &Self::Words) -> Self;
+    #[doc(hidden)]
+    fn vip(w: &Self::Words) -> Self;
+    #[doc(hidden)]
+    fn backend(w: &Self::Words) -> Self;
+    #[doc(hidden)]
+    fn local(w: &Self::Words) -> Self;
+    /// client_port:16 | vport:16 | backend_port:16 | service:16, in both families.
+    #[doc(hidden)]
+    fn ports(w: &Self::Words) -> u64;
+    #[doc(hidden)]
+    fn backend_id(w: &Self::Words) -> u32;
+    #[doc(hidden)]
+    fn local_port(w: &Self::Words) -> u16;
+    /// (client_if, backend_if)
+    #[doc(hidden)]
+    fn ifs(w: &Self::Words) -> (u8, u8);
+    #[doc(hidden)]
+    fn seq_base_of(w: &Self::Words) -> u32;
 }
 
 impl Family for Ipv4Addr {
@@ -458,19 +616,40 @@ impl Family for Ipv4Addr {
         )
     }
     #[inline(always)]
-    fn unpack(
-        meta: u64,
-        (addrs, ports, backend, local, extra): (u64, u64, u64, u64, u64),
-    ) -> FlowInit {
-        let mut f = layout::unpack(layout::Words {
-            meta,
-            addrs,
-            ports,
-            backend,
-            local,
-        });
-        f.seq_base = extra as u32;
-        f
+    fn client(w: &Self::Words) -> Self {
+        Ipv4Addr::from_bits((w.0 >> 32) as u32)
+    }
+    #[inline(always)]
+    fn vip(w: &Self::Words) -> Self {
+        Ipv4Addr::from_bits(w.0 as u32)
+    }
+    #[inline(always)]
+    fn backend(w: &Self::Words) -> Self {
+        Ipv4Addr::from_bits((w.2 >> 32) as u32)
+    }
+    #[inline(always)]
+    fn local(w: &Self::Words) -> Self {
+        Ipv4Addr::from_bits((w.3 >> 32) as u32)
+    }
+    #[inline(always)]
+    fn ports(w: &Self::Words) -> u64 {
+        w.1
+    }
+    #[inline(always)]
+    fn backend_id(w: &Self::Words) -> u32 {
+        w.2 as u32
+    }
+    #[inline(always)]
+    fn local_port(w: &Self::Words) -> u16 {
+        (w.3 >> 16) as u16
+    }
+    #[inline(always)]
+    fn ifs(w: &Self::Words) -> (u8, u8) {
+        ((w.3 >> 8) as u8, w.3 as u8)
+    }
+    #[inline(always)]
+    fn seq_base_of(w: &Self::Words) -> u32 {
+        w.4 as u32
     }
 }
 
@@ -536,20 +715,53 @@ impl Family for Ipv6Addr {
         )
     }
     #[inline(always)]
-    fn unpack(meta: u64, (a, ports, id, extra): ([u64; 8], u64, u64, u64)) -> FlowInit<Ipv6Addr> {
-        let addr =
-            |i: usize| Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128);
-        let mut f = layout::unpack_with(meta, ports, addr(0), addr(1), addr(2), id as u32);
-        (f.local, f.local_port, f.seq_base) = (addr(3), (id >> 32) as u16, extra as u32);
-        (f.client_if, f.backend_if) = ((id >> 56) as u8, (id >> 48) as u8);
-        f
+    fn client(w: &Self::Words) -> Self {
+        addr6(&w.0, 0)
+    }
+    #[inline(always)]
+    fn vip(w: &Self::Words) -> Self {
+        addr6(&w.0, 1)
+    }
+    #[inline(always)]
+    fn backend(w: &Self::Words) -> Self {
+        addr6(&w.0, 2)
+    }
+    #[inline(always)]
+    fn local(w: &Self::Words) -> Self {
+        addr6(&w.0, 3)
+    }
+    #[inline(always)]
+    fn ports(w: &Self::Words) -> u64 {
+        w.1
+    }
+    #[inline(always)]
+    fn backend_id(w: &Self::Words) -> u32 {
+        w.2 as u32
+    }
+    #[inline(always)]
+    fn local_port(w: &Self::Words) -> u16 {
+        (w.2 >> 32) as u16
+    }
+    #[inline(always)]
+    fn ifs(w: &Self::Words) -> (u8, u8) {
+        ((w.2 >> 56) as u8, (w.2 >> 48) as u8)
+    }
+    #[inline(always)]
+    fn seq_base_of(w: &Self::Words) -> u32 {
+        w.3 as u32
     }
 }
 
+/// IPv6 address `i` of an entry's address words (high, low).
+#[inline(always)]
+fn addr6(a: &[u64; 8], i: usize) -> Ipv6Addr {
+    Ipv6Addr::from_bits(((a[2 * i] as u128) << 64) | a[2 * i + 1] as u128)
+}
+
 /// The one place that knows the bit layout of an entry's words: [`layout::pack`] and
-/// [`layout::unpack`] are inverses (tested).
+/// the [`FlowFields`] of a [`FlowRef`] are inverses (tested).
 mod layout {
-    use super::{FlowInit, FlowState, Forward, Ipv4Addr, PENDING, PROXY, SYNPROXY};
+    use super::{FlowInit, FlowState, PENDING, PROXY, SYNPROXY};
 
     /// An entry's flow words, as stored.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,55 +820,6 @@ mod layout {
                 | ((f.local_port as u64) << 16)
                 | ((f.client_if as u64) << 8)
                 | f.backend_if as u64,
-        }
-    }
-
-    #[inline(always)]
-    pub(super) fn unpack(w: Words) -> FlowInit {
-        let mut f = unpack_with(
-            w.meta,
-            w.ports,
-            Ipv4Addr::from_bits((w.addrs >> 32) as u32),
-            Ipv4Addr::from_bits(w.addrs as u32),
-            Ipv4Addr::from_bits((w.backend >> 32) as u32),
-            w.backend as u32,
-        );
-        f.local = Ipv4Addr::from_bits((w.local >> 32) as u32);
-        f.local_port = (w.local >> 16) as u16;
-        (f.client_if, f.backend_if) = ((w.local >> 8) as u8, w.local as u8);
-        f
-    }
-
-    /// A flow of either family from its meta and ports words and its addresses.
-    #[inline(always)]
-    pub(super) fn unpack_with<A: crate::wire::IpAddress>(
-        meta: u64,
-        ports: u64,
-        client: A,
-        vip: A,
-        backend: A,
-        backend_id: u32,
-    ) -> FlowInit<A> {
-        FlowInit {
-            protocol: (meta >> 8) as u8,
-            client,
-            vip,
-            client_port: (ports >> 48) as u16,
-            vport: (ports >> 32) as u16,
-            backend_port: (ports >> 16) as u16,
-            service: ports as u16,
-            backend,
-            backend_id,
-            mode: Forward::from_u8((meta >> 16) as u8).unwrap_or(Forward::Nat),
-            reverse: meta & 1 != 0,
-            proxy: meta & PROXY != 0,
-            synproxy: meta & SYNPROXY != 0,
-            state: state_of(meta),
-            local: A::UNSPECIFIED,
-            local_port: 0,
-            seq_base: 0,
-            client_if: super::ANY_PORT,
-            backend_if: super::ANY_PORT,
         }
     }
 }
@@ -916,13 +1079,7 @@ impl<A: Family> FlowTable<A> {
             Some((meta, ..)) if slot_value(sig, gen_of(meta), dir, idx) != v => Slot::Other,
             Some((meta, words, times)) => {
                 if A::key_matches(meta, &words, dir, k) {
-                    Slot::Found(FlowRef {
-                        idx,
-                        meta,
-                        dir,
-                        words,
-                        times,
-                    })
+                    Slot::Found(FlowRef::of(idx, meta, dir, words, times))
                 } else {
                     Slot::Other
                 }
@@ -936,7 +1093,10 @@ impl<A: Family> FlowTable<A> {
     #[inline(always)]
     fn read(&self, idx: u32) -> Option<(u64, FlowInfo<A>)> {
         let (meta, words, times) = self.read_words(idx)?;
-        Some((meta, info_of(meta, words, times)))
+        Some((
+            meta,
+            FlowRef::of(idx, meta, Direction::Forward, words, times).info(),
+        ))
     }
 
     /// [`FlowTable::read`], undecoded: the meta word, the flow words and the times word.
@@ -1037,13 +1197,14 @@ impl<A: Family> FlowTable<A> {
                     // The entry's words are `init`'s and stay so; its state may already
                     // have moved (another worker saw the flow): the meta word says.
                     let meta = self.commit(idx, meta);
-                    return Ok(Inserted::New(FlowRef {
+                    let times = ((now as u64) << 32) | now as u64;
+                    return Ok(Inserted::New(FlowRef::of(
                         idx,
                         meta,
-                        dir: Direction::Forward,
+                        Direction::Forward,
                         words,
-                        times: ((now as u64) << 32) | now as u64,
-                    }));
+                        times,
+                    )));
                 }
                 Publish::Full => {
                     self.release(idx, meta);
@@ -1858,7 +2019,10 @@ mod tests {
             let w = layout::pack(&f, 0xfffe);
             assert_eq!(gen_of(w.meta), 0xfffe);
             assert_ne!(w.meta & PENDING, 0);
-            assert_eq!(layout::unpack(w), f);
+            let words = (w.addrs, w.ports, w.backend, w.local, 0);
+            assert_eq!(words, Ipv4Addr::words(&f));
+            let r = FlowRef::<Ipv4Addr>::of(1, w.meta, Direction::Forward, words, 0);
+            assert_eq!(r.init(), f);
         }
     }
 
