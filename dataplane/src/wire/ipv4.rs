@@ -106,12 +106,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         get_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
     pub fn src(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from_bits(get_u32(self.buffer.as_ref(), 12))
     }
     pub fn dst(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from_bits(get_u32(self.buffer.as_ref(), 16))
     }
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]

@@ -118,9 +118,10 @@ pub enum Error {
 
 pub type Result<T> = core::result::Result<T, Error>;
 
+// One bounds check for the field, not one per byte.
 #[inline]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(b[at..at + 2].try_into().expect("two bytes"))
 }
 #[inline]
 pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
@@ -128,7 +129,7 @@ pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
 }
 #[inline]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("four bytes"))
 }
 #[inline]
 pub(crate) fn set_u32(b: &mut [u8], at: usize, v: u32) {
