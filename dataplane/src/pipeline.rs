@@ -867,9 +867,9 @@ pub fn process_burst<B: PacketBuf>(
         // buckets of their backend-side keys are fetched while the packets before them
         // are forwarded (known only once the backend is, they missed every cache).
         let mut ahead = [None; BURST];
-        if hashes[..n].iter().flatten().any(|h| h.hint == 0) {
+        if hashes[..n].iter().flatten().any(FlowHash::absent) {
             for i in 0..n {
-                if hashes[i].is_none_or(|h| h.hint != 0) {
+                if !hashes[i].is_some_and(|h| h.absent()) {
                     continue;
                 }
                 ahead[i] = match &frames[i] {

@@ -158,11 +158,19 @@ fn racing_creators_end_with_one_flow_and_one_backend() {
     race(|t, f| t.insert(f, 0));
 }
 
-/// The same race through `insert_missed` (the pipeline's insert after its own lookup
-/// missed: no lookup before publishing, the check after it must catch the others).
+/// The same race as the pipeline runs it: the burst's prefetch pass finds the key absent
+/// (so its lookup reads nothing), then `insert_missed` publishes without looking first;
+/// the check after publishing must catch the others.
 #[test]
 fn racing_creators_after_a_miss_end_with_one_flow_and_one_backend() {
-    race(|t, f| t.insert_missed(f, 0, t.hash(&f.forward_key())));
+    race(|t, f| {
+        let mut h = t.hash(&f.forward_key());
+        t.prefetch_entries(&mut h);
+        match t.lookup_hashed(&f.forward_key(), h) {
+            Some(r) => Ok(Inserted::Existing(r)),
+            None => t.insert_missed(f, 0, h),
+        }
+    });
 }
 
 type InsertFn = fn(&FlowTable, &FlowInit) -> Result<Inserted, InsertError>;

@@ -129,11 +129,24 @@ pub fn seq_plausible(hint: u32, seq: u32) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowHash {
     pub sig: u32,
+    /// The prefetch pass read both buckets through and no slot had the signature: the
+    /// key was not in the table then, and its lookup need not read them again (a key
+    /// another worker inserts meanwhile is found by the insert's own check).
+    absent: bool,
     pub primary: usize,
     pub alternate: usize,
     /// The slot the prefetch pass found the signature in, plus one (0: none yet): the
     /// lookup reads that slot first and scans the buckets only when it is not the key's.
     pub hint: usize,
+}
+
+impl FlowHash {
+    /// Whether the prefetch pass found the key's signature in no slot: most likely a
+    /// new flow.
+    #[inline(always)]
+    pub fn absent(&self) -> bool {
+        self.absent
+    }
 }
 
 /// Which side of a flow a key matched.
@@ -956,6 +969,7 @@ impl<A: Family> FlowTable<A> {
         };
         FlowHash {
             sig,
+            absent: false,
             primary: b1,
             alternate: b2,
             hint: 0,
@@ -972,8 +986,9 @@ impl<A: Family> FlowTable<A> {
     /// Second prefetch stage: with the buckets already in cache (see [`prefetch`]),
     /// prefetches the entry of the first slot whose signature matches, so the lookup that
     /// follows finds both cache lines present (as DPDK's bulk hash lookup does), and
-    /// remembers that slot in `h.hint` for it. A second match (one key in 16 million
-    /// shares a signature with another in its buckets) is left to the lookup's scan.
+    /// remembers that slot in `h.hint` for it (or, finding none, that the key is absent).
+    /// A second match (one key in 16 million shares a signature with another in its
+    /// buckets) is left to the lookup's scan.
     ///
     /// [`prefetch`]: FlowTable::prefetch
     #[inline(always)]
@@ -989,6 +1004,7 @@ impl<A: Family> FlowTable<A> {
                 }
             }
         }
+        h.absent = true;
     }
 
     /// Looks a key up.
@@ -1001,6 +1017,9 @@ impl<A: Family> FlowTable<A> {
     /// Looks up a key whose hash the caller computed (and whose buckets it prefetched).
     #[inline]
     pub fn lookup_hashed(&self, k: &FlowKey<A>, h: FlowHash) -> Option<FlowRef<A>> {
+        if h.absent {
+            return None;
+        }
         for _ in 0..MAX_READ_RETRIES {
             match self.scan(k, h, None) {
                 Scan::Found(r) => return Some(r),
@@ -1154,6 +1173,11 @@ impl<A: Family> FlowTable<A> {
         mut missed: bool,
     ) -> Result<Inserted<A>, InsertError> {
         let fk = *fk;
+        // The rounds after a lost race look the key up: it is absent no longer.
+        let fh = FlowHash {
+            absent: false,
+            ..fh
+        };
         for _ in 0..MAX_INSERT_ROUNDS {
             if !std::mem::take(&mut missed) {
                 if let Some(r) = self.lookup_hashed(&fk, fh) {
@@ -2076,6 +2100,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A key the prefetch pass found absent is not looked up again; if another worker
+    /// inserts it meanwhile, the insert that follows the miss finds that flow.
+    #[test]
+    fn absent_key_inserted_meanwhile_is_joined() {
+        let t = FlowTable::new(64);
+        let (f, mut h) = (nat(1), t.hash(&nat(1).forward_key()));
+        t.prefetch_entries(&mut h);
+        assert!(h.absent());
+        let theirs = new_ref(t.insert(&FlowInit { backend_id: 9, ..f }, 5));
+        assert_eq!(t.lookup_hashed(&f.forward_key(), h), None, "not read again");
+        match t.insert_missed(&f, 6, h) {
+            Ok(Inserted::Existing(r)) => {
+                assert_eq!(r, theirs);
+                assert_eq!(r.backend_id(), 9, "the first choice stands");
+            }
+            other => panic!("expected the other worker's flow, got {other:?}"),
+        }
+        assert_eq!(t.len(), 1);
+        let mut h = t.hash(&f.forward_key());
+        t.prefetch_entries(&mut h);
+        assert!(!h.absent());
+        assert_eq!(t.lookup_hashed(&f.forward_key(), h), Some(theirs));
     }
 
     /// Under pressure a half-open flow makes room; an established one never does.
