@@ -133,8 +133,9 @@ pub struct WorkerCounters {
     pub busy_cycles: Counter,
     pub total_cycles: Counter,
     pub loops: Counter,
-    pub services: Box<[Traffic]>,
-    pub backends: Box<[Traffic]>,
+    /// By service and backend id (fixed sizes: an id is reduced by a mask, not divided).
+    pub services: Box<[Traffic; MAX_SERVICES]>,
+    pub backends: Box<[Traffic; MAX_BACKENDS]>,
     /// snat: the backends' own traffic (out: backend -> world, in: the replies).
     pub snat: Traffic,
 }
@@ -161,10 +162,16 @@ impl Default for WorkerCounters {
             busy_cycles: Counter::default(),
             total_cycles: Counter::default(),
             loops: Counter::default(),
-            services: (0..MAX_SERVICES).map(|_| Traffic::default()).collect(),
-            backends: (0..MAX_BACKENDS).map(|_| Traffic::default()).collect(),
+            services: traffic_array(),
+            backends: traffic_array(),
         }
     }
+}
+
+/// `N` zeroed traffic counters, on the heap.
+fn traffic_array<const N: usize>() -> Box<[Traffic; N]> {
+    let v: Box<[Traffic]> = (0..N).map(|_| Traffic::default()).collect();
+    v.try_into().expect("N counters")
 }
 
 impl WorkerCounters {

@@ -33,7 +33,7 @@ use crate::flow::{
 use crate::hash::{flow_hash, src_hash};
 use crate::sched::ConnCounters;
 use crate::snapshot::{Backend, Forward, PortConf, Route, Service, Services, Snapshot};
-use crate::snapshot::{SNAT_BACKEND, SNAT_SERVICE};
+use crate::snapshot::{MAX_BACKENDS, MAX_SERVICES, SNAT_BACKEND, SNAT_SERVICE};
 use crate::synproxy::{self, Segment, SynCookies};
 use crate::wire::{
     ethernet, icmp, icmpv6, ipv4, ipv6, proxy, udp, End, EtherType, EthernetFrame, IcmpPacket,
@@ -1621,8 +1621,8 @@ fn count<A>(c: &WorkerCounters, f: &impl FlowFields<A>, len: u64, inbound: bool)
         c.snat.record(len, inbound);
         return;
     }
-    c.services[f.service() as usize % c.services.len()].record(len, inbound);
-    c.backends[f.backend_id() as usize % c.backends.len()].record(len, inbound);
+    c.services[f.service() as usize % MAX_SERVICES].record(len, inbound);
+    c.backends[f.backend_id() as usize % MAX_BACKENDS].record(len, inbound);
 }
 
 /// The egress port and next-hop MAC toward `dst`: the longest-prefix route, whose next
