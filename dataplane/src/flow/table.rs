@@ -28,7 +28,12 @@
 //! * **State changes** are a CAS of word 0 that keeps `gen`: a CAS against a stale
 //!   handle fails once the entry was freed or reused, so it never touches another flow.
 //! * **Lookup** hashes the key, scans both buckets for the signature, validates the entry
-//!   and compares the key. Wait-free: at most 16 slots and a bounded number of retries.
+//!   and compares the key (IPv4: on the stored words). Wait-free: at most 16 slots and a
+//!   bounded number of retries. A burst's prefetch pass scans the buckets first
+//!   (`prefetch_entries`); a key it found in no slot is not scanned again
+//!   ([`FlowHash::absent`]): if another worker inserts it meanwhile, the insert that
+//!   follows the miss finds that flow (below). A found flow is a [`FlowRef`]: the entry's
+//!   words, each field decoded where it is used ([`FlowFields`]).
 //! * **Insert** takes a free entry (from one of 64 tagged Treiber stacks: the calling
 //!   thread's shard first, so cores do not contend on one head), writes it, and CASes an empty
 //!   slot (0 -> value) in the emptier of its two buckets. It then rescans both buckets:
