@@ -349,78 +349,33 @@ impl<A: Copy> FlowFields<A> for FlowInit<A> {
         seq_base: u32, client_if: u8, backend_if: u8);
 }
 
+/// `FlowFields` whose bodies read the receiver, named in each.
+macro_rules! fields_by {
+    ($($f:ident -> $t:ty { $r:ident => $e:expr })+) => {
+        $( #[inline(always)] fn $f(&self) -> $t { let $r = self; $e } )+
+    };
+}
+
 impl<A: Family> FlowFields<A> for FlowRef<A> {
-    #[inline(always)]
-    fn protocol(&self) -> u8 {
-        (self.meta >> 8) as u8
-    }
-    #[inline(always)]
-    fn client(&self) -> A {
-        A::client(&self.words)
-    }
-    #[inline(always)]
-    fn client_port(&self) -> u16 {
-        (A::ports(&self.words) >> 48) as u16
-    }
-    #[inline(always)]
-    fn vip(&self) -> A {
-        A::vip(&self.words)
-    }
-    #[inline(always)]
-    fn vport(&self) -> u16 {
-        (A::ports(&self.words) >> 32) as u16
-    }
-    #[inline(always)]
-    fn backend(&self) -> A {
-        A::backend(&self.words)
-    }
-    #[inline(always)]
-    fn backend_port(&self) -> u16 {
-        (A::ports(&self.words) >> 16) as u16
-    }
-    #[inline(always)]
-    fn service(&self) -> u16 {
-        A::ports(&self.words) as u16
-    }
-    #[inline(always)]
-    fn backend_id(&self) -> u32 {
-        A::backend_id(&self.words)
-    }
-    #[inline(always)]
-    fn mode(&self) -> Forward {
-        Forward::from_u8((self.meta >> 16) as u8).unwrap_or(Forward::Nat)
-    }
-    #[inline(always)]
-    fn state(&self) -> FlowState {
-        state_of(self.meta)
-    }
-    #[inline(always)]
-    fn local(&self) -> A {
-        A::local(&self.words)
-    }
-    #[inline(always)]
-    fn local_port(&self) -> u16 {
-        A::local_port(&self.words)
-    }
-    #[inline(always)]
-    fn proxy(&self) -> bool {
-        self.meta & PROXY != 0
-    }
-    #[inline(always)]
-    fn synproxy(&self) -> bool {
-        self.meta & SYNPROXY != 0
-    }
-    #[inline(always)]
-    fn seq_base(&self) -> u32 {
-        A::seq_base_of(&self.words)
-    }
-    #[inline(always)]
-    fn client_if(&self) -> u8 {
-        A::ifs(&self.words).0
-    }
-    #[inline(always)]
-    fn backend_if(&self) -> u8 {
-        A::ifs(&self.words).1
+    fields_by! {
+        protocol -> u8 { r => (r.meta >> 8) as u8 }
+        client -> A { r => A::client(&r.words) }
+        client_port -> u16 { r => (A::ports(&r.words) >> 48) as u16 }
+        vip -> A { r => A::vip(&r.words) }
+        vport -> u16 { r => (A::ports(&r.words) >> 32) as u16 }
+        backend -> A { r => A::backend(&r.words) }
+        backend_port -> u16 { r => (A::ports(&r.words) >> 16) as u16 }
+        service -> u16 { r => A::ports(&r.words) as u16 }
+        backend_id -> u32 { r => A::backend_id(&r.words) }
+        mode -> Forward { r => Forward::from_u8((r.meta >> 16) as u8).unwrap_or(Forward::Nat) }
+        state -> FlowState { r => state_of(r.meta) }
+        local -> A { r => A::local(&r.words) }
+        local_port -> u16 { r => A::local_port(&r.words) }
+        proxy -> bool { r => r.meta & PROXY != 0 }
+        synproxy -> bool { r => r.meta & SYNPROXY != 0 }
+        seq_base -> u32 { r => A::seq_base_of(&r.words) }
+        client_if -> u8 { r => A::ifs(&r.words).0 }
+        backend_if -> u8 { r => A::ifs(&r.words).1 }
     }
 }
 
@@ -560,6 +515,13 @@ pub trait Family: IpAddress {
     fn seq_base_of(w: &Self::Words) -> u32;
 }
 
+/// A family's decoders of its words' fields (see [`Family::client`]).
+macro_rules! decoders {
+    ($($f:ident -> $t:ty { $w:ident => $e:expr })+) => {
+        $( #[inline(always)] fn $f($w: &Self::Words) -> $t { $e } )+
+    };
+}
+
 impl Family for Ipv4Addr {
     type Entry = Entry4;
     type Words = (u64, u64, u64, u64, u64);
@@ -633,41 +595,16 @@ impl Family for Ipv4Addr {
             e.seq_base.load(Relaxed) as u64,
         )
     }
-    #[inline(always)]
-    fn client(w: &Self::Words) -> Self {
-        Ipv4Addr::from_bits((w.0 >> 32) as u32)
-    }
-    #[inline(always)]
-    fn vip(w: &Self::Words) -> Self {
-        Ipv4Addr::from_bits(w.0 as u32)
-    }
-    #[inline(always)]
-    fn backend(w: &Self::Words) -> Self {
-        Ipv4Addr::from_bits((w.2 >> 32) as u32)
-    }
-    #[inline(always)]
-    fn local(w: &Self::Words) -> Self {
-        Ipv4Addr::from_bits((w.3 >> 32) as u32)
-    }
-    #[inline(always)]
-    fn ports(w: &Self::Words) -> u64 {
-        w.1
-    }
-    #[inline(always)]
-    fn backend_id(w: &Self::Words) -> u32 {
-        w.2 as u32
-    }
-    #[inline(always)]
-    fn local_port(w: &Self::Words) -> u16 {
-        (w.3 >> 16) as u16
-    }
-    #[inline(always)]
-    fn ifs(w: &Self::Words) -> (u8, u8) {
-        ((w.3 >> 8) as u8, w.3 as u8)
-    }
-    #[inline(always)]
-    fn seq_base_of(w: &Self::Words) -> u32 {
-        w.4 as u32
+    decoders! {
+        client -> Self { w => Ipv4Addr::from_bits((w.0 >> 32) as u32) }
+        vip -> Self { w => Ipv4Addr::from_bits(w.0 as u32) }
+        backend -> Self { w => Ipv4Addr::from_bits((w.2 >> 32) as u32) }
+        local -> Self { w => Ipv4Addr::from_bits((w.3 >> 32) as u32) }
+        ports -> u64 { w => w.1 }
+        backend_id -> u32 { w => w.2 as u32 }
+        local_port -> u16 { w => (w.3 >> 16) as u16 }
+        ifs -> (u8, u8) { w => ((w.3 >> 8) as u8, w.3 as u8) }
+        seq_base_of -> u32 { w => w.4 as u32 }
     }
 }
 
@@ -732,41 +669,16 @@ impl Family for Ipv6Addr {
             e.seq_base.load(Relaxed) as u64,
         )
     }
-    #[inline(always)]
-    fn client(w: &Self::Words) -> Self {
-        addr6(&w.0, 0)
-    }
-    #[inline(always)]
-    fn vip(w: &Self::Words) -> Self {
-        addr6(&w.0, 1)
-    }
-    #[inline(always)]
-    fn backend(w: &Self::Words) -> Self {
-        addr6(&w.0, 2)
-    }
-    #[inline(always)]
-    fn local(w: &Self::Words) -> Self {
-        addr6(&w.0, 3)
-    }
-    #[inline(always)]
-    fn ports(w: &Self::Words) -> u64 {
-        w.1
-    }
-    #[inline(always)]
-    fn backend_id(w: &Self::Words) -> u32 {
-        w.2 as u32
-    }
-    #[inline(always)]
-    fn local_port(w: &Self::Words) -> u16 {
-        (w.2 >> 32) as u16
-    }
-    #[inline(always)]
-    fn ifs(w: &Self::Words) -> (u8, u8) {
-        ((w.2 >> 56) as u8, (w.2 >> 48) as u8)
-    }
-    #[inline(always)]
-    fn seq_base_of(w: &Self::Words) -> u32 {
-        w.3 as u32
+    decoders! {
+        client -> Self { w => addr6(&w.0, 0) }
+        vip -> Self { w => addr6(&w.0, 1) }
+        backend -> Self { w => addr6(&w.0, 2) }
+        local -> Self { w => addr6(&w.0, 3) }
+        ports -> u64 { w => w.1 }
+        backend_id -> u32 { w => w.2 as u32 }
+        local_port -> u16 { w => (w.2 >> 32) as u16 }
+        ifs -> (u8, u8) { w => ((w.2 >> 56) as u8, (w.2 >> 48) as u8) }
+        seq_base_of -> u32 { w => w.3 as u32 }
     }
 }
 
