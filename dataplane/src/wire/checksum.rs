@@ -62,29 +62,50 @@ pub fn pseudo_header6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -
     sum(&src.octets()) + sum(&dst.octets()) + (len >> 16) + (len & 0xffff) + next_header as u32
 }
 
+/// What a change of a 128-bit value (an IPv6 address) adds to a checksum's sum: the
+/// `~m + m'` of RFC 1624's equation 3, unfolded (at most 16 x 0xffff), so several
+/// changes of one header fold once.
+#[inline]
+pub fn delta128(old: Ipv6Addr, new: Ipv6Addr) -> u32 {
+    let (o, n) = (old.segments(), new.segments());
+    (0..8).map(|i| (!o[i] as u32 & 0xffff) + n[i] as u32).sum()
+}
+
+/// What a change of a 32-bit value (an address) adds to a checksum's sum (see
+/// [`delta128`]).
+#[inline(always)]
+pub fn delta32(old: u32, new: u32) -> u32 {
+    (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
+}
+
+/// What a change of a 16-bit word adds to a checksum's sum (see [`delta128`]).
+#[inline(always)]
+pub fn delta16(old: u16, new: u16) -> u32 {
+    (!old as u32 & 0xffff) + new as u32
+}
+
+/// Checksum `hc` after changes whose deltas sum to `delta` (RFC 1624, eqn. 3).
+#[inline(always)]
+pub fn update(hc: u16, delta: u32) -> u16 {
+    finish((!hc as u32) + delta)
+}
+
 /// Updates checksum `hc` for a 128-bit value (an IPv6 address) that changes.
 #[inline]
 pub fn update128(hc: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
-    let (o, n) = (old.segments(), new.segments());
-    let mut s = !hc as u32;
-    for i in 0..8 {
-        s += (!o[i] as u32 & 0xffff) + n[i] as u32;
-    }
-    finish(s)
+    update(hc, delta128(old, new))
 }
 
 /// Updates checksum `hc` for a 16-bit word that changes from `old` to `new`.
 #[inline(always)]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
-    let s = (!hc as u32) + (!old as u32 & 0xffff) + new as u32;
-    finish(s)
+    update(hc, delta16(old, new))
 }
 
 /// Updates checksum `hc` for a 32-bit value (an address) that changes from `old` to `new`.
 #[inline(always)]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
-    let s = (!hc as u32) + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
-    finish(s)
+    update(hc, delta32(old, new))
 }
 
 #[cfg(test)]

@@ -38,8 +38,14 @@ pub trait IpAddress:
 {
     /// The TCP/UDP pseudo-header sum (not complemented) of a segment of `len` bytes.
     fn pseudo_header(src: Self, dst: Self, protocol: u8, len: u32) -> u32;
+    /// What a change of this address (in the pseudo-header) adds to a checksum's sum
+    /// (`checksum::delta32`), unfolded.
+    fn checksum_delta(old: Self, new: Self) -> u32;
     /// A checksum covering this address (in the pseudo-header) when it changes.
-    fn update_checksum(hc: u16, old: Self, new: Self) -> u16;
+    #[inline(always)]
+    fn update_checksum(hc: u16, old: Self, new: Self) -> u16 {
+        checksum::update(hc, Self::checksum_delta(old, new))
+    }
     /// Two words that hold the address (IPv6: folded), for unseeded hashes.
     fn fold(self) -> u64;
     const UNSPECIFIED: Self;
@@ -51,8 +57,8 @@ impl IpAddress for core::net::Ipv4Addr {
         checksum::pseudo_header(src, dst, protocol, len as u16)
     }
     #[inline(always)]
-    fn update_checksum(hc: u16, old: Self, new: Self) -> u16 {
-        checksum::update32(hc, old.to_bits(), new.to_bits())
+    fn checksum_delta(old: Self, new: Self) -> u32 {
+        checksum::delta32(old.to_bits(), new.to_bits())
     }
     #[inline(always)]
     fn fold(self) -> u64 {
@@ -67,8 +73,8 @@ impl IpAddress for core::net::Ipv6Addr {
         checksum::pseudo_header6(src, dst, protocol, len)
     }
     #[inline(always)]
-    fn update_checksum(hc: u16, old: Self, new: Self) -> u16 {
-        checksum::update128(hc, old, new)
+    fn checksum_delta(old: Self, new: Self) -> u32 {
+        checksum::delta128(old, new)
     }
     #[inline(always)]
     fn fold(self) -> u64 {

@@ -140,7 +140,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let b = self.buffer.as_mut();
         let old_port = end.replace_port(b, port);
         let hc = get_u16(b, field::CHECKSUM);
-        let c = checksum::update16(A::update_checksum(hc, old_addr, new_addr), old_port, port);
+        // Both changes folded once.
+        let delta = A::checksum_delta(old_addr, new_addr) + checksum::delta16(old_port, port);
+        let c = checksum::update(hc, delta);
         set_u16(b, field::CHECKSUM, c);
     }
     /// Sets the sequence number, the checksum following incrementally.

@@ -85,7 +85,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         if hc == 0 {
             return;
         }
-        let c = checksum::update16(A::update_checksum(hc, old_addr, new_addr), old_port, port);
+        // Both changes folded once.
+        let delta = A::checksum_delta(old_addr, new_addr) + checksum::delta16(old_port, port);
+        let c = checksum::update(hc, delta);
         set_u16(b, field::CHECKSUM, if c == 0 { 0xffff } else { c });
     }
     /// Recomputes the checksum; a computed 0 is sent as 0xffff (RFC 768).
