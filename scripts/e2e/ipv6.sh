@@ -66,6 +66,13 @@ YAML
 $BIN --check --config $T/nat.yaml >/dev/null || fail "--check: $($BIN --check --config $T/nat.yaml 2>&1)"
 start_ferrovs $T/nat.yaml $T/nat.log
 load() { ip netns exec $CLI python3 $HERE/httpload.py "$1" 80 "$2" "${3:-20}" 90; }
+# The very first connection to the IPv6 VIP, no backend's MAC known yet: its SYN is held
+# (its next hop riding in front of the frame to the management thread) until NDP answers.
+t=$(ip netns exec $CLI curl -s -g -o /dev/null -w '%{time_total}' --max-time 5 'http://[2001:db8::10]/')
+held=$($CTL -o json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["held_sent"])')
+echo "first IPv6 request, backends' MACs unknown: ${t} s ($held held packets sent when NDP answered)"
+python3 -c "import sys; sys.exit(0 if float('$t') < 0.9 and $held >= 1 else 1)" \
+  || fail "the first IPv6 connection waited ${t} s, $held held packets sent (a dropped first SYN)"
 load 2001:db8::10 12 3 > /dev/null # NDP warm-up both ways
 r=$(load 2001:db8::10 1000 20); echo "nat, IPv6: 1000 requests: $r"
 check_shares "$r" 1000 "hello from backend "
