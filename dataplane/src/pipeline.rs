@@ -118,6 +118,8 @@ pub trait Ip: Family + Into<IpAddr> {
     const MSS_OVERHEAD: u16;
     /// Rewrites the packet into the bare segment `s` (see `synproxy::rebuild`).
     fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment<Self>) -> bool;
+    /// The identity of a datagram (IPv4's identification is 16 bits).
+    fn datagram(src: Self, dst: Self, protocol: u8, ident: u32) -> DatagramId;
     /// The sender forbids fragmentation (IPv6: routers never fragment).
     fn dont_frag(l3: &[u8]) -> bool;
     /// Writes the tunnel header into `outer` for `inner` (the packet as it is).
@@ -215,6 +217,10 @@ impl Ip for Ipv4Addr {
     const MSS_OVERHEAD: u16 = 40;
     fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment) -> bool {
         synproxy::rebuild(pkt, l3, s)
+    }
+    #[inline(always)]
+    fn datagram(src: Self, dst: Self, protocol: u8, ident: u32) -> DatagramId {
+        DatagramId::v4(src, dst, protocol, ident as u16)
     }
     #[inline(always)]
     fn dont_frag(l3: &[u8]) -> bool {
@@ -355,6 +361,10 @@ impl Ip for Ipv6Addr {
     const MSS_OVERHEAD: u16 = 60;
     fn rebuild<B: PacketBuf>(pkt: &mut B, l3: usize, s: &Segment<Ipv6Addr>) -> bool {
         synproxy::rebuild6(pkt, l3, s)
+    }
+    #[inline(always)]
+    fn datagram(src: Self, dst: Self, protocol: u8, ident: u32) -> DatagramId {
+        DatagramId::v6(src, dst, protocol, ident)
     }
     #[inline(always)]
     fn rewrite_addr(l3: &mut [u8], end: End, a: Self) {
@@ -944,14 +954,7 @@ fn dispatch<B: PacketBuf>(
             true => punt_or(env, c, in_port, dst, DropReason::NoService),
             false => Verdict::Drop(DropReason::NotOurs),
         },
-        Ok(Frame::Flow(ref p)) => {
-            if let FragPart::First(ident) = p.frag {
-                let k = &p.key;
-                let id = DatagramId::v4(k.src, k.dst, k.protocol, ident as u16);
-                env.frags.remember(&id, k.src_port, k.dst_port, env.now);
-            }
-            flow(env, c, resolve, in_port, pkt, p, hash, ahead)
-        }
+        Ok(Frame::Flow(ref p)) => flow(env, c, resolve, in_port, pkt, p, hash, ahead),
         Ok(Frame::Fragment {
             l3,
             l4,
@@ -976,14 +979,7 @@ fn dispatch<B: PacketBuf>(
             let p = later_parsed(l3, l4, end, src, dst, protocol);
             later_fragment(env, c, resolve, in_port, pkt, p, id)
         }
-        Ok(Frame::Flow6(ref p)) => {
-            if let FragPart::First(ident) = p.frag {
-                let k = &p.key;
-                let id = DatagramId::v6(k.src, k.dst, k.protocol, ident);
-                env.frags.remember(&id, k.src_port, k.dst_port, env.now);
-            }
-            flow(env, c, resolve, in_port, pkt, p, hash, ahead)
-        }
+        Ok(Frame::Flow6(ref p)) => flow(env, c, resolve, in_port, pkt, p, hash, ahead),
         Ok(Frame::Icmp6 { l3, end, .. }) if icmp_error::<Ipv6Addr>(pkt, l3, end) => {
             error_of_flow::<Ipv6Addr, B>(env, c, resolve, in_port, pkt, l3, end)
         }
@@ -1033,6 +1029,12 @@ fn flow<A: Ip, B: PacketBuf>(
     hash: Option<FlowHash>,
     ahead: Option<Ahead>,
 ) -> Verdict {
+    if let FragPart::First(ident) = p.frag {
+        // Its datagram's later fragments will need its ports.
+        let k = &p.key;
+        let id = A::datagram(k.src, k.dst, k.protocol, ident);
+        env.frags.remember(&id, k.src_port, k.dst_port, env.now);
+    }
     // Drop Ethernet padding: from here on the frame ends where the IP packet does.
     if (p.end as usize) < pkt.data().len() && !pkt.truncate(p.end as usize) {
         return Verdict::Drop(DropReason::Malformed);
@@ -1772,14 +1774,8 @@ fn to_backend<A: Ip, B: PacketBuf>(
             t.set_ack_csum(a.wrapping_add(f.seq_base()));
         }
     }
-    match f.mode() {
-        Forward::Nat | Forward::Fnat => {}
-        Forward::Dr => {}
-        Forward::Tun => {
-            if !encapsulate(pkt, A::primary(out), f.backend()) {
-                return Verdict::Drop(DropReason::NoHeadroom);
-            }
-        }
+    if f.mode() == Forward::Tun && !encapsulate(pkt, A::primary(out), f.backend()) {
+        return Verdict::Drop(DropReason::NoHeadroom);
     }
     send_or_hold(pkt, port, out.mac, mac)
 }
