@@ -2181,14 +2181,11 @@ fn icmp_errors_follow_snat_flows() {
     assert_eq!(rig.run(WAN, &input), (Verdict::Tx(LAN), want));
 }
 
-/// A TCP/IPv4 frame's fields as etherparse reads them, after checking both checksums:
-/// (src, dst, src port, dst port, seq, ack, SYN, ACK, RST, MSS option, payload length).
-#[allow(clippy::type_complexity)]
-fn tcp_fields(
-    f: &[u8],
-) -> (
-    Ipv4Addr,
-    Ipv4Addr,
+/// A TCP segment's fields as etherparse reads them: (src, dst, src port, dst port, seq,
+/// ack, SYN, ACK, RST, MSS option, payload length).
+type Seg<A> = (
+    A,
+    A,
     u16,
     u16,
     u32,
@@ -2198,7 +2195,27 @@ fn tcp_fields(
     bool,
     Option<u16>,
     usize,
-) {
+);
+
+/// The fields of a segment whose checksums the caller checked.
+fn seg<A>(src: A, dst: A, t: &etherparse::TcpHeader, payload: &[u8]) -> Seg<A> {
+    (
+        src,
+        dst,
+        t.source_port,
+        t.destination_port,
+        t.sequence_number,
+        t.acknowledgment_number,
+        t.syn,
+        t.ack,
+        t.rst,
+        mss_of(t),
+        payload.len(),
+    )
+}
+
+/// A TCP/IPv4 frame's fields, after checking both checksums.
+fn tcp_fields(f: &[u8]) -> Seg<Ipv4Addr> {
     let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
         .unwrap()
         .to_header();
@@ -2216,20 +2233,7 @@ fn tcp_fields(
         t.checksum,
         "TCP checksum"
     );
-    let mss = mss_of(&t);
-    (
-        Ipv4Addr::from(ip.source),
-        Ipv4Addr::from(ip.destination),
-        t.source_port,
-        t.destination_port,
-        t.sequence_number,
-        t.acknowledgment_number,
-        t.syn,
-        t.ack,
-        t.rst,
-        mss,
-        payload.len(),
-    )
+    seg(ip.source.into(), ip.destination.into(), &t, payload)
 }
 
 /// A TCP header's MSS option, if it has one.
@@ -2375,23 +2379,8 @@ fn syn_cookies_proxy_the_handshake() {
     assert_eq!(rig.flows.len(), 2);
 }
 
-/// An IPv6 TCP frame's fields, its checksum checked: (src, dst, sport, dport, seq, ack,
-/// SYN, ACK, MSS, payload length).
-#[allow(clippy::type_complexity)]
-fn tcp6_fields(
-    f: &[u8],
-) -> (
-    Ipv6Addr,
-    Ipv6Addr,
-    u16,
-    u16,
-    u32,
-    u32,
-    bool,
-    bool,
-    Option<u16>,
-    usize,
-) {
+/// An IPv6 TCP frame's fields, its checksum checked.
+fn tcp6_fields(f: &[u8]) -> Seg<Ipv6Addr> {
     let ip = etherparse::Ipv6HeaderSlice::from_slice(&f[14..])
         .unwrap()
         .to_header();
@@ -2405,19 +2394,7 @@ fn tcp6_fields(
         t.checksum,
         "TCP checksum"
     );
-    let mss = mss_of(&t);
-    (
-        Ipv6Addr::from(ip.source),
-        Ipv6Addr::from(ip.destination),
-        t.source_port,
-        t.destination_port,
-        t.sequence_number,
-        t.acknowledgment_number,
-        t.syn,
-        t.ack,
-        mss,
-        payload.len(),
-    )
+    seg(ip.source.into(), ip.destination.into(), &t, payload)
 }
 
 /// SYN cookies over IPv6 (nat): the SYN-ACK with a cookie (MSS: wan's MTU - 60), no
@@ -2441,7 +2418,7 @@ fn ipv6_syn_cookies_proxy_the_handshake() {
         (&out[..6], &out[6..12]),
         (&gw_mac().0[..], &wan_mac().0[..])
     );
-    let (src, dst, sp, dp, cookie, ack, is_syn, is_ack, mss, _) = tcp6_fields(&out);
+    let (src, dst, sp, dp, cookie, ack, is_syn, is_ack, _, mss, _) = tcp6_fields(&out);
     assert_eq!((src, dst, sp, dp, ack), (vip, client_ip, 80, 44600, 5001));
     assert!(is_syn && is_ack);
     assert_eq!(mss, Some(1440), "wan's MTU - 60");
@@ -2453,7 +2430,7 @@ fn ipv6_syn_cookies_proxy_the_handshake() {
     let third = tcp6_frame_with(&s, ACK, 5001, Some(cookie.wrapping_add(1)), &[], b"");
     let (v, out) = rig.run(WAN, &third);
     assert_eq!(v, Verdict::Tx(LAN));
-    let (src, be, sp, dp, seq, _, is_syn, is_ack, mss, len) = tcp6_fields(&out);
+    let (src, be, sp, dp, seq, _, is_syn, is_ack, _, mss, len) = tcp6_fields(&out);
     assert_eq!(
         (src, sp, dp, seq, mss, len),
         (client_ip, 44600, 8080, 5000, Some(1440), 0)
@@ -2482,7 +2459,7 @@ fn ipv6_syn_cookies_proxy_the_handshake() {
     );
     let (v, out) = rig.run(LAN, &synack);
     assert_eq!(v, Verdict::Tx(LAN), "the ACK goes back to the backend");
-    let (src, dst, _, _, seq, ack, is_syn, is_ack, _, _) = tcp6_fields(&out);
+    let (src, dst, _, _, seq, ack, is_syn, is_ack, _, _, _) = tcp6_fields(&out);
     assert_eq!((src, dst, seq, ack), (client_ip, be, 5001, 70_001));
     assert!(is_ack && !is_syn);
     assert_eq!(rig.c.syn_proxied.get(), 1);
@@ -2490,7 +2467,7 @@ fn ipv6_syn_cookies_proxy_the_handshake() {
     let down = tcp6_frame_with(&r, ACK | PSH, 70_001, Some(5004), &[], b"200 OK");
     let (v, out) = rig.run(LAN, &down);
     assert_eq!(v, Verdict::Tx(WAN));
-    let (src, dst, sp, _, seq, ack, _, _, _, len) = tcp6_fields(&out);
+    let (src, dst, sp, _, seq, ack, _, _, _, _, len) = tcp6_fields(&out);
     assert_eq!(
         (src, dst, sp, seq, ack, len),
         (vip, client_ip, 80, cookie.wrapping_add(1), 5004, 6)
@@ -2505,6 +2482,6 @@ fn ipv6_syn_cookies_proxy_the_handshake() {
     );
     let (v, out) = rig.run(WAN, &up);
     assert_eq!(v, Verdict::Tx(LAN));
-    let (_, dst, _, dp, seq, ack, _, _, _, len) = tcp6_fields(&out);
+    let (_, dst, _, dp, seq, ack, _, _, _, _, len) = tcp6_fields(&out);
     assert_eq!((dst, dp, seq, ack, len), (be, 8080, 5001, 70_007, 3));
 }
