@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 const PRESSED_SYN_TIMEOUT: u32 = 5;
 
 impl Daemon {
-    /// SYN cookies on or off (`flows.syn_cookies`): `auto` turns them on while the IPv4
-    /// table held more than `syn_cookies_above` half-open flows at the sweep's last pass,
-    /// and off below half of that (no flapping). Logged when it changes.
+    /// SYN cookies on or off (`flows.syn_cookies`): `auto` turns them on while the tables
+    /// of both families held more than `syn_cookies_above` half-open flows at their
+    /// sweeps' last passes, and off below half of that (no flapping). Logged when it
+    /// changes.
     fn decide_syn_cookies(&mut self) {
         let f = &self.cfg.flows;
         let on = self.shared.syn_cookies_on.load(Relaxed);
